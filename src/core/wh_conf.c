@@ -1,0 +1,218 @@
+/*
+ * wh_conf.c -- typed reads of libconfig settings (see wh_conf.h).
+ *
+ * Messages follow nginx: the directive in quotes, then what is wrong, then
+ * " in FILE:LINE". The path of a nested setting is printed in dotted form
+ * ("listeners.[0].port" would be unreadable; "port" plus the line is what
+ * an operator needs).
+ */
+#include "wh_conf.h"
+#include "wh_log.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <strings.h>
+
+static void
+conf_vmessage(wh_conf_t *cf, const config_setting_t *s, char *buf, size_t size,
+              const char *fmt, va_list ap)
+{
+    const char *file = s ? config_setting_source_file(s) : NULL;
+    int n;
+
+    n = vsnprintf(buf, size, fmt, ap);
+    if (n < 0 || (size_t) n >= size) {
+        return;
+    }
+    snprintf(buf + n, size - n, " in %s:%d", file ? file : cf->file,
+             s ? (int) config_setting_source_line(s) : 0);
+}
+
+void
+wh_conf_error(wh_conf_t *cf, const config_setting_t *s, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (cf->error[0] != '\0') {
+        return;             /* keep the first */
+    }
+    va_start(ap, fmt);
+    conf_vmessage(cf, s, cf->error, sizeof(cf->error), fmt, ap);
+    va_end(ap);
+}
+
+void
+wh_conf_warn(wh_conf_t *cf, const config_setting_t *s, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    conf_vmessage(cf, s, msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    wh_log(WH_LOG_WARN, "%s", msg);
+}
+
+static int
+name_in(const char *name, const char *const *list)
+{
+    for (; list != NULL && *list != NULL; list++) {
+        if (strcmp(name, *list) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+wh_conf_check_names(wh_conf_t *cf, const config_setting_t *group,
+                    const char *const *known, const char *const *ignored)
+{
+    int i, n = config_setting_length(group);
+
+    for (i = 0; i < n; i++) {
+        config_setting_t *s = config_setting_get_elem(group, i);
+        const char *name = config_setting_name(s);
+
+        if (name_in(name, known)) {
+            continue;
+        }
+        if (name_in(name, ignored)) {
+            wh_conf_warn(cf, s, "\"%s\" is a client-only setting, ignored", name);
+            continue;
+        }
+        wh_conf_error(cf, s, "unknown directive \"%s\"", name);
+        return WH_ERROR;
+    }
+    return WH_OK;
+}
+
+static const char *
+type_name(int type)
+{
+    switch (type) {
+    case CONFIG_TYPE_GROUP: return "a group";
+    case CONFIG_TYPE_INT: case CONFIG_TYPE_INT64: return "an integer";
+    case CONFIG_TYPE_FLOAT: return "a number";
+    case CONFIG_TYPE_STRING: return "a string";
+    case CONFIG_TYPE_BOOL: return "a boolean";
+    case CONFIG_TYPE_ARRAY: return "an array";
+    case CONFIG_TYPE_LIST: return "a list";
+    }
+    return "a value";
+}
+
+static config_setting_t *
+member(const config_setting_t *group, const char *name)
+{
+    return group ? config_setting_get_member(group, name) : NULL;
+}
+
+int
+wh_conf_int(wh_conf_t *cf, const config_setting_t *group, const char *name,
+            long min, long max, long *out)
+{
+    config_setting_t *s = member(group, name);
+    long long v;
+
+    if (s == NULL) {
+        return WH_DECLINED;
+    }
+    if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64) {
+        wh_conf_error(cf, s, "\"%s\" must be an integer, not %s", name,
+                      type_name(config_setting_type(s)));
+        return WH_ERROR;
+    }
+    v = config_setting_get_int64(s);
+    if (v < min || v > max) {
+        wh_conf_error(cf, s, "\"%s\" must be %ld..%ld, not %lld", name, min, max, v);
+        return WH_ERROR;
+    }
+    *out = (long) v;
+    return WH_OK;
+}
+
+int
+wh_conf_bool(wh_conf_t *cf, const config_setting_t *group, const char *name, int *out)
+{
+    config_setting_t *s = member(group, name);
+
+    if (s == NULL) {
+        return WH_DECLINED;
+    }
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+        wh_conf_error(cf, s, "\"%s\" must be true or false, not %s", name,
+                      type_name(config_setting_type(s)));
+        return WH_ERROR;
+    }
+    *out = config_setting_get_bool(s);
+    return WH_OK;
+}
+
+int
+wh_conf_string(wh_conf_t *cf, const config_setting_t *group, const char *name,
+               const char **out)
+{
+    config_setting_t *s = member(group, name);
+
+    if (s == NULL) {
+        return WH_DECLINED;
+    }
+    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+        wh_conf_error(cf, s, "\"%s\" must be a string, not %s", name,
+                      type_name(config_setting_type(s)));
+        return WH_ERROR;
+    }
+    *out = config_setting_get_string(s);
+    return WH_OK;
+}
+
+int
+wh_conf_seconds(wh_conf_t *cf, const config_setting_t *group, const char *name,
+                double min, double max, double *out)
+{
+    config_setting_t *s = member(group, name);
+    double v;
+
+    if (s == NULL) {
+        return WH_DECLINED;
+    }
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        v = (double) config_setting_get_int64(s);
+        break;
+    case CONFIG_TYPE_FLOAT:
+        v = config_setting_get_float(s);
+        break;
+    default:
+        wh_conf_error(cf, s, "\"%s\" must be a number of seconds, not %s", name,
+                      type_name(config_setting_type(s)));
+        return WH_ERROR;
+    }
+    if (!(v >= min && v <= max) || isnan(v)) {
+        wh_conf_error(cf, s, "\"%s\" must be %g..%g seconds, not %g", name, min, max, v);
+        return WH_ERROR;
+    }
+    *out = v;
+    return WH_OK;
+}
+
+int
+wh_conf_group(wh_conf_t *cf, const config_setting_t *group, const char *name,
+              config_setting_t **out)
+{
+    config_setting_t *s = member(group, name);
+
+    *out = NULL;
+    if (s == NULL) {
+        return WH_DECLINED;
+    }
+    if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+        wh_conf_error(cf, s, "\"%s\" must be a group { ... }, not %s", name,
+                      type_name(config_setting_type(s)));
+        return WH_ERROR;
+    }
+    *out = s;
+    return WH_OK;
+}

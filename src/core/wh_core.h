@@ -1,0 +1,45 @@
+/*
+ * wh_core.h -- what every wharf file includes: return codes, error strings,
+ * small helpers.
+ *
+ * Return codes follow nginx: WH_OK, WH_ERROR, WH_AGAIN (try later, a
+ * callback will say when), WH_DECLINED. Errors that travel between layers are
+ * constant strings compared by address (h2o's habit): NULL means no error and
+ * the value is ready to log.
+ */
+#ifndef WH_CORE_H
+#define WH_CORE_H
+
+#include "wh_config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#define WH_OK        0
+#define WH_ERROR    -1
+#define WH_AGAIN    -2
+#define WH_DECLINED -3
+
+#define WH_VERSION "0.1.0"
+#define WH_NAME    "wharf"
+
+#define wh_nelems(a) (sizeof(a) / sizeof((a)[0]))
+#define wh_min(a, b) ((a) < (b) ? (a) : (b))
+#define wh_max(a, b) ((a) > (b) ? (a) : (b))
+
+extern const char wh_err_closed[];       /* peer reset the connection */
+extern const char wh_err_io[];           /* a read or write failed */
+extern const char wh_err_connect[];      /* upstream connect failed */
+extern const char wh_err_bad_input[];    /* the peer sent bytes we refuse */
+
+/* malloc that logs and aborts on failure: the daemon cannot go on without
+ * memory for its own bookkeeping; per-stream allocations use plain malloc. */
+void *wh_xalloc(size_t size);
+char *wh_xstrdup(const char *s);
+
+#endif

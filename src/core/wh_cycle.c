@@ -1,0 +1,614 @@
+/*
+ * wh_cycle.c -- loading a configuration and binding its sockets
+ * (see wh_cycle.h).
+ *
+ * Top-level names are nginx's words (user, worker_processes, pid, ...); a
+ * listener keeps V2Ray's inbound names (tag, listen, port, streamSettings),
+ * so an inbound's streamSettings carries over by changing only the syntax.
+ */
+#include "wh_cycle.h"
+#include "wh_log.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <libgen.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pwd.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define WH_LISTEN_BACKLOG 511
+
+static const char *const top_names[] = {
+    "daemon", "user", "worker_processes", "pid", "error_log", "log_level",
+    "shutdown_timeout", "policy", "stats", "listeners", NULL
+};
+static const char *const policy_names[] = {
+    "handshake", "connIdle", "uplinkOnly", "downlinkOnly", NULL
+};
+static const char *const stats_names[] = { "listen", "port", NULL };
+static const char *const listener_names[] = {
+    "tag", "listen", "port", "upstream", "streamSettings", NULL
+};
+static const char *const stream_settings_names[] = {
+    "network", "security", "tlsSettings", "tcpSettings", "kcpSettings", "wsSettings",
+    "httpSettings", "dsSettings", "quicSettings", "sockopt", NULL
+};
+static const char *const sockopt_names[] = {
+    "mark", "tcpFastOpen", "tproxy", "acceptProxyProtocol", NULL
+};
+/* V2Ray networks (spec 1.4), so a known but unbuilt one gets a clear word */
+static const char *const v2ray_networks[] = {
+    "tcp", "kcp", "mkcp", "ws", "websocket", "h2", "http", "ds", "domainsocket", "quic", NULL
+};
+
+char *
+wh_cycle_path(const char *prefix, const char *path)
+{
+    char *p;
+    size_t n;
+
+    if (path[0] == '/' || strcmp(path, "stderr") == 0 || prefix == NULL || prefix[0] == '\0') {
+        return wh_xstrdup(path);
+    }
+    n = strlen(prefix) + strlen(path) + 2;
+    p = wh_xalloc(n);
+    snprintf(p, n, "%s%s%s", prefix, prefix[strlen(prefix) - 1] == '/' ? "" : "/", path);
+    return p;
+}
+
+static int
+parse_top(wh_conf_t *cf, wh_cycle_t *c, config_setting_t *root)
+{
+    const char *str;
+    long n;
+    int rc;
+    config_setting_t *s;
+
+    if (wh_conf_check_names(cf, root, top_names, NULL) != WH_OK
+        || wh_conf_bool(cf, root, "daemon", &c->daemon) == WH_ERROR
+        || wh_conf_seconds(cf, root, "shutdown_timeout", 0, 86400, &c->shutdown_timeout) == WH_ERROR)
+    {
+        return WH_ERROR;
+    }
+
+    str = "nobody";
+    if (wh_conf_string(cf, root, "user", &str) == WH_ERROR) {
+        return WH_ERROR;
+    }
+    {
+        struct passwd *pw = getpwnam(str);
+        if (pw == NULL) {
+            wh_conf_error(cf, config_setting_get_member(root, "user") ?: root,
+                          "\"user\" names an unknown user \"%s\"", str);
+            return WH_ERROR;
+        }
+        c->user = wh_xstrdup(str);
+        c->uid = pw->pw_uid;
+        c->gid = pw->pw_gid;
+    }
+
+    s = config_setting_get_member(root, "worker_processes");
+    if (s != NULL && config_setting_type(s) == CONFIG_TYPE_STRING) {
+        if (strcmp(config_setting_get_string(s), "auto") != 0) {
+            wh_conf_error(cf, s, "\"worker_processes\" must be a number or \"auto\"");
+            return WH_ERROR;
+        }
+        c->worker_processes = wh_max(1, wh_min(64, (int) sysconf(_SC_NPROCESSORS_ONLN)));
+    } else {
+        rc = wh_conf_int(cf, root, "worker_processes", 1, 64, &n);
+        if (rc == WH_ERROR) return WH_ERROR;
+        if (rc == WH_OK) c->worker_processes = (int) n;
+    }
+
+    str = WH_PID_PATH;
+    if (wh_conf_string(cf, root, "pid", &str) == WH_ERROR) return WH_ERROR;
+    c->pid_path = wh_cycle_path(c->prefix, str);
+
+    str = WH_ERROR_LOG_PATH;
+    if (wh_conf_string(cf, root, "error_log", &str) == WH_ERROR) return WH_ERROR;
+    c->error_log = wh_cycle_path(c->prefix, str);
+
+    str = "info";
+    if (wh_conf_string(cf, root, "log_level", &str) == WH_ERROR) return WH_ERROR;
+    c->log_level = wh_log_level_parse(str);
+    if (c->log_level < 0) {
+        wh_conf_error(cf, config_setting_get_member(root, "log_level"),
+                      "\"log_level\" must be debug, info, warning or error, not \"%s\"", str);
+        return WH_ERROR;
+    }
+
+    if (wh_conf_group(cf, root, "policy", &s) == WH_ERROR) return WH_ERROR;
+    if (s != NULL
+        && (wh_conf_check_names(cf, s, policy_names, NULL) != WH_OK
+            || wh_conf_seconds(cf, s, "handshake", 0.001, 1e9, &c->policy.handshake) == WH_ERROR
+            || wh_conf_seconds(cf, s, "connIdle", 0.001, 1e9, &c->policy.conn_idle) == WH_ERROR
+            || wh_conf_seconds(cf, s, "uplinkOnly", 0, 1e9, &c->policy.uplink_only) == WH_ERROR
+            || wh_conf_seconds(cf, s, "downlinkOnly", 0, 1e9, &c->policy.downlink_only) == WH_ERROR))
+    {
+        return WH_ERROR;
+    }
+
+    if (wh_conf_group(cf, root, "stats", &s) == WH_ERROR) return WH_ERROR;
+    if (s != NULL) {
+        str = "127.0.0.1";
+        n = 9190;
+        if (wh_conf_check_names(cf, s, stats_names, NULL) != WH_OK
+            || wh_conf_string(cf, s, "listen", &str) == WH_ERROR
+            || wh_conf_int(cf, s, "port", 1, 65535, &n) == WH_ERROR)
+        {
+            return WH_ERROR;
+        }
+        if (wh_addr_parse_ip(str, (int) n, &c->stats_addr) != WH_OK) {
+            wh_conf_error(cf, s, "\"listen\" of \"stats\" is not an IP address: \"%s\"", str);
+            return WH_ERROR;
+        }
+        c->stats_enabled = 1;
+    }
+    return WH_OK;
+}
+
+static const wh_module_t *
+find_module(const char *network)
+{
+    const wh_module_t *const *m;
+    const char *const *n;
+
+    for (m = wh_modules; *m != NULL; m++) {
+        for (n = (*m)->networks; *n != NULL; n++) {
+            if (strcasecmp(*n, network) == 0) {
+                return *m;
+            }
+        }
+    }
+    return NULL;
+}
+
+static int
+valid_tag(const char *tag)
+{
+    const unsigned char *p;
+
+    if (tag[0] == '\0' || strlen(tag) >= WH_STATS_TAG_LEN) {
+        return 0;
+    }
+    for (p = (const unsigned char *) tag; *p; p++) {
+        if (*p <= ' ' || *p == '"' || *p == '\\' || *p >= 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+parse_stream_settings(wh_conf_t *cf, wh_listener_t *ls, config_setting_t *group)
+{
+    config_setting_t *ss, *sockopt;
+    const char *network = "tcp", *security = "", *tproxy = "off";
+    long mark = 0;
+    int unused;
+
+    if (wh_conf_group(cf, group, "streamSettings", &ss) == WH_ERROR) return WH_ERROR;
+    if (ss != NULL
+        && (wh_conf_check_names(cf, ss, stream_settings_names, NULL) != WH_OK
+            || wh_conf_string(cf, ss, "network", &network) == WH_ERROR
+            || wh_conf_string(cf, ss, "security", &security) == WH_ERROR))
+    {
+        return WH_ERROR;
+    }
+
+    ls->module = find_module(network);
+    if (ls->module == NULL) {
+        const char *const *n;
+        for (n = v2ray_networks; *n && strcasecmp(*n, network) != 0; n++) { /* void */ }
+        wh_conf_error(cf, ss ? config_setting_get_member(ss, "network") : group,
+                      *n ? "network \"%s\" is not built into this wharf (see wharf -V)"
+                         : "unknown network \"%s\"", network);
+        return WH_ERROR;
+    }
+
+    if (strcasecmp(security, "tls") == 0) {
+        wh_conf_error(cf, config_setting_get_member(ss, "security"),
+                      "security \"tls\" is not supported by this build");
+        return WH_ERROR;
+    }
+    if (security[0] != '\0' && strcasecmp(security, "none") != 0) {
+        /* V2Ray treats any other value as none (spec 1.4) */
+        wh_conf_warn(cf, config_setting_get_member(ss, "security"),
+                     "security \"%s\" means none", security);
+    }
+
+    if (wh_conf_group(cf, ss, "sockopt", &sockopt) == WH_ERROR) return WH_ERROR;
+    if (sockopt != NULL
+        && (wh_conf_check_names(cf, sockopt, sockopt_names, NULL) != WH_OK
+            || wh_conf_int(cf, sockopt, "mark", 0, 0x7fffffff, &mark) == WH_ERROR
+            || wh_conf_bool(cf, sockopt, "tcpFastOpen", &ls->tcp_fast_open) == WH_ERROR
+            || wh_conf_bool(cf, sockopt, "acceptProxyProtocol", &unused) == WH_ERROR
+            || wh_conf_string(cf, sockopt, "tproxy", &tproxy) == WH_ERROR))
+    {
+        return WH_ERROR;
+    }
+    if (strcmp(tproxy, "off") != 0) {
+        wh_conf_error(cf, config_setting_get_member(sockopt, "tproxy"),
+                      "\"tproxy\" must be \"off\": a relay has no transparent mode");
+        return WH_ERROR;
+    }
+    ls->mark = (int) mark;
+
+    return ls->module->parse(cf, ls, ss);
+}
+
+static int
+parse_listener(wh_conf_t *cf, wh_cycle_t *c, wh_listener_t *ls, config_setting_t *g)
+{
+    const char *tag = NULL, *listen = NULL, *upstream = NULL, *err;
+    long port = 0;
+    int rc, i;
+
+    ls->fd = -1;
+    ls->cycle = c;
+    ls->file = config_setting_source_file(g) ?: cf->file;
+    ls->line = config_setting_source_line(g);
+
+    if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+        wh_conf_error(cf, g, "a listener must be a group { ... }");
+        return WH_ERROR;
+    }
+    if (wh_conf_check_names(cf, g, listener_names, NULL) != WH_OK
+        || wh_conf_string(cf, g, "tag", &tag) == WH_ERROR
+        || wh_conf_string(cf, g, "listen", &listen) == WH_ERROR
+        || wh_conf_string(cf, g, "upstream", &upstream) == WH_ERROR
+        || (rc = wh_conf_int(cf, g, "port", 1, 65535, &port)) == WH_ERROR)
+    {
+        return WH_ERROR;
+    }
+    if (tag == NULL) {
+        wh_conf_error(cf, g, "listener has no \"tag\"");
+        return WH_ERROR;
+    }
+    if (!valid_tag(tag)) {
+        wh_conf_error(cf, config_setting_get_member(g, "tag"),
+                      "\"tag\" must be 1..63 printable characters without spaces or quotes");
+        return WH_ERROR;
+    }
+    for (i = 0; i < c->nlisteners; i++) {
+        if (strcmp(c->listeners[i].tag, tag) == 0) {
+            wh_conf_error(cf, config_setting_get_member(g, "tag"),
+                          "duplicate tag \"%s\", first defined in %s:%d", tag,
+                          c->listeners[i].file, c->listeners[i].line);
+            return WH_ERROR;
+        }
+    }
+    ls->tag = wh_xstrdup(tag);
+
+    if (listen == NULL) {
+        wh_conf_error(cf, g, "listener \"%s\" has no \"listen\"", tag);
+        return WH_ERROR;
+    }
+    if (listen[0] == '/' || listen[0] == '@') {
+        if (wh_addr_parse_unix(listen, &ls->addr) != WH_OK) {
+            wh_conf_error(cf, config_setting_get_member(g, "listen"),
+                          "\"listen\" unix path \"%s\" is empty or longer than 107 bytes", listen);
+            return WH_ERROR;
+        }
+    } else {
+        if (rc == WH_DECLINED) {
+            wh_conf_error(cf, g, "listener \"%s\" has no \"port\"", tag);
+            return WH_ERROR;
+        }
+        if (wh_addr_parse_ip(listen, (int) port, &ls->addr) != WH_OK) {
+            wh_conf_error(cf, config_setting_get_member(g, "listen"),
+                          "\"listen\" is not an IP address or a unix path: \"%s\"", listen);
+            return WH_ERROR;
+        }
+    }
+    wh_addr_format((struct sockaddr *) &ls->addr.sa, ls->addr.len, ls->addr_text,
+                   sizeof(ls->addr_text));
+    for (i = 0; i < c->nlisteners; i++) {
+        if (wh_addr_equal(&c->listeners[i].addr, &ls->addr)) {
+            wh_conf_error(cf, config_setting_get_member(g, "listen"),
+                          "duplicate listen address %s, first used by \"%s\"", ls->addr_text,
+                          c->listeners[i].tag);
+            return WH_ERROR;
+        }
+    }
+    if (c->stats_enabled && wh_addr_equal(&c->stats_addr, &ls->addr)) {
+        wh_conf_error(cf, config_setting_get_member(g, "listen"),
+                      "listen address %s is the stats listener's", ls->addr_text);
+        return WH_ERROR;
+    }
+
+    if (upstream == NULL) {
+        wh_conf_error(cf, g, "listener \"%s\" has no \"upstream\"", tag);
+        return WH_ERROR;
+    }
+    if (wh_upstream_parse(upstream, &ls->upstream, &err) != WH_OK) {
+        wh_conf_error(cf, config_setting_get_member(g, "upstream"),
+                      "\"upstream\" \"%s\" %s", upstream, err);
+        return WH_ERROR;
+    }
+    return parse_stream_settings(cf, ls, g);
+}
+
+wh_cycle_t *
+wh_cycle_load(wh_conf_t *cf, const char *prefix, const char *conf_file)
+{
+    wh_cycle_t *c = wh_xalloc(sizeof(*c));
+    config_setting_t *root, *list;
+    char *dir;
+    int i, n;
+
+    cf->file = conf_file;
+    cf->error[0] = '\0';
+
+    c->prefix = wh_xstrdup(prefix);
+    c->conf_file = wh_xstrdup(conf_file);
+    c->daemon = 1;
+    c->worker_processes = 1;
+    c->log_level = WH_LOG_INFO;
+    c->shutdown_timeout = 30;
+    c->policy = (wh_policy_t) { .handshake = 60, .conn_idle = 300,
+                                .uplink_only = 1, .downlink_only = 1 };
+    c->stats_fd = -1;
+
+    config_init(&c->cfg);
+    dir = wh_xstrdup(conf_file);
+    config_set_include_dir(&c->cfg, dirname(dir));
+    free(dir);
+
+    if (!config_read_file(&c->cfg, conf_file)) {
+        if (config_error_type(&c->cfg) == CONFIG_ERR_FILE_IO) {
+            snprintf(cf->error, sizeof(cf->error), "open() \"%s\" failed (%s)", conf_file,
+                     strerror(errno));
+        } else {
+            snprintf(cf->error, sizeof(cf->error), "%s in %s:%d", config_error_text(&c->cfg),
+                     config_error_file(&c->cfg) ?: conf_file, config_error_line(&c->cfg));
+        }
+        goto failed;
+    }
+
+    root = config_root_setting(&c->cfg);
+    if (parse_top(cf, c, root) != WH_OK) {
+        goto failed;
+    }
+
+    list = config_setting_get_member(root, "listeners");
+    if (list != NULL) {
+        if (config_setting_type(list) != CONFIG_TYPE_LIST) {
+            wh_conf_error(cf, list, "\"listeners\" must be a list ( { ... }, ... )");
+            goto failed;
+        }
+        n = config_setting_length(list);
+        c->listeners = wh_xalloc(sizeof(wh_listener_t) * (n ? n : 1));
+        for (i = 0; i < n; i++) {
+            if (parse_listener(cf, c, &c->listeners[i], config_setting_get_elem(list, i)) != WH_OK) {
+                c->nlisteners = i + 1;
+                goto failed;
+            }
+            c->nlisteners = i + 1;
+        }
+    }
+    if (c->nlisteners >= WH_STATS_MAX_LISTENERS) {
+        wh_conf_error(cf, list, "too many listeners (at most %d)", WH_STATS_MAX_LISTENERS - 1);
+        goto failed;
+    }
+    if (cf->error[0] == '\0') {
+        return c;
+    }
+
+failed:
+    wh_cycle_free(c);
+    return NULL;
+}
+
+/* A unix socket file left by a process that died: replace it only when
+ * nobody accepts on it, so two instances never steal each other's socket. */
+static int
+clear_stale_unix(const wh_sockaddr_t *a)
+{
+    const char *path = wh_addr_unix_path(a);
+    struct stat st;
+    int fd, rc;
+
+    if (path == NULL || lstat(path, &st) == -1) {
+        return WH_OK;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        errno = EEXIST;
+        return WH_ERROR;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    rc = connect(fd, (const struct sockaddr *) &a->sa, a->len);
+    close(fd);
+    if (rc == 0 || errno != ECONNREFUSED) {
+        errno = EADDRINUSE;
+        return WH_ERROR;
+    }
+    return unlink(path) == 0 ? WH_OK : WH_ERROR;
+}
+
+static int
+bind_stream(const wh_sockaddr_t *a, const char *text, int fast_open, int mark)
+{
+    int fd, one = 1;
+
+    if (clear_stale_unix(a) != WH_OK) {
+        wh_log(WH_LOG_EMERG, "bind() to %s failed (%s)", text, strerror(errno));
+        return -1;
+    }
+    fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        wh_log(WH_LOG_EMERG, "socket() for %s failed (%s)", text, strerror(errno));
+        return -1;
+    }
+    if (a->sa.ss_family != AF_UNIX) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    }
+    if (a->sa.ss_family == AF_INET6) {
+        /* "::" and "0.0.0.0" are two listeners, as in nginx */
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    if (mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1) {
+        wh_log(WH_LOG_WARN, "setsockopt(SO_MARK) on %s failed (%s)", text, strerror(errno));
+    }
+    if (bind(fd, (const struct sockaddr *) &a->sa, a->len) == -1
+        || listen(fd, WH_LISTEN_BACKLOG) == -1)
+    {
+        wh_log(WH_LOG_EMERG, "bind() to %s failed (%s)", text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (fast_open) {
+        int qlen = 256;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof(qlen)) == -1) {
+            wh_log(WH_LOG_WARN, "setsockopt(TCP_FASTOPEN) on %s failed (%s)", text,
+                   strerror(errno));
+        }
+    }
+    return fd;
+}
+
+/* The old cycle's socket for the same address and kind, marked as taken. */
+static int
+take_over(wh_cycle_t *old, const wh_listener_t *ls)
+{
+    int i, fd;
+
+    for (i = 0; old != NULL && i < old->nlisteners; i++) {
+        wh_listener_t *o = &old->listeners[i];
+        if (o->fd != -1 && o->module->bind == ls->module->bind && wh_addr_equal(&o->addr, &ls->addr)) {
+            fd = o->fd;
+            o->fd = -1;     /* now the new cycle's */
+            return fd;
+        }
+    }
+    return -1;
+}
+
+int
+wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
+{
+    int i;
+    char text[128];
+
+    for (i = 0; i < c->nlisteners; i++) {
+        wh_listener_t *ls = &c->listeners[i];
+
+        ls->fd = take_over(old, ls);
+        if (ls->fd != -1) {
+            continue;
+        }
+        if (ls->module->bind != NULL) {
+            if (ls->module->bind(ls) != WH_OK) goto failed;
+        } else {
+            ls->fd = bind_stream(&ls->addr, ls->addr_text, ls->tcp_fast_open, ls->mark);
+            if (ls->fd == -1) goto failed;
+        }
+    }
+    if (c->stats_enabled) {
+        if (old != NULL && old->stats_fd != -1 && wh_addr_equal(&old->stats_addr, &c->stats_addr)) {
+            c->stats_fd = old->stats_fd;
+            old->stats_fd = -1;
+        } else {
+            wh_addr_format((struct sockaddr *) &c->stats_addr.sa, c->stats_addr.len, text, sizeof(text));
+            c->stats_fd = bind_stream(&c->stats_addr, text, 0, 0);
+            if (c->stats_fd == -1) goto failed;
+        }
+    }
+    return WH_OK;
+
+failed:
+    /* give taken-over sockets back, close the ones bound here */
+    for (i = 0; i < c->nlisteners; i++) {
+        wh_listener_t *ls = &c->listeners[i];
+        int j, given = 0;
+        for (j = 0; old != NULL && j < old->nlisteners && ls->fd != -1; j++) {
+            wh_listener_t *o = &old->listeners[j];
+            if (o->fd == -1 && o->module->bind == ls->module->bind && wh_addr_equal(&o->addr, &ls->addr)) {
+                o->fd = ls->fd;
+                given = 1;
+                break;
+            }
+        }
+        if (!given && ls->fd != -1) {
+            close(ls->fd);
+            if (wh_addr_unix_path(&ls->addr)) unlink(wh_addr_unix_path(&ls->addr));
+        }
+        ls->fd = -1;
+    }
+    if (c->stats_fd != -1) {
+        if (old != NULL && old->stats_enabled && old->stats_fd == -1
+            && wh_addr_equal(&old->stats_addr, &c->stats_addr))
+        {
+            old->stats_fd = c->stats_fd;
+        } else {
+            close(c->stats_fd);
+        }
+        c->stats_fd = -1;
+    }
+    return WH_ERROR;
+}
+
+static void
+close_listener(wh_listener_t *ls)
+{
+    const char *path;
+
+    if (ls->fd == -1) {
+        return;
+    }
+    close(ls->fd);
+    ls->fd = -1;
+    path = wh_addr_unix_path(&ls->addr);
+    if (path != NULL) {
+        unlink(path);
+    }
+}
+
+void
+wh_cycle_release(wh_cycle_t *old, wh_cycle_t *c)
+{
+    (void) c;   /* taken-over sockets were already cleared from old */
+    wh_cycle_close(old);
+}
+
+void
+wh_cycle_close(wh_cycle_t *c)
+{
+    int i;
+
+    for (i = 0; i < c->nlisteners; i++) {
+        close_listener(&c->listeners[i]);
+    }
+    if (c->stats_fd != -1) {
+        close(c->stats_fd);
+        c->stats_fd = -1;
+    }
+}
+
+void
+wh_cycle_free(wh_cycle_t *c)
+{
+    int i;
+
+    if (c == NULL) {
+        return;
+    }
+    for (i = 0; i < c->nlisteners; i++) {
+        free(c->listeners[i].tag);
+        free(c->listeners[i].upstream.text);
+        free(c->listeners[i].module_conf);
+    }
+    free(c->listeners);
+    config_destroy(&c->cfg);
+    free(c->prefix);
+    free(c->conf_file);
+    free(c->user);
+    free(c->pid_path);
+    free(c->error_log);
+    free(c);
+}

@@ -1,0 +1,85 @@
+/*
+ * wh_cycle.h -- one complete configuration and the sockets bound for it.
+ *
+ * A cycle is built whole from the file (wh_cycle_load) before anything
+ * changes, so a reload with a bad file changes nothing. The master binds
+ * its listeners (wh_cycle_bind), taking over the already-bound socket of
+ * every listener of the previous cycle whose address is unchanged: a
+ * listening socket is never closed across a reload, so no connect() is
+ * refused. Workers inherit the whole cycle by fork().
+ */
+#ifndef WH_CYCLE_H
+#define WH_CYCLE_H
+
+#include "wh_conf.h"
+#include "wh_addr.h"
+#include "wh_module.h"
+#include "wh_stats.h"
+#include "wh_upstream.h"
+
+typedef struct {
+    double handshake;       /* V2Ray policy names and defaults (spec 1.3), seconds */
+    double conn_idle;
+    double uplink_only;
+    double downlink_only;
+} wh_policy_t;
+
+struct wh_listener_s {
+    char *tag;
+    const char *file;           /* where it is defined, for messages */
+    int line;
+    wh_sockaddr_t addr;
+    char addr_text[128];
+    wh_upstream_conf_t upstream;
+    const wh_module_t *module;
+    void *module_conf;
+    int mark;                   /* sockopt.mark, 0 = none */
+    int tcp_fast_open;
+    int fd;                     /* listening socket, -1 until bound */
+    int stats_index;            /* column in the stats segment */
+
+    /* worker side */
+    wh_stats_counters_t *stats; /* this worker's slot */
+    void *runtime;              /* the module's accept state */
+    struct wh_cycle_s *cycle;
+};
+
+typedef struct wh_cycle_s {
+    char *prefix;
+    char *conf_file;
+    config_t cfg;
+
+    int daemon;
+    char *user;                 /* NULL: not set */
+    uid_t uid;
+    gid_t gid;
+    int worker_processes;
+    char *pid_path;             /* absolute */
+    char *error_log;            /* absolute, or "stderr" */
+    int log_level;
+    double shutdown_timeout;
+    wh_policy_t policy;
+
+    int stats_enabled;
+    wh_sockaddr_t stats_addr;
+    int stats_fd;
+
+    wh_listener_t *listeners;
+    int nlisteners;
+} wh_cycle_t;
+
+/* NULL on error, with cf->error set ("... in FILE:LINE"). */
+wh_cycle_t *wh_cycle_load(wh_conf_t *cf, const char *prefix, const char *conf_file);
+/* Binds every socket, reusing old's for unchanged addresses. On failure
+ * closes what it bound itself, returns WH_ERROR (logged). */
+int wh_cycle_bind(wh_cycle_t *cycle, wh_cycle_t *old);
+/* Closes old's sockets that cycle did not take over (unlinking unix paths). */
+void wh_cycle_release(wh_cycle_t *old, wh_cycle_t *cycle);
+/* Closes every socket of cycle and unlinks its unix paths (master exit). */
+void wh_cycle_close(wh_cycle_t *cycle);
+void wh_cycle_free(wh_cycle_t *cycle);
+
+/* prefix + path unless path is absolute. Returns malloc'ed memory. */
+char *wh_cycle_path(const char *prefix, const char *path);
+
+#endif

@@ -1,0 +1,448 @@
+/*
+ * wh_master.c -- the master process: a small signal state machine
+ * (nginx's ngx_master_process_cycle).
+ *
+ * The master does no network I/O. It blocks its signals, sleeps in
+ * sigsuspend(), and acts on flags the handlers set, in a fixed order:
+ * reap children, stop, reload, reopen, respawn.
+ *
+ * Reload builds the new cycle completely and binds its sockets (taking over
+ * the unchanged ones) before anything changes; a bad file or a failed bind
+ * leaves the old cycle serving. Then the new generation of workers starts,
+ * and only then are the old workers told to drain, so some worker always
+ * accepts. Workers that die unexpectedly are respawned, with a back-off
+ * that doubles while they keep dying within a second of their start.
+ */
+#include "wh_process.h"
+#include "wh_log.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WH_MAX_WORKERS     WH_STATS_MAX_SLOTS
+#define WH_RESPAWN_MAX     10.0     /* seconds of back-off at most */
+#define WH_TERM_GRACE      5.0      /* fast stop: then SIGKILL */
+
+typedef struct {
+    pid_t pid;
+    int slot;
+    int generation;
+    unsigned exiting:1;
+    double started;
+} wh_worker_t;
+
+static volatile sig_atomic_t sig_reap, sig_terminate, sig_quit, sig_reconfigure, sig_reopen, sig_alarm;
+
+static wh_cycle_t *cycle;
+static wh_worker_t workers[WH_MAX_WORKERS];
+static int generation;
+static int respawn_pending;
+static int respawn_failures;
+static double respawn_at;
+static double stop_deadline;
+static int stopping;                /* SIGQUIT or SIGTERM received */
+
+static double
+now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+on_signal(int signo)
+{
+    switch (signo) {
+    case SIGCHLD: sig_reap = 1; break;
+    case SIGTERM: case SIGINT: sig_terminate = 1; break;
+    case SIGQUIT: sig_quit = 1; break;
+    case SIGHUP: sig_reconfigure = 1; break;
+    case SIGUSR1: sig_reopen = 1; break;
+    case SIGALRM: sig_alarm = 1; break;
+    }
+}
+
+static int
+live_workers(int gen)
+{
+    int i, n = 0;
+
+    for (i = 0; i < WH_MAX_WORKERS; i++) {
+        if (workers[i].pid > 0 && (gen < 0 || (workers[i].generation == gen && !workers[i].exiting))) {
+            n++;
+        }
+    }
+    return n;
+}
+
+static void
+signal_workers(int signo, int only_old)
+{
+    int i;
+
+    for (i = 0; i < WH_MAX_WORKERS; i++) {
+        if (workers[i].pid <= 0 || (only_old && workers[i].generation == generation)) {
+            continue;
+        }
+        if (signo == SIGQUIT || signo == SIGTERM) {
+            workers[i].exiting = 1;
+        }
+        if (kill(workers[i].pid, signo) == -1 && errno != ESRCH) {
+            wh_log(WH_LOG_ERROR, "kill(%d, %d) failed (%s)", (int) workers[i].pid, signo,
+                   strerror(errno));
+        }
+    }
+}
+
+static int
+spawn_worker(void)
+{
+    int i, slot;
+    pid_t pid;
+
+    for (i = 0; i < WH_MAX_WORKERS && workers[i].pid > 0; i++) { /* void */ }
+    slot = wh_stats_slot_alloc();
+    if (i == WH_MAX_WORKERS || slot == -1) {
+        wh_log(WH_LOG_ERROR, "too many worker processes (old ones still draining)");
+        return WH_ERROR;
+    }
+    pid = fork();
+    if (pid == -1) {
+        wh_log(WH_LOG_ERROR, "fork() failed (%s)", strerror(errno));
+        wh_stats_slot_retire(slot);
+        return WH_ERROR;
+    }
+    if (pid == 0) {
+        wh_worker_run(cycle, slot);
+    }
+    workers[i] = (wh_worker_t) { .pid = pid, .slot = slot, .generation = generation,
+                                 .started = now() };
+    wh_log(WH_LOG_INFO, "start worker process %d", (int) pid);
+    return WH_OK;
+}
+
+static void
+spawn_workers(int n)
+{
+    while (n-- > 0) {
+        if (spawn_worker() != WH_OK) {
+            respawn_pending++;
+        }
+    }
+}
+
+static void
+arm_alarm(void)
+{
+    struct itimerval it = { { 0, 0 }, { 0, 0 } };
+    double next = 0, t = now();
+
+    if (respawn_pending > 0 && !stopping) next = respawn_at;
+    if (stopping && stop_deadline > 0 && (next == 0 || stop_deadline < next)) next = stop_deadline;
+    if (next > 0) {
+        double d = wh_max(next - t, 0.001);
+        it.it_value.tv_sec = (time_t) d;
+        it.it_value.tv_usec = (suseconds_t) ((d - floor(d)) * 1e6) + 1;
+    }
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void
+reap(void)
+{
+    int status, i;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (i = 0; i < WH_MAX_WORKERS && workers[i].pid != pid; i++) { /* void */ }
+        if (i == WH_MAX_WORKERS) {
+            continue;
+        }
+        wh_worker_t *w = &workers[i];
+
+        if (WIFSIGNALED(status)) {
+            wh_log(WH_LOG_ERROR, "worker process %d exited on signal %d", (int) pid, WTERMSIG(status));
+        } else if (WEXITSTATUS(status) != 0) {
+            wh_log(WH_LOG_ERROR, "worker process %d exited with code %d", (int) pid,
+                   WEXITSTATUS(status));
+        } else {
+            wh_log(WH_LOG_INFO, "worker process %d exited", (int) pid);
+        }
+        wh_stats_slot_retire(w->slot);
+
+        if (!w->exiting && !stopping && w->generation == generation) {
+            if (now() - w->started < 1.0) {
+                respawn_failures++;
+            } else {
+                respawn_failures = 0;
+            }
+            double delay = respawn_failures == 0
+                           ? 0 : wh_min(0.1 * pow(2, respawn_failures - 1), WH_RESPAWN_MAX);
+            if (respawn_pending == 0 || now() + delay < respawn_at) {
+                respawn_at = now() + delay;
+            }
+            respawn_pending++;
+            if (delay > 0) {
+                wh_log(WH_LOG_WARN, "worker processes keep dying: respawn in %.1fs", delay);
+            }
+        }
+        w->pid = 0;
+    }
+}
+
+static int
+write_pid(const char *path)
+{
+    char buf[32];
+    int fd, n;
+
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd == -1) {
+        wh_log(WH_LOG_EMERG, "open() \"%s\" failed (%s)", path, strerror(errno));
+        return WH_ERROR;
+    }
+    n = snprintf(buf, sizeof(buf), "%d\n", (int) getpid());
+    if (write(fd, buf, n) != n) {
+        wh_log(WH_LOG_EMERG, "write() \"%s\" failed (%s)", path, strerror(errno));
+        close(fd);
+        return WH_ERROR;
+    }
+    close(fd);
+    return WH_OK;
+}
+
+static int
+assign_stats_columns(wh_cycle_t *c)
+{
+    int i;
+
+    for (i = 0; i < c->nlisteners; i++) {
+        c->listeners[i].stats_index = wh_stats_listener(c->listeners[i].tag);
+        if (c->listeners[i].stats_index < 0) {
+            wh_log(WH_LOG_EMERG, "too many listener tags since start for the stats segment; "
+                   "restart wharf to add \"%s\"", c->listeners[i].tag);
+            return WH_ERROR;
+        }
+    }
+    return WH_OK;
+}
+
+static void
+reload(void)
+{
+    wh_conf_t cf;
+    wh_cycle_t *c;
+
+    wh_log(WH_LOG_INFO, "reconfiguring from %s", cycle->conf_file);
+    c = wh_cycle_load(&cf, cycle->prefix, cycle->conf_file);
+    if (c == NULL) {
+        wh_log(WH_LOG_EMERG, "%s", cf.error);
+        wh_log(WH_LOG_EMERG, "reload refused: the running configuration stays");
+        return;
+    }
+    if (assign_stats_columns(c) != WH_OK || wh_cycle_bind(c, cycle) != WH_OK) {
+        wh_log(WH_LOG_EMERG, "reload refused: the running configuration stays");
+        wh_cycle_free(c);
+        return;
+    }
+    if (strcmp(c->error_log, cycle->error_log) != 0 && wh_log_open(c->error_log) == WH_OK
+        && geteuid() == 0)
+    {
+        wh_log_reopen(c->uid, c->gid);
+    }
+    wh_log_level = c->log_level;
+    if (strcmp(c->pid_path, cycle->pid_path) != 0 && write_pid(c->pid_path) == WH_OK) {
+        unlink(cycle->pid_path);
+    }
+
+    wh_cycle_release(cycle, c);
+    wh_cycle_free(cycle);
+    cycle = c;
+
+    generation++;
+    respawn_pending = 0;
+    respawn_failures = 0;
+    spawn_workers(cycle->worker_processes);
+    signal_workers(SIGQUIT, 1);
+    wh_log(WH_LOG_INFO, "reconfigured: %d listeners, %d workers", cycle->nlisteners,
+           cycle->worker_processes);
+}
+
+static int
+daemonize(void)
+{
+    int fd;
+
+    switch (fork()) {
+    case -1:
+        wh_log(WH_LOG_EMERG, "fork() failed (%s)", strerror(errno));
+        return WH_ERROR;
+    case 0:
+        break;
+    default:
+        exit(0);
+    }
+    setsid();
+    fd = open("/dev/null", O_RDWR);
+    if (fd != -1) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        if (fd > 1) close(fd);
+    }
+    wh_log_redirect_stderr();
+    return WH_OK;
+}
+
+static int
+ensure_parent_dir(const char *path)
+{
+    char dir[4096];
+    char *slash;
+
+    snprintf(dir, sizeof(dir), "%s", path);
+    slash = strrchr(dir, '/');
+    if (slash == NULL || slash == dir) {
+        return WH_OK;
+    }
+    *slash = '\0';
+    if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
+        fprintf(stderr, WH_NAME ": [emerg] mkdir() \"%s\" failed (%s)\n", dir, strerror(errno));
+        return WH_ERROR;
+    }
+    return WH_OK;
+}
+
+int
+wh_master_run(wh_cycle_t *c)
+{
+    struct sigaction sa;
+    sigset_t set, empty;
+    int rc = 0;
+
+    cycle = c;
+    wh_log_level = c->log_level;
+    if (strcmp(c->error_log, "stderr") != 0
+        && (ensure_parent_dir(c->error_log) != WH_OK || wh_log_open(c->error_log) != WH_OK))
+    {
+        return 1;
+    }
+    if (geteuid() != 0) {
+        wh_log(WH_LOG_WARN, "the \"user\" directive makes sense only if the master runs as root");
+    } else {
+        wh_log_reopen(c->uid, c->gid);      /* so workers can reopen it on USR1 */
+    }
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGALRM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGCHLD, &sa, NULL);
+    sigaction(SIGALRM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (c->daemon && daemonize() != WH_OK) {
+        return 1;
+    }
+    if (ensure_parent_dir(c->pid_path) != WH_OK || write_pid(c->pid_path) != WH_OK) {
+        return 1;
+    }
+    if (wh_stats_create(getpid()) != WH_OK || assign_stats_columns(c) != WH_OK
+        || wh_cycle_bind(c, NULL) != WH_OK)
+    {
+        unlink(c->pid_path);
+        wh_stats_destroy();
+        return 1;
+    }
+    prctl(PR_SET_NAME, "wharf: master");
+    wh_log(WH_LOG_INFO, WH_NAME "/" WH_VERSION " started: %d listeners, %d workers",
+           c->nlisteners, c->worker_processes);
+
+    spawn_workers(c->worker_processes);
+    sigemptyset(&empty);
+
+    for (;;) {
+        arm_alarm();
+        sigsuspend(&empty);
+
+        if (sig_reap) {
+            sig_reap = 0;
+            reap();
+        }
+        if (sig_terminate) {
+            sig_terminate = 0;
+            if (stopping != SIGTERM) {
+                wh_log(WH_LOG_INFO, "fast shutdown");
+                stopping = SIGTERM;
+                stop_deadline = now() + WH_TERM_GRACE;
+                signal_workers(SIGTERM, 0);
+            }
+        }
+        if (sig_quit) {
+            sig_quit = 0;
+            if (!stopping) {
+                wh_log(WH_LOG_INFO, "graceful shutdown");
+                stopping = SIGQUIT;
+                stop_deadline = now() + cycle->shutdown_timeout + WH_TERM_GRACE;
+                signal_workers(SIGQUIT, 0);
+            }
+        }
+        if (stopping) {
+            if (live_workers(-1) == 0) {
+                break;
+            }
+            if (sig_alarm && now() >= stop_deadline) {
+                wh_log(WH_LOG_WARN, "workers did not stop in time: SIGKILL");
+                signal_workers(SIGKILL, 0);
+                stop_deadline = now() + 1;
+            }
+            sig_alarm = 0;
+            continue;
+        }
+        if (sig_reconfigure) {
+            sig_reconfigure = 0;
+            reload();
+        }
+        if (sig_reopen) {
+            sig_reopen = 0;
+            wh_log(WH_LOG_INFO, "reopening logs");
+            wh_log_reopen(geteuid() == 0 ? cycle->uid : (uid_t) -1, cycle->gid);
+            signal_workers(SIGUSR1, 0);
+        }
+        if (sig_alarm) {
+            sig_alarm = 0;
+        }
+        if (respawn_pending > 0 && now() >= respawn_at) {
+            int n = respawn_pending;
+            respawn_pending = 0;
+            spawn_workers(n);
+            if (respawn_pending > 0) respawn_at = now() + 1;
+        }
+    }
+
+    wh_log(WH_LOG_INFO, "exit");
+    wh_cycle_close(cycle);
+    unlink(cycle->pid_path);
+    wh_stats_destroy();
+    return rc;
+}

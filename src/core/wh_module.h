@@ -1,0 +1,44 @@
+/*
+ * wh_module.h -- the transport module descriptor.
+ *
+ * A transport is one const wh_module_t (V2Ray's RegisterTransportListener,
+ * done nginx's way): configure lists the built ones in objs/wh_modules.c and
+ * the core finds a listener's module by its streamSettings.network. The
+ * core parses what every listener has (tag, listen, port, upstream,
+ * security, sockopt) and binds stream sockets; the module parses its own
+ * <transport>Settings and runs the accept side in each worker, turning
+ * whatever it carries into wh_stream_t's handed to wh_relay_start().
+ */
+#ifndef WH_MODULE_H
+#define WH_MODULE_H
+
+#include "wh_core.h"
+
+#include "wh_conf.h"
+
+struct ev_loop;
+typedef struct wh_listener_s wh_listener_t;
+
+typedef struct wh_module_s {
+    const char *name;
+    const char *const *networks;        /* streamSettings.network values, lower case */
+
+    /* Parse and validate this transport's part of streamSettings into
+     * ls->module_conf. Runs in the master (and for -t). */
+    int (*parse)(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *stream_settings);
+
+    /* Bind ls->fd in the master. NULL: the core binds a listening stream
+     * socket on ls->addr. */
+    int (*bind)(wh_listener_t *ls);
+
+    /* In a worker, after the privilege drop: start accepting on ls->fd. */
+    int (*start)(wh_listener_t *ls, struct ev_loop *loop);
+
+    /* In a worker that is draining: stop accepting and close ls->fd; the
+     * streams already accepted go on until they end. */
+    void (*stop)(wh_listener_t *ls);
+} wh_module_t;
+
+extern const wh_module_t *const wh_modules[];
+
+#endif

@@ -1,0 +1,186 @@
+/*
+ * wh_stats.c -- the shared-memory counters (see wh_stats.h).
+ *
+ * The segment is a named POSIX shm object so that `wharf -S`, a separate
+ * process, can map it read-only; the master maps it before forking, so every
+ * worker shares the same pages. Only touched pages become resident: the
+ * table is sized for the worst case but costs what is used.
+ */
+#include "wh_stats.h"
+#include "wh_log.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define WH_STATS_MAGIC 0x77686631u   /* "whf1" */
+
+typedef struct {
+    uint32_t magic;
+    uint32_t size;
+    uint8_t slot_used[WH_STATS_MAX_SLOTS];
+    struct {
+        char tag[WH_STATS_TAG_LEN];
+    } listeners[WH_STATS_MAX_LISTENERS];
+    wh_stats_counters_t c[WH_STATS_MAX_SLOTS][WH_STATS_MAX_LISTENERS];
+} wh_stats_shm_t;
+
+const char *const wh_close_cause_names[WH_CLOSE_NCAUSES] = {
+    "done", "timeout", "upstream", "bad_input", "error", "shutdown"
+};
+
+static wh_stats_shm_t *shm;
+static char shm_name[64];
+
+static void
+name_for(pid_t master)
+{
+    snprintf(shm_name, sizeof(shm_name), "/wharf.%d", (int) master);
+}
+
+int
+wh_stats_create(pid_t master)
+{
+    int fd;
+
+    name_for(master);
+    shm_unlink(shm_name);
+    fd = shm_open(shm_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd == -1 || ftruncate(fd, sizeof(wh_stats_shm_t)) == -1) {
+        wh_log(WH_LOG_EMERG, "shm_open(\"%s\") failed (%s)", shm_name, strerror(errno));
+        if (fd != -1) close(fd);
+        return WH_ERROR;
+    }
+    shm = mmap(NULL, sizeof(wh_stats_shm_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (shm == MAP_FAILED) {
+        shm = NULL;
+        wh_log(WH_LOG_EMERG, "mmap(\"%s\") failed (%s)", shm_name, strerror(errno));
+        return WH_ERROR;
+    }
+    shm->magic = WH_STATS_MAGIC;
+    shm->size = sizeof(wh_stats_shm_t);
+    shm->slot_used[0] = 1;      /* the retired workers' totals */
+    return WH_OK;
+}
+
+void
+wh_stats_destroy(void)
+{
+    if (shm != NULL) {
+        munmap(shm, sizeof(*shm));
+        shm = NULL;
+        shm_unlink(shm_name);
+    }
+}
+
+int
+wh_stats_listener(const char *tag)
+{
+    int i, free_col = -1;
+
+    for (i = 0; i < WH_STATS_MAX_LISTENERS; i++) {
+        if (strcmp(shm->listeners[i].tag, tag) == 0) {
+            return i;
+        }
+        if (free_col == -1 && shm->listeners[i].tag[0] == '\0') {
+            free_col = i;
+        }
+    }
+    if (free_col != -1) {
+        snprintf(shm->listeners[free_col].tag, WH_STATS_TAG_LEN, "%s", tag);
+    }
+    return free_col;
+}
+
+int
+wh_stats_slot_alloc(void)
+{
+    int i;
+
+    for (i = 1; i < WH_STATS_MAX_SLOTS; i++) {
+        if (!shm->slot_used[i]) {
+            shm->slot_used[i] = 1;
+            memset(shm->c[i], 0, sizeof(shm->c[i]));
+            return i;
+        }
+    }
+    return -1;
+}
+
+void
+wh_stats_slot_retire(int slot)
+{
+    int l, k;
+
+    if (slot <= 0 || !shm->slot_used[slot]) {
+        return;
+    }
+    for (l = 0; l < WH_STATS_MAX_LISTENERS; l++) {
+        wh_stats_counters_t *from = &shm->c[slot][l], *to = &shm->c[0][l];
+
+        to->accepted += from->accepted;
+        /* streams a dead worker still held were cut */
+        to->closed[WH_CLOSE_ERROR] += from->active;
+        for (k = 0; k < WH_CLOSE_NCAUSES; k++) {
+            to->closed[k] += from->closed[k];
+        }
+        to->bytes_up += from->bytes_up;
+        to->bytes_down += from->bytes_down;
+    }
+    shm->slot_used[slot] = 0;
+}
+
+wh_stats_counters_t *
+wh_stats_counters(int slot, int listener)
+{
+    return &shm->c[slot][listener];
+}
+
+int
+wh_stats_attach(pid_t master)
+{
+    int fd;
+    void *p;
+
+    name_for(master);
+    fd = shm_open(shm_name, O_RDONLY | O_CLOEXEC, 0);
+    if (fd == -1) {
+        return WH_ERROR;
+    }
+    p = mmap(NULL, sizeof(wh_stats_shm_t), PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED || ((wh_stats_shm_t *) p)->magic != WH_STATS_MAGIC) {
+        errno = EINVAL;
+        return WH_ERROR;
+    }
+    shm = p;
+    return WH_OK;
+}
+
+void
+wh_stats_foreach(void (*fn)(const char *tag, const wh_stats_counters_t *sum, void *arg), void *arg)
+{
+    int l, s, k;
+
+    for (l = 0; l < WH_STATS_MAX_LISTENERS; l++) {
+        wh_stats_counters_t sum;
+
+        if (shm->listeners[l].tag[0] == '\0') {
+            continue;
+        }
+        memset(&sum, 0, sizeof(sum));
+        for (s = 0; s < WH_STATS_MAX_SLOTS; s++) {
+            const wh_stats_counters_t *c = &shm->c[s][l];
+            if (!shm->slot_used[s]) continue;
+            sum.accepted += __atomic_load_n(&c->accepted, __ATOMIC_RELAXED);
+            sum.active += __atomic_load_n(&c->active, __ATOMIC_RELAXED);
+            for (k = 0; k < WH_CLOSE_NCAUSES; k++) {
+                sum.closed[k] += __atomic_load_n(&c->closed[k], __ATOMIC_RELAXED);
+            }
+            sum.bytes_up += __atomic_load_n(&c->bytes_up, __ATOMIC_RELAXED);
+            sum.bytes_down += __atomic_load_n(&c->bytes_down, __ATOMIC_RELAXED);
+        }
+        fn(shm->listeners[l].tag, &sum, arg);
+    }
+}

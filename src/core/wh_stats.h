@@ -1,0 +1,61 @@
+/*
+ * wh_stats.h -- counters in one POSIX shared-memory segment, "/wharf.PID"
+ * (PID of the master), created by the master before it forks.
+ *
+ * Layout: a slot per worker process and a column per listener tag. A worker
+ * writes only its own slot (no locks; relaxed atomic adds so readers never see
+ * torn values); readers (-S, the /metrics endpoint) sum the slots. Slot 0
+ * holds the totals of workers that have exited: the master folds a dead
+ * worker's slot into it and frees the slot, so counters survive reloads and
+ * crashes and the segment never grows. A listener keeps its column across
+ * reloads as long as its tag stays.
+ */
+#ifndef WH_STATS_H
+#define WH_STATS_H
+
+#include "wh_core.h"
+
+enum {
+    WH_CLOSE_DONE = 0,      /* both sides finished, or one finished and the other idled out */
+    WH_CLOSE_TIMEOUT,       /* connIdle or handshake expired */
+    WH_CLOSE_UPSTREAM,      /* the upstream could not be reached or failed */
+    WH_CLOSE_BAD_INPUT,     /* the client sent bytes we refuse (PROXY header, ...) */
+    WH_CLOSE_ERROR,         /* a read/write error or reset, or the worker died */
+    WH_CLOSE_SHUTDOWN,      /* closed by a fast stop or at shutdown_timeout */
+    WH_CLOSE_NCAUSES
+};
+
+extern const char *const wh_close_cause_names[WH_CLOSE_NCAUSES];
+
+typedef struct {
+    uint64_t accepted;
+    uint64_t active;
+    uint64_t closed[WH_CLOSE_NCAUSES];
+    uint64_t bytes_up;      /* client -> upstream */
+    uint64_t bytes_down;    /* upstream -> client */
+} wh_stats_counters_t;
+
+#define WH_STATS_MAX_LISTENERS 256
+#define WH_STATS_MAX_SLOTS     128
+#define WH_STATS_TAG_LEN       64
+
+#define wh_stats_add(field, n) __atomic_add_fetch(&(field), (n), __ATOMIC_RELAXED)
+#define wh_stats_sub(field, n) __atomic_sub_fetch(&(field), (n), __ATOMIC_RELAXED)
+
+/* master */
+int wh_stats_create(pid_t master);
+void wh_stats_destroy(void);
+int wh_stats_listener(const char *tag);     /* its column, or -1 if the table is full */
+int wh_stats_slot_alloc(void);              /* -1 if all are taken */
+void wh_stats_slot_retire(int slot);        /* fold into slot 0 and free */
+
+/* worker */
+wh_stats_counters_t *wh_stats_counters(int slot, int listener);
+
+/* readers */
+int wh_stats_attach(pid_t master);          /* read-only mapping, for -S */
+/* Calls fn for each listener column in use, with the sums over all slots. */
+void wh_stats_foreach(void (*fn)(const char *tag, const wh_stats_counters_t *sum, void *arg),
+                      void *arg);
+
+#endif

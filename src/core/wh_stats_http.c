@@ -1,0 +1,230 @@
+/*
+ * wh_stats_http.c -- the optional stats listener: the shared-memory
+ * counters as Prometheus text at GET /metrics.
+ *
+ * Every worker accepts on it (the master bound it), so it answers while
+ * any worker lives, and every worker sees the same sums. It speaks just
+ * enough HTTP/1.x for a scraper: one request per connection, the request
+ * line checked, headers skipped, "Connection: close". A client that does
+ * not send a full head within 10 s, or more than 4 KiB of it, is dropped.
+ */
+#include "wh_process.h"
+#include "wh_event.h"
+#include "wh_log.h"
+
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define WH_STATS_HEAD_MAX 4096
+#define WH_STATS_TIMEOUT  10.0
+
+typedef struct {
+    ev_io io;
+    ev_timer timer;
+    int fd;
+    size_t have;
+    char *out;              /* the response once the request is read */
+    size_t out_len, out_sent;
+    char head[WH_STATS_HEAD_MAX];
+} wh_stats_conn_t;
+
+static ev_io accept_io;
+static int stats_fd = -1;
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} wh_text_t;
+
+static void
+text_printf(wh_text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+text_printf(wh_text_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t) n < t->cap - t->len) {
+            t->len += n;
+            return;
+        }
+        t->cap = t->cap * 2 + n + 256;
+        t->buf = realloc(t->buf, t->cap);
+        if (t->buf == NULL) abort();
+    }
+}
+
+static void
+metric_lines(const char *tag, const wh_stats_counters_t *c, void *arg)
+{
+    wh_text_t *t = arg;
+    int k;
+
+    text_printf(t, "wharf_streams_accepted_total{listener=\"%s\"} %llu\n", tag,
+                (unsigned long long) c->accepted);
+    text_printf(t, "wharf_streams_active{listener=\"%s\"} %llu\n", tag,
+                (unsigned long long) c->active);
+    for (k = 0; k < WH_CLOSE_NCAUSES; k++) {
+        text_printf(t, "wharf_streams_closed_total{listener=\"%s\",cause=\"%s\"} %llu\n", tag,
+                    wh_close_cause_names[k], (unsigned long long) c->closed[k]);
+    }
+    text_printf(t, "wharf_bytes_total{listener=\"%s\",direction=\"up\"} %llu\n", tag,
+                (unsigned long long) c->bytes_up);
+    text_printf(t, "wharf_bytes_total{listener=\"%s\",direction=\"down\"} %llu\n", tag,
+                (unsigned long long) c->bytes_down);
+}
+
+char *
+wh_stats_prometheus(size_t *len)
+{
+    wh_text_t t = { NULL, 0, 0 };
+
+    text_printf(&t, "# HELP wharf_streams_accepted_total Streams accepted.\n"
+                    "# TYPE wharf_streams_accepted_total counter\n"
+                    "# HELP wharf_streams_active Streams open now.\n"
+                    "# TYPE wharf_streams_active gauge\n"
+                    "# HELP wharf_streams_closed_total Streams closed, by cause.\n"
+                    "# TYPE wharf_streams_closed_total counter\n"
+                    "# HELP wharf_bytes_total Bytes relayed (up: client to upstream).\n"
+                    "# TYPE wharf_bytes_total counter\n");
+    wh_stats_foreach(metric_lines, &t);
+    *len = t.len;
+    return t.buf;
+}
+
+static void
+conn_close(wh_stats_conn_t *sc)
+{
+    ev_io_stop(wh_loop, &sc->io);
+    ev_timer_stop(wh_loop, &sc->timer);
+    close(sc->fd);
+    free(sc->out);
+    free(sc);
+}
+
+static void
+conn_write(wh_stats_conn_t *sc)
+{
+    ssize_t n;
+
+    while (sc->out_sent < sc->out_len) {
+        n = send(sc->fd, sc->out + sc->out_sent, sc->out_len - sc->out_sent, MSG_NOSIGNAL);
+        if (n == -1 && errno == EINTR) continue;
+        if (n == -1 && errno == EAGAIN) {
+            ev_io_stop(wh_loop, &sc->io);
+            ev_io_modify(&sc->io, EV_WRITE);
+            ev_io_start(wh_loop, &sc->io);
+            return;
+        }
+        if (n <= 0) break;
+        sc->out_sent += n;
+    }
+    conn_close(sc);
+}
+
+static void
+respond(wh_stats_conn_t *sc)
+{
+    wh_text_t t = { NULL, 0, 0 };
+    char *body;
+    size_t body_len;
+    int metrics = strncmp(sc->head, "GET /metrics ", 13) == 0
+                  || strncmp(sc->head, "GET /metrics?", 13) == 0;
+
+    if (metrics) {
+        body = wh_stats_prometheus(&body_len);
+        text_printf(&t, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                        "Content-Length: %zu\r\nConnection: close\r\n\r\n%.*s",
+                    body_len, (int) body_len, body);
+        free(body);
+    } else {
+        text_printf(&t, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
+                        "Content-Length: 10\r\nConnection: close\r\n\r\nnot found\n");
+    }
+    sc->out = t.buf;
+    sc->out_len = t.len;
+    conn_write(sc);
+}
+
+static void
+conn_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    wh_stats_conn_t *sc = w->data;
+    ssize_t n;
+
+    if (sc->out != NULL) {
+        conn_write(sc);
+        return;
+    }
+    n = recv(sc->fd, sc->head + sc->have, sizeof(sc->head) - 1 - sc->have, 0);
+    if (n == -1 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+        conn_close(sc);
+        return;
+    }
+    sc->have += n;
+    sc->head[sc->have] = '\0';
+    if (strstr(sc->head, "\r\n\r\n") != NULL || strstr(sc->head, "\n\n") != NULL) {
+        respond(sc);
+    } else if (sc->have == sizeof(sc->head) - 1) {
+        conn_close(sc);
+    }
+}
+
+static void
+conn_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    conn_close(w->data);
+}
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    wh_stats_conn_t *sc;
+    int fd;
+
+    fd = accept4(stats_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd == -1) {
+        return;
+    }
+    sc = calloc(1, sizeof(*sc));
+    if (sc == NULL) {
+        close(fd);
+        return;
+    }
+    sc->fd = fd;
+    ev_io_init(&sc->io, conn_cb, fd, EV_READ);
+    sc->io.data = sc;
+    ev_timer_init(&sc->timer, conn_timeout, WH_STATS_TIMEOUT, 0);
+    sc->timer.data = sc;
+    ev_io_start(loop, &sc->io);
+    ev_timer_start(loop, &sc->timer);
+}
+
+void
+wh_stats_http_start(wh_cycle_t *c)
+{
+    if (!c->stats_enabled) {
+        return;
+    }
+    stats_fd = c->stats_fd;
+    ev_io_init(&accept_io, accept_cb, stats_fd, EV_READ);
+    ev_io_start(wh_loop, &accept_io);
+}
+
+void
+wh_stats_http_stop(void)
+{
+    if (stats_fd == -1) {
+        return;
+    }
+    ev_io_stop(wh_loop, &accept_io);
+    close(stats_fd);
+    stats_fd = -1;
+}

@@ -1,0 +1,213 @@
+/*
+ * wharf.c -- main(): the command line, as nginx's.
+ *
+ *   wharf [-c file] [-p prefix]            start (the master)
+ *   wharf -t | -T                          test (and print) the configuration
+ *   wharf -s stop|quit|reload|reopen       signal the running master
+ *   wharf -S                               print the shared-memory counters
+ *   wharf -v | -V | -h
+ *
+ * Everything but -v/-V/-h reads the configuration first: -s and -S find the
+ * master through its pid file, as nginx does.
+ */
+#include "wh_cycle.h"
+#include "wh_log.h"
+#include "wh_process.h"
+
+#include <ev.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+        "Usage: wharf [-?hvVtTS] [-s signal] [-p prefix] [-c filename]\n"
+        "\n"
+        "Options:\n"
+        "  -?,-h         : this help\n"
+        "  -v            : show version and exit\n"
+        "  -V            : show version and configure options then exit\n"
+        "  -t            : test configuration and exit\n"
+        "  -T            : test configuration, dump it and exit\n"
+        "  -S            : show the shared-memory counters of the running master and exit\n"
+        "  -s signal     : send signal to a master process: stop, quit, reload, reopen\n"
+        "  -p prefix     : set prefix path (default: " WH_PREFIX "/)\n"
+        "  -c filename   : set configuration file (default: " WH_CONF_PATH ")\n");
+}
+
+static pid_t
+read_pid(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+
+    if (f == NULL) {
+        fprintf(stderr, WH_NAME ": [error] open() \"%s\" failed (%s)\n", path, strerror(errno));
+        return -1;
+    }
+    if (fscanf(f, "%ld", &pid) != 1 || pid <= 0) {
+        fprintf(stderr, WH_NAME ": [error] invalid PID number in \"%s\"\n", path);
+        pid = -1;
+    }
+    fclose(f);
+    return (pid_t) pid;
+}
+
+static int
+send_signal(wh_cycle_t *c, const char *name)
+{
+    static const struct { const char *name; int signo; } sigs[] = {
+        { "stop", SIGTERM }, { "quit", SIGQUIT }, { "reload", SIGHUP }, { "reopen", SIGUSR1 },
+    };
+    size_t i;
+    pid_t pid;
+
+    for (i = 0; i < wh_nelems(sigs) && strcmp(sigs[i].name, name) != 0; i++) { /* void */ }
+    pid = read_pid(c->pid_path);
+    if (pid == -1) {
+        return 1;
+    }
+    if (kill(pid, sigs[i].signo) == -1) {
+        fprintf(stderr, WH_NAME ": [error] kill(%d, %d) failed (%s)\n", (int) pid, sigs[i].signo,
+                strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static void
+print_row(const char *tag, const wh_stats_counters_t *c, void *arg)
+{
+    int k;
+
+    printf("%-20s %10llu %8llu", tag, (unsigned long long) c->accepted,
+           (unsigned long long) c->active);
+    for (k = 0; k < WH_CLOSE_NCAUSES; k++) {
+        printf(" %9llu", (unsigned long long) c->closed[k]);
+    }
+    printf(" %14llu %14llu\n", (unsigned long long) c->bytes_up, (unsigned long long) c->bytes_down);
+}
+
+static int
+print_stats(wh_cycle_t *c)
+{
+    pid_t pid = read_pid(c->pid_path);
+    int k;
+
+    if (pid == -1) {
+        return 1;
+    }
+    if (wh_stats_attach(pid) != WH_OK) {
+        fprintf(stderr, WH_NAME ": [error] no stats segment for master %d (%s)\n", (int) pid,
+                strerror(errno));
+        return 1;
+    }
+    printf("%-20s %10s %8s", "listener", "accepted", "active");
+    for (k = 0; k < WH_CLOSE_NCAUSES; k++) {
+        printf(" %9s", wh_close_cause_names[k]);
+    }
+    printf(" %14s %14s\n", "bytes_up", "bytes_down");
+    wh_stats_foreach(print_row, NULL);
+    return 0;
+}
+
+static void
+raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *prefix_arg = NULL, *conf_arg = NULL, *signal_arg = NULL;
+    int test = 0, dump = 0, stats = 0, version = 0, opt, rc;
+    char cwd[PATH_MAX], *prefix, *conf;
+    wh_conf_t cf;
+    wh_cycle_t *c;
+
+    opterr = 0;
+    while ((opt = getopt(argc, argv, "hvVtTSs:p:c:")) != -1) {
+        switch (opt) {
+        case 'h': usage(stdout); return 0;
+        case 'v': version = 1; break;
+        case 'V': version = 2; break;
+        case 't': test = 1; break;
+        case 'T': test = 1; dump = 1; break;
+        case 'S': stats = 1; break;
+        case 's':
+            if (strcmp(optarg, "stop") && strcmp(optarg, "quit") && strcmp(optarg, "reload")
+                && strcmp(optarg, "reopen"))
+            {
+                fprintf(stderr, WH_NAME ": invalid option: \"-s %s\"\n", optarg);
+                return 1;
+            }
+            signal_arg = optarg;
+            break;
+        case 'p': prefix_arg = optarg; break;
+        case 'c': conf_arg = optarg; break;
+        default:
+            if (optopt == '?') { usage(stdout); return 0; }
+            fprintf(stderr, WH_NAME ": invalid option: \"%c\"\n", optopt);
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, WH_NAME ": invalid argument: \"%s\"\n", argv[optind]);
+        return 1;
+    }
+    if (version) {
+        fprintf(stderr, WH_NAME " version: " WH_NAME "/" WH_VERSION "\n");
+        if (version == 2) {
+            fprintf(stderr, "built with libev %d.%d, libconfig %d.%d\n", ev_version_major(),
+                    ev_version_minor(), LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR);
+            fprintf(stderr, "modules: " WH_MODULE_NAMES "\n");
+            fprintf(stderr, "configure arguments: " WH_CONFIGURE_ARGS "\n");
+        }
+        return 0;
+    }
+
+    /* a relative prefix is taken from here, so -s and -S work from anywhere later */
+    if (getcwd(cwd, sizeof(cwd)) == NULL) {
+        strcpy(cwd, "/");
+    }
+    prefix = wh_cycle_path(cwd, prefix_arg ? prefix_arg : WH_PREFIX);
+    conf = wh_cycle_path(prefix, conf_arg ? conf_arg : WH_CONF_PATH);
+
+    c = wh_cycle_load(&cf, prefix, conf);
+    if (c == NULL) {
+        fprintf(stderr, WH_NAME ": [emerg] %s\n", cf.error);
+        if (test) {
+            fprintf(stderr, WH_NAME ": configuration file %s test failed\n", conf);
+        }
+        return 1;
+    }
+    if (test) {
+        fprintf(stderr, WH_NAME ": the configuration file %s syntax is ok\n", conf);
+        fprintf(stderr, WH_NAME ": configuration file %s test is successful\n", conf);
+        if (dump) {
+            printf("# configuration file %s:\n", conf);
+            config_write(&c->cfg, stdout);
+        }
+        return 0;
+    }
+    if (signal_arg) {
+        return send_signal(c, signal_arg);
+    }
+    if (stats) {
+        return print_stats(c);
+    }
+
+    raise_nofile();
+    rc = wh_master_run(c);
+    return rc;
+}

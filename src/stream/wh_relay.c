@@ -1,0 +1,486 @@
+/*
+ * wh_relay.c -- the one relay: client stream <-> upstream stream.
+ *
+ * Symmetric pump (nginx's ngx_stream_proxy_process habit): dir[0] moves
+ * client -> upstream ("up"), dir[1] upstream -> client ("down"), one
+ * function for both.
+ *
+ * Buffers: bytes are read into one per-worker scratch buffer and written
+ * on at once; only what the destination does not take is copied into a
+ * per-direction stash, sized to the remainder and freed as soon as it is
+ * written. While a stash exists its source is not read, so each direction
+ * holds at most one read's worth (WH_RELAY_CHUNK) and an idle relay holds
+ * no buffer at all. Between two plain sockets the relay uses splice(2)
+ * through a pipe taken from a per-worker pool for as long as bytes are in
+ * it, so an idle relay holds no pipe either.
+ *
+ * Timeouts (V2Ray's policy, spec 1.3): handshake bounds the upstream
+ * connect; then connIdle closes a stream with no bytes either way. When the
+ * client ends, the upstream gets a FIN and the stream lives on while the
+ * upstream keeps sending, until it is idle for downlinkOnly; when the
+ * upstream ends, the client gets the end of stream and uplinkOnly applies.
+ * One ev_timer per relay, re-armed lazily from the last activity time, so
+ * moving bytes never touches the timer heap.
+ */
+#include "wh_relay.h"
+#include "wh_event.h"
+#include "wh_log.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#define WH_RELAY_CHUNK      65536
+#define WH_RELAY_BUDGET     16          /* chunks per direction per event */
+#define WH_PIPE_POOL        64
+
+enum { UP = 0, DOWN = 1 };
+#define KEEP_GOING (-1)
+
+typedef struct {
+    uint8_t *stash;
+    uint32_t stash_pos;
+    uint32_t stash_len;
+    int pipe_r, pipe_w;         /* -1 when no pipe is held */
+    uint32_t in_pipe;
+    unsigned eof:1;             /* the source ended */
+    unsigned shut:1;            /* the destination was told */
+} wh_relay_dir_t;
+
+typedef struct wh_relay_s wh_relay_t;
+struct wh_relay_s {
+    wh_stream_t *client;
+    wh_stream_t *upstream;
+    wh_listener_t *ls;
+    wh_relay_dir_t dir[2];
+    ev_timer timer;
+    ev_tstamp last_active;
+    ev_tstamp timeout;
+    wh_posted_t posted;         /* a direction ran out of budget */
+    uint8_t posted_dirs;
+    uint8_t connecting;
+    wh_relay_t *next;
+    wh_relay_t **prev;
+    char peer[48];
+};
+
+unsigned wh_streams_live;
+void (*wh_streams_drained)(void);
+
+static uint8_t scratch[WH_RELAY_CHUNK];
+static wh_relay_t *relays;
+static int pipe_pool[WH_PIPE_POOL][2];
+static int pipe_pool_n;
+
+void
+wh_stream_accepted(wh_listener_t *ls)
+{
+    wh_stats_add(ls->stats->accepted, 1);
+    wh_stats_add(ls->stats->active, 1);
+    wh_streams_live++;
+}
+
+void
+wh_stream_refused(wh_listener_t *ls, int cause)
+{
+    wh_stats_sub(ls->stats->active, 1);
+    wh_stats_add(ls->stats->closed[cause], 1);
+    if (--wh_streams_live == 0 && wh_streams_drained != NULL) {
+        wh_streams_drained();
+    }
+}
+
+static int
+pipe_get(wh_relay_dir_t *d)
+{
+    int fds[2];
+
+    if (d->pipe_r != -1) {
+        return WH_OK;
+    }
+    if (pipe_pool_n > 0) {
+        pipe_pool_n--;
+        d->pipe_r = pipe_pool[pipe_pool_n][0];
+        d->pipe_w = pipe_pool[pipe_pool_n][1];
+        return WH_OK;
+    }
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1) {
+        return WH_ERROR;
+    }
+    d->pipe_r = fds[0];
+    d->pipe_w = fds[1];
+    return WH_OK;
+}
+
+static void
+pipe_put(wh_relay_dir_t *d)
+{
+    if (d->pipe_r == -1) {
+        return;
+    }
+    if (d->in_pipe == 0 && pipe_pool_n < WH_PIPE_POOL) {
+        pipe_pool[pipe_pool_n][0] = d->pipe_r;
+        pipe_pool[pipe_pool_n][1] = d->pipe_w;
+        pipe_pool_n++;
+    } else {
+        close(d->pipe_r);
+        close(d->pipe_w);
+    }
+    d->pipe_r = d->pipe_w = -1;
+    d->in_pipe = 0;
+}
+
+static void
+relay_close(wh_relay_t *r, int cause)
+{
+    wh_listener_t *ls = r->ls;
+    int i;
+
+    if (cause == WH_CLOSE_DONE) {
+        wh_log_debug("stream done, client: %s, listener: %s", r->peer, ls->tag);
+    } else {
+        wh_log(WH_LOG_INFO, "stream closed (%s), client: %s, listener: %s, upstream: %s",
+               wh_close_cause_names[cause], r->peer, ls->tag, ls->upstream.text);
+    }
+    for (i = 0; i < 2; i++) {
+        free(r->dir[i].stash);
+        pipe_put(&r->dir[i]);
+    }
+    ev_timer_stop(wh_loop, &r->timer);
+    wh_post_cancel(&r->posted);
+    wh_stream_close(r->client);
+    wh_stream_close(r->upstream);
+    *r->prev = r->next;
+    if (r->next != NULL) r->next->prev = r->prev;
+    free(r);
+    wh_stream_refused(ls, cause);
+}
+
+static void
+set_timeout(wh_relay_t *r, ev_tstamp timeout)
+{
+    r->timeout = timeout;
+    r->last_active = ev_now(wh_loop);
+    r->timer.repeat = timeout;
+    ev_timer_again(wh_loop, &r->timer);
+}
+
+static void
+timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    wh_relay_t *r = w->data;
+    ev_tstamp left = r->last_active + r->timeout - ev_now(loop);
+
+    if (left > 0) {
+        w->repeat = left;
+        ev_timer_again(loop, w);
+        return;
+    }
+    if (r->connecting) {
+        wh_log(WH_LOG_ERROR, "upstream %s timed out connecting, client: %s, listener: %s",
+               r->ls->upstream.text, r->peer, r->ls->tag);
+        relay_close(r, WH_CLOSE_UPSTREAM);
+    } else if (r->dir[UP].eof || r->dir[DOWN].eof) {
+        relay_close(r, WH_CLOSE_DONE);     /* one side finished, the other idled out */
+    } else {
+        relay_close(r, WH_CLOSE_TIMEOUT);
+    }
+}
+
+/* An error on side s: the client's are the client's doing, the upstream's
+ * are counted against the upstream. */
+static int
+side_error(wh_relay_t *r, wh_stream_t *s)
+{
+    if (s == r->upstream) {
+        wh_log(WH_LOG_ERROR, "upstream %s: %s, client: %s, listener: %s",
+               r->ls->upstream.text, s->err ? s->err : strerror(errno), r->peer, r->ls->tag);
+        return WH_CLOSE_UPSTREAM;
+    }
+    return s->err == wh_err_bad_input ? WH_CLOSE_BAD_INPUT : WH_CLOSE_ERROR;
+}
+
+/* The direction's source ended and its destination was told. */
+static int
+direction_done(wh_relay_t *r, int d)
+{
+    if (r->dir[!d].eof && r->dir[!d].shut && r->dir[!d].stash_len == 0 && r->dir[!d].in_pipe == 0) {
+        return WH_CLOSE_DONE;
+    }
+    set_timeout(r, d == UP ? r->ls->cycle->policy.downlink_only : r->ls->cycle->policy.uplink_only);
+    return KEEP_GOING;
+}
+
+static void
+count_bytes(wh_relay_t *r, int d, size_t n)
+{
+    if (d == UP) {
+        wh_stats_add(r->ls->stats->bytes_up, n);
+    } else {
+        wh_stats_add(r->ls->stats->bytes_down, n);
+    }
+    r->last_active = ev_now(wh_loop);
+}
+
+#ifdef WH_HAVE_SPLICE
+/* One splice round: drain the pipe into dst, then refill it from src. */
+static int
+pump_splice(wh_relay_t *r, int d, wh_stream_t *src, wh_stream_t *dst, int sfd, int dfd)
+{
+    wh_relay_dir_t *dir = &r->dir[d];
+    ssize_t n;
+
+    if (dir->in_pipe > 0) {
+        n = splice(dir->pipe_r, NULL, dfd, NULL, dir->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n == -1) {
+            if (errno == EAGAIN) {
+                wh_stream_wait(dst, WH_EV_WRITE);
+                return WH_AGAIN;
+            }
+            dst->err = errno == EPIPE || errno == ECONNRESET ? wh_err_closed : wh_err_io;
+            return side_error(r, dst);
+        }
+        dir->in_pipe -= n;
+        return KEEP_GOING;
+    }
+    if (pipe_get(dir) != WH_OK) {
+        wh_log(WH_LOG_ERROR, "pipe2() failed (%s)", strerror(errno));
+        return WH_CLOSE_ERROR;
+    }
+    n = splice(sfd, NULL, dir->pipe_w, NULL, WH_RELAY_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+        dir->in_pipe = n;
+        count_bytes(r, d, n);
+        return KEEP_GOING;
+    }
+    pipe_put(dir);
+    if (n == 0) {
+        dir->eof = 1;
+        return KEEP_GOING;
+    }
+    if (errno == EAGAIN) {
+        wh_stream_wait(src, WH_EV_READ);
+        return WH_AGAIN;
+    }
+    src->err = errno == ECONNRESET ? wh_err_closed : wh_err_io;
+    return side_error(r, src);
+}
+#endif
+
+/* One copy round: flush the stash, else read a chunk and write it on. */
+static int
+pump_copy(wh_relay_t *r, int d, wh_stream_t *src, wh_stream_t *dst)
+{
+    wh_relay_dir_t *dir = &r->dir[d];
+    ssize_t n, w;
+
+    if (dir->stash_len > 0) {
+        w = wh_stream_write(dst, dir->stash + dir->stash_pos, dir->stash_len);
+        if (w == WH_AGAIN) return WH_AGAIN;
+        if (w < 0) return side_error(r, dst);
+        dir->stash_pos += w;
+        dir->stash_len -= w;
+        if (dir->stash_len > 0) return WH_AGAIN;     /* dst promised on_writable */
+        free(dir->stash);
+        dir->stash = NULL;
+        dir->stash_pos = 0;
+        return KEEP_GOING;
+    }
+
+    n = wh_stream_read(src, scratch, sizeof(scratch));
+    if (n == WH_AGAIN) return WH_AGAIN;
+    if (n < 0) return side_error(r, src);
+    if (n == 0) {
+        dir->eof = 1;
+        return KEEP_GOING;
+    }
+    count_bytes(r, d, n);
+
+    w = wh_stream_write(dst, scratch, n);
+    if (w == WH_AGAIN) w = 0;
+    if (w < 0) return side_error(r, dst);
+    if (w < n) {
+        dir->stash = malloc(n - w);
+        if (dir->stash == NULL) {
+            wh_log(WH_LOG_ERROR, "out of memory for a relay buffer, client: %s", r->peer);
+            return WH_CLOSE_ERROR;
+        }
+        memcpy(dir->stash, scratch + w, n - w);
+        dir->stash_len = n - w;
+        return WH_AGAIN;
+    }
+    return KEEP_GOING;
+}
+
+/* Moves bytes in direction d until a side has to wait. Returns a close
+ * cause, or KEEP_GOING. */
+static int
+pump(wh_relay_t *r, int d)
+{
+    wh_relay_dir_t *dir = &r->dir[d];
+    wh_stream_t *src = d == UP ? r->client : r->upstream;
+    wh_stream_t *dst = d == UP ? r->upstream : r->client;
+    int budget = WH_RELAY_BUDGET, rc;
+#ifdef WH_HAVE_SPLICE
+    int sfd, dfd;
+#endif
+
+    if (r->connecting) {
+        return KEEP_GOING;
+    }
+    for (;;) {
+        if (dir->eof && dir->stash_len == 0 && dir->in_pipe == 0) {
+            if (dir->shut) return KEEP_GOING;
+            dir->shut = 1;
+            if (wh_stream_shutdown_write(dst) != WH_OK) return side_error(r, dst);
+            return direction_done(r, d);
+        }
+        if (budget-- == 0) {
+            r->posted_dirs |= 1 << d;
+            wh_post(&r->posted);
+            return KEEP_GOING;
+        }
+#ifdef WH_HAVE_SPLICE
+        if (dir->stash_len == 0 && (sfd = wh_stream_splice_fd(src)) != -1
+            && (dfd = wh_stream_splice_fd(dst)) != -1)
+        {
+            rc = pump_splice(r, d, src, dst, sfd, dfd);
+        } else
+#endif
+        if (dir->in_pipe > 0) {
+            /* cannot happen: a side stops being spliceable only on error */
+            return WH_CLOSE_ERROR;
+        } else {
+            rc = pump_copy(r, d, src, dst);
+        }
+        if (rc == WH_AGAIN) return KEEP_GOING;
+        if (rc != KEEP_GOING) return rc;
+    }
+}
+
+static void
+run(wh_relay_t *r, int d)
+{
+    int rc = pump(r, d);
+
+    if (rc != KEEP_GOING) {
+        relay_close(r, rc);
+    }
+}
+
+static void
+connected(wh_relay_t *r)
+{
+    int rc;
+
+    r->connecting = 0;
+    set_timeout(r, r->ls->cycle->policy.conn_idle);
+    rc = pump(r, UP);
+    if (rc == KEEP_GOING) rc = pump(r, DOWN);
+    if (rc != KEEP_GOING) relay_close(r, rc);
+}
+
+static void
+client_readable(wh_stream_t *s)
+{
+    run(s->data, UP);
+}
+
+static void
+client_writable(wh_stream_t *s)
+{
+    run(s->data, DOWN);
+}
+
+static void
+upstream_readable(wh_stream_t *s)
+{
+    run(s->data, DOWN);
+}
+
+static void
+upstream_writable(wh_stream_t *s)
+{
+    wh_relay_t *r = s->data;
+
+    if (!r->connecting) {
+        run(r, UP);
+    } else if (s->err != NULL) {
+        wh_log(WH_LOG_ERROR, "connect() to upstream %s failed (%s), client: %s, listener: %s",
+               r->ls->upstream.text, strerror(errno), r->peer, r->ls->tag);
+        relay_close(r, WH_CLOSE_UPSTREAM);
+    } else {
+        connected(r);
+    }
+}
+
+static void
+posted_cb(wh_posted_t *ev)
+{
+    wh_relay_t *r = (wh_relay_t *) ((char *) ev - offsetof(wh_relay_t, posted));
+    int dirs = r->posted_dirs, rc = KEEP_GOING;
+
+    r->posted_dirs = 0;
+    if (dirs & (1 << UP)) rc = pump(r, UP);
+    if (rc == KEEP_GOING && (dirs & (1 << DOWN))) rc = pump(r, DOWN);
+    if (rc != KEEP_GOING) relay_close(r, rc);
+}
+
+void
+wh_relay_start(wh_listener_t *ls, wh_stream_t *client, const struct sockaddr *peer,
+               socklen_t peerlen)
+{
+    wh_relay_t *r;
+    const char *err = NULL;
+
+    r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        wh_log(WH_LOG_ERROR, "out of memory for a relay, listener: %s", ls->tag);
+        wh_stream_close(client);
+        wh_stream_refused(ls, WH_CLOSE_ERROR);
+        return;
+    }
+    wh_addr_format(peer, peerlen, r->peer, sizeof(r->peer));
+
+    r->upstream = wh_upstream_connect(&ls->upstream, ls->mark, &err);
+    if (r->upstream == NULL) {
+        wh_log(WH_LOG_ERROR, "connect() to upstream %s failed (%s), client: %s, listener: %s",
+               ls->upstream.text, err, r->peer, ls->tag);
+        free(r);
+        wh_stream_close(client);
+        wh_stream_refused(ls, WH_CLOSE_UPSTREAM);
+        return;
+    }
+    r->ls = ls;
+    r->client = client;
+    r->dir[UP].pipe_r = r->dir[UP].pipe_w = -1;
+    r->dir[DOWN].pipe_r = r->dir[DOWN].pipe_w = -1;
+    r->posted.handler = posted_cb;
+    r->connecting = 1;
+
+    client->data = r;
+    client->on_readable = client_readable;
+    client->on_writable = client_writable;
+    r->upstream->data = r;
+    r->upstream->on_readable = upstream_readable;
+    r->upstream->on_writable = upstream_writable;
+
+    r->next = relays;
+    r->prev = &relays;
+    if (relays != NULL) relays->prev = &r->next;
+    relays = r;
+
+    ev_init(&r->timer, timer_cb);
+    r->timer.data = r;
+    set_timeout(r, ls->cycle->policy.handshake);
+
+    wh_log_debug("stream accepted, client: %s, listener: %s", r->peer, ls->tag);
+    wh_stream_wait(r->upstream, WH_EV_WRITE);
+}
+
+void
+wh_relay_close_all(int cause)
+{
+    while (relays != NULL) {
+        relay_close(relays, cause);
+    }
+}

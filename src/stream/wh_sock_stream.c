@@ -1,0 +1,185 @@
+/*
+ * wh_sock_stream.c -- the socket stream (see wh_sock_stream.h).
+ *
+ * One ev_io per stream whose event mask is exactly what the relay waits for:
+ * a notification clears its bit (one-shot, as the seam promises), and the
+ * watcher is re-armed only when the mask changes, so the common cycle
+ * "readable -> read until EAGAIN -> wait again" costs no epoll_ctl(2).
+ * A connect in progress is the write wait: its completion is the first
+ * writable event, checked with SO_ERROR.
+ */
+#include "wh_sock_stream.h"
+#include "wh_event.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef struct {
+    wh_stream_t s;
+    ev_io io;
+    int fd;
+    uint8_t want;           /* WH_EV_* the relay waits for */
+    uint8_t connecting;
+} wh_sock_stream_t;
+
+static void
+sync_watcher(wh_sock_stream_t *ss)
+{
+    int events = ((ss->want & WH_EV_READ) ? EV_READ : 0)
+                 | ((ss->want & WH_EV_WRITE) || ss->connecting ? EV_WRITE : 0);
+
+    if (events == 0) {
+        if (ev_is_active(&ss->io)) ev_io_stop(wh_loop, &ss->io);
+        return;
+    }
+    if ((ss->io.events & (EV_READ | EV_WRITE)) != events) {
+        if (ev_is_active(&ss->io)) ev_io_stop(wh_loop, &ss->io);
+        ev_io_modify(&ss->io, events);
+    }
+    if (!ev_is_active(&ss->io)) ev_io_start(wh_loop, &ss->io);
+}
+
+static void
+io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    wh_sock_stream_t *ss = w->data;
+    int events = 0;
+
+    if (ss->connecting && (revents & EV_WRITE)) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        getsockopt(ss->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        ss->connecting = 0;
+        if (err != 0) {
+            errno = err;
+            ss->s.err = wh_err_connect;
+            events = ss->want;          /* whoever waits learns of it */
+        }
+    }
+    if ((revents & EV_READ) && (ss->want & WH_EV_READ)) events |= WH_EV_READ;
+    if ((revents & EV_WRITE) && (ss->want & WH_EV_WRITE)) events |= WH_EV_WRITE;
+    ss->want &= ~events;
+
+    ss->s.refs++;
+    wh_stream_notify(&ss->s, events);
+    if (--ss->s.refs == 0 && ss->s.closed) {
+        ss->s.ops->destroy(&ss->s);
+        return;
+    }
+    if (!ss->s.closed) sync_watcher(ss);
+}
+
+static void
+sock_wait(wh_stream_t *s, int events)
+{
+    wh_sock_stream_t *ss = (wh_sock_stream_t *) s;
+
+    ss->want |= events;
+    sync_watcher(ss);
+}
+
+static ssize_t
+sock_read(wh_stream_t *s, void *buf, size_t size)
+{
+    wh_sock_stream_t *ss = (wh_sock_stream_t *) s;
+    ssize_t n;
+
+    if (s->err) return WH_ERROR;
+    if (ss->connecting) {
+        sock_wait(s, WH_EV_READ);
+        return WH_AGAIN;
+    }
+    do {
+        n = recv(ss->fd, buf, size, 0);
+    } while (n == -1 && errno == EINTR);
+    if (n >= 0) return n;
+    if (errno == EAGAIN) {
+        sock_wait(s, WH_EV_READ);
+        return WH_AGAIN;
+    }
+    s->err = errno == ECONNRESET ? wh_err_closed : wh_err_io;
+    return WH_ERROR;
+}
+
+static ssize_t
+sock_write(wh_stream_t *s, const void *buf, size_t size)
+{
+    wh_sock_stream_t *ss = (wh_sock_stream_t *) s;
+    ssize_t n;
+
+    if (s->err) return WH_ERROR;
+    if (ss->connecting) {
+        sock_wait(s, WH_EV_WRITE);
+        return WH_AGAIN;
+    }
+    do {
+        n = send(ss->fd, buf, size, MSG_NOSIGNAL);
+    } while (n == -1 && errno == EINTR);
+    if (n >= 0) {
+        if ((size_t) n < size) sock_wait(s, WH_EV_WRITE);
+        return n;
+    }
+    if (errno == EAGAIN) {
+        sock_wait(s, WH_EV_WRITE);
+        return WH_AGAIN;
+    }
+    s->err = (errno == ECONNRESET || errno == EPIPE) ? wh_err_closed : wh_err_io;
+    return WH_ERROR;
+}
+
+static int
+sock_shutdown_write(wh_stream_t *s)
+{
+    wh_sock_stream_t *ss = (wh_sock_stream_t *) s;
+
+    if (shutdown(ss->fd, SHUT_WR) == -1 && errno != ENOTCONN) {
+        s->err = wh_err_io;
+        return WH_ERROR;
+    }
+    return WH_OK;
+}
+
+static int
+sock_splice_fd(wh_stream_t *s)
+{
+    wh_sock_stream_t *ss = (wh_sock_stream_t *) s;
+
+    return (ss->connecting || s->err) ? -1 : ss->fd;
+}
+
+static void
+sock_destroy(wh_stream_t *s)
+{
+    wh_sock_stream_t *ss = (wh_sock_stream_t *) s;
+
+    if (ev_is_active(&ss->io)) ev_io_stop(wh_loop, &ss->io);
+    close(ss->fd);
+    free(ss);
+}
+
+static const wh_stream_ops_t sock_ops = {
+    .name = "socket",
+    .read = sock_read,
+    .write = sock_write,
+    .shutdown_write = sock_shutdown_write,
+    .wait = sock_wait,
+    .splice_fd = sock_splice_fd,
+    .destroy = sock_destroy,
+};
+
+wh_stream_t *
+wh_sock_stream_create(int fd, int connecting)
+{
+    wh_sock_stream_t *ss = calloc(1, sizeof(*ss));
+
+    if (ss == NULL) {
+        return NULL;
+    }
+    ss->s.ops = &sock_ops;
+    ss->fd = fd;
+    ss->connecting = connecting;
+    ev_io_init(&ss->io, io_cb, fd, 0);
+    ss->io.data = ss;
+    if (connecting) sync_watcher(ss);
+    return &ss->s;
+}

@@ -1,0 +1,98 @@
+/*
+ * wh_stream.h -- THE seam: one byte stream, whatever carries it.
+ *
+ * Every transport (a TCP connection, later a TLS session, a WebSocket, an
+ * HTTP/2 or QUIC stream, a KCP session) and every upstream (a socket, the
+ * built-in echo) is a wh_stream_t. The relay (wh_relay.c) moves bytes
+ * between two of them and knows nothing else; a transport knows nothing of
+ * upstreams.
+ *
+ * Contract, for implementers and for the relay:
+ *  - read() returns >0 bytes, 0 at end of stream, WH_AGAIN or WH_ERROR.
+ *    write() returns the bytes taken (>0; it copies or sends them before it
+ *    returns, so the caller may reuse its buffer), WH_AGAIN or WH_ERROR.
+ *    On WH_ERROR the stream's err says why (a wh_err_* constant).
+ *  - WH_AGAIN, or a short write, is a promise: the stream calls
+ *    on_readable (after WH_AGAIN from read) or on_writable (after WH_AGAIN
+ *    or a short write) once, when trying again may succeed -- including for
+ *    bytes held inside a library that no fd will signal. wait() asks for the
+ *    same promise without a read or write (the relay uses it around
+ *    splice(2)). Notifications are one-shot: a stream nobody waits on calls
+ *    nothing, which is how back-pressure works: the relay stops reading a
+ *    side simply by not reading it.
+ *  - An asynchronous failure (a refused connect) sets err and fires
+ *    whichever callback is awaited.
+ *  - shutdown_write() ends the direction towards the peer (FIN, close
+ *    frame, END_STREAM...) after what was written.
+ *  - wh_stream_close() may be called from inside a callback: the memory is
+ *    released when the callback returns (redis' connhelpers habit).
+ *  - splice_fd() returns a plain kernel socket that holds no bytes in user
+ *    space, or -1; when both sides have one, the relay moves bytes with
+ *    splice(2) and never copies them through user space.
+ */
+#ifndef WH_STREAM_H
+#define WH_STREAM_H
+
+#include "wh_core.h"
+
+#define WH_EV_READ  1
+#define WH_EV_WRITE 2
+
+typedef struct wh_stream_s wh_stream_t;
+
+typedef struct {
+    const char *name;
+    ssize_t (*read)(wh_stream_t *s, void *buf, size_t size);
+    ssize_t (*write)(wh_stream_t *s, const void *buf, size_t size);
+    int (*shutdown_write)(wh_stream_t *s);
+    void (*wait)(wh_stream_t *s, int events);
+    int (*splice_fd)(wh_stream_t *s);           /* may be NULL: never */
+    void (*destroy)(wh_stream_t *s);            /* release everything, the memory too */
+} wh_stream_ops_t;
+
+struct wh_stream_s {
+    const wh_stream_ops_t *ops;
+    void *data;                                  /* the relay's */
+    void (*on_readable)(wh_stream_t *s);
+    void (*on_writable)(wh_stream_t *s);
+    const char *err;                             /* why the last WH_ERROR */
+    unsigned refs;
+    unsigned closed:1;
+};
+
+static inline ssize_t
+wh_stream_read(wh_stream_t *s, void *buf, size_t size)
+{
+    return s->ops->read(s, buf, size);
+}
+
+static inline ssize_t
+wh_stream_write(wh_stream_t *s, const void *buf, size_t size)
+{
+    return s->ops->write(s, buf, size);
+}
+
+static inline int
+wh_stream_shutdown_write(wh_stream_t *s)
+{
+    return s->ops->shutdown_write(s);
+}
+
+static inline void
+wh_stream_wait(wh_stream_t *s, int events)
+{
+    s->ops->wait(s, events);
+}
+
+static inline int
+wh_stream_splice_fd(wh_stream_t *s)
+{
+    return s->ops->splice_fd ? s->ops->splice_fd(s) : -1;
+}
+
+/* For implementers: call the awaited callbacks for events, holding a
+ * reference so a close inside them is deferred. */
+void wh_stream_notify(wh_stream_t *s, int events);
+void wh_stream_close(wh_stream_t *s);
+
+#endif
