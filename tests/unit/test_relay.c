@@ -1,0 +1,176 @@
+/*
+ * test_relay.c -- the relay's buffer accounting and back-pressure, with a
+ * scripted client stream and the built-in echo upstream (no sockets).
+ *
+ * Checks: a client that never reads stops the relay from reading it after a
+ * bounded number of bytes (one chunk stashed per direction plus the echo's
+ * buffer); every byte comes back in order once the client reads; an idle
+ * relay holds no buffers (heap back to its size before the transfer); the
+ * counters add up; end of stream closes the relay as "done".
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "wh_event.h"
+#include "wh_log.h"
+#include "wh_relay.h"
+
+#include <malloc.h>
+
+#define CHUNK 65536
+
+typedef struct {
+    wh_stream_t s;
+    uint8_t *in;            /* what the client sends */
+    size_t in_len, in_pos;
+    int in_eof;             /* after in_len, read() says end of stream */
+    uint8_t *out;           /* what the client received */
+    size_t out_len, out_room;
+    int want;
+    int destroyed;
+} script_t;
+
+static ssize_t
+script_read(wh_stream_t *s, void *buf, size_t size)
+{
+    script_t *c = (script_t *) s;
+    size_t n = wh_min(size, c->in_len - c->in_pos);
+
+    if (n == 0) {
+        if (c->in_eof) return 0;
+        c->want |= WH_EV_READ;
+        return WH_AGAIN;
+    }
+    memcpy(buf, c->in + c->in_pos, n);
+    c->in_pos += n;
+    return n;
+}
+
+static ssize_t
+script_write(wh_stream_t *s, const void *buf, size_t size)
+{
+    script_t *c = (script_t *) s;
+    size_t n = wh_min(size, c->out_room);
+
+    if (n == 0) {
+        c->want |= WH_EV_WRITE;
+        return WH_AGAIN;
+    }
+    memcpy(c->out + c->out_len, buf, n);
+    c->out_len += n;
+    c->out_room -= n;
+    if (n < size) c->want |= WH_EV_WRITE;
+    return n;
+}
+
+static int script_shutdown(wh_stream_t *s) { return WH_OK; }
+static void script_wait(wh_stream_t *s, int ev) { ((script_t *) s)->want |= ev; }
+static void script_destroy(wh_stream_t *s) { ((script_t *) s)->destroyed = 1; }
+
+static const wh_stream_ops_t script_ops = {
+    .name = "script", .read = script_read, .write = script_write,
+    .shutdown_write = script_shutdown, .wait = script_wait, .destroy = script_destroy,
+};
+
+static wh_cycle_t cycle;
+static wh_listener_t ls;
+static wh_stats_counters_t counters;
+
+static void
+spin(script_t *c)
+{
+    int i, ev;
+
+    for (i = 0; i < 200; i++) {
+        ev_run(wh_loop, EVRUN_NOWAIT);
+        ev = c->want & ((c->in_pos < c->in_len || c->in_eof ? WH_EV_READ : 0)
+                        | (c->out_room ? WH_EV_WRITE : 0));
+        if (ev) {
+            c->want &= ~ev;
+            wh_stream_notify(&c->s, ev);
+        }
+    }
+}
+
+static int
+setup(void **state)
+{
+    const char *err;
+
+    memset(&counters, 0, sizeof(counters));
+    cycle.policy = (wh_policy_t) { 60, 300, 1, 1 };
+    ls.tag = "t";
+    ls.cycle = &cycle;
+    ls.stats = &counters;
+    assert_int_equal(wh_upstream_parse("echo", &ls.upstream, &err), WH_OK);
+    return 0;
+}
+
+static void
+test_backpressure_and_no_idle_buffers(void **state)
+{
+    size_t total = 4 * 1024 * 1024, before;
+    script_t *c = calloc(1, sizeof(*c));
+    size_t i;
+    struct sockaddr_storage peer = { .ss_family = AF_UNIX };
+
+    c->s.ops = &script_ops;
+    c->in = malloc(total);
+    c->out = malloc(total);
+    for (i = 0; i < total; i++) c->in[i] = (uint8_t) (i * 7 + (i >> 13));
+    c->in_len = total;
+
+    before = mallinfo2().uordblks;
+    wh_stream_accepted(&ls);
+    wh_relay_start(&ls, &c->s, (struct sockaddr *) &peer, sizeof(sa_family_t));
+    spin(c);
+
+    /* the client never reads: the relay stops taking its bytes */
+    assert_true(c->in_pos > 0);
+    assert_true(c->in_pos <= 3 * CHUNK);
+    assert_int_equal(counters.bytes_up, c->in_pos);
+
+    /* the client reads a little at a time: everything comes back in order */
+    while (c->out_len < total) {
+        size_t was = c->out_len;
+        c->out_room = 100000;
+        spin(c);
+        assert_true(c->out_len > was);
+        assert_true(c->in_pos - c->out_len <= 3 * CHUNK + 100000);
+    }
+    assert_memory_equal(c->in, c->out, total);
+    assert_int_equal(counters.bytes_up, total);
+    assert_int_equal(counters.bytes_down, total);
+
+    /* idle: no stash, no echo buffer left */
+    c->out_room = 0;
+    spin(c);
+    assert_true(mallinfo2().uordblks - before < 2048);
+    assert_int_equal(counters.active, 1);
+
+    /* the client ends: the echo ends, the relay closes as done */
+    c->in_eof = 1;
+    c->out_room = 1;
+    spin(c);
+    assert_true(c->destroyed);
+    assert_int_equal(counters.active, 0);
+    assert_int_equal(counters.closed[WH_CLOSE_DONE], 1);
+    assert_int_equal(wh_streams_live, 0);
+    free(c->in);
+    free(c->out);
+    free(c);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_backpressure_and_no_idle_buffers, setup),
+    };
+
+    wh_log_level = WH_LOG_EMERG;
+    wh_event_init(ev_loop_new(EVFLAG_AUTO));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
