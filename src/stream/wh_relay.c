@@ -55,6 +55,8 @@ struct wh_relay_s {
     ev_timer timer;
     ev_tstamp last_active;
     ev_tstamp timeout;
+    ev_tstamp started;
+    uint64_t bytes[2];
     wh_posted_t posted;         /* a direction ran out of budget */
     uint8_t posted_dirs;
     uint8_t connecting;
@@ -135,11 +137,11 @@ relay_close(wh_relay_t *r, int cause)
     wh_listener_t *ls = r->ls;
     int i;
 
-    if (cause == WH_CLOSE_DONE) {
-        wh_log_debug("stream done, client: %s, listener: %s", r->peer, ls->tag);
-    } else {
-        wh_log(WH_LOG_INFO, "stream closed (%s), client: %s, listener: %s, upstream: %s",
-               wh_close_cause_names[cause], r->peer, ls->tag, ls->upstream.text);
+    if (wh_log_level >= WH_LOG_INFO) {
+        wh_log(WH_LOG_INFO, "stream closed (%s) after %.3fs, %llu bytes up, %llu down, "
+               "client: %s, listener: %s, upstream: %s", wh_close_cause_names[cause],
+               ev_now(wh_loop) - r->started, (unsigned long long) r->bytes[UP],
+               (unsigned long long) r->bytes[DOWN], r->peer, ls->tag, ls->upstream.text);
     }
     for (i = 0; i < 2; i++) {
         free(r->dir[i].stash);
@@ -213,6 +215,7 @@ direction_done(wh_relay_t *r, int d)
 static void
 count_bytes(wh_relay_t *r, int d, size_t n)
 {
+    r->bytes[d] += n;
     if (d == UP) {
         wh_stats_add(r->ls->stats->bytes_up, n);
     } else {
@@ -456,6 +459,7 @@ wh_relay_start(wh_listener_t *ls, wh_stream_t *client, const struct sockaddr *pe
     r->dir[DOWN].pipe_r = r->dir[DOWN].pipe_w = -1;
     r->posted.handler = posted_cb;
     r->connecting = 1;
+    r->started = ev_now(wh_loop);
 
     client->data = r;
     client->on_readable = client_readable;

@@ -1,0 +1,217 @@
+"""Master/worker process model: privileges, worker count, respawn, signals,
+`-s SIGNAL` through the pid file."""
+import os
+import pwd
+import signal
+import threading
+import time
+
+import pytest
+
+from conftest import (connect, echo_roundtrip, echo_stream, free_port, listener,
+                      pid_alive, proc_stat, proc_uids, server_side_inode,
+                      socket_inode_owner, wait_closed, wait_for)
+
+
+def conf_with(up_spec, port, **top):
+    d = {"listeners": [listener("t", up_spec, port=port)]}
+    d.update(top)
+    return d
+
+
+def proc_status_field(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return line.split()[1:]
+    return None
+
+
+def test_workers_run_as_nobody_master_as_root(wharf, upstream):
+    up = upstream("echo")
+    w = wharf(conf_with(up.spec, free_port(), worker_processes=2))
+    nobody = pwd.getpwnam("nobody")
+
+    assert proc_uids(w.pid) == (0, 0, 0, 0), "master is not running as root"
+    assert proc_stat(w.pid)[0] == "wharf: master"
+
+    workers = w.workers()
+    assert len(workers) == 2, "worker_processes = 2 gave workers %s" % workers
+    for p in workers:
+        assert proc_stat(p)[0] == "wharf: worker", proc_stat(p)
+        assert proc_uids(p) == (nobody.pw_uid,) * 4, \
+            "worker %d: Uid %s, want nobody (%d)" % (p, proc_uids(p), nobody.pw_uid)
+        gids = tuple(int(x) for x in proc_status_field(p, "Gid"))
+        assert gids == (nobody.pw_gid,) * 4, "worker %d: Gid %s" % (p, gids)
+        groups = [int(x) for x in proc_status_field(p, "Groups") or []]
+        assert 0 not in groups, "worker %d kept root's supplementary group: %s" % (p, groups)
+    r = echo_roundtrip(w.addr("t"), os.urandom(10000))
+    assert r["ok"], r["error"]
+
+
+def test_worker_processes_auto(wharf):
+    w = wharf(conf_with("echo", free_port(), worker_processes="auto"))
+    assert len(w.workers()) == (os.cpu_count() or 1)
+
+
+def stream_owners(w, socks, port, timeout=5):
+    """{index: worker pid} of the accepted side of each client socket."""
+    owners = {}
+
+    def resolve():
+        inode_owner = socket_inode_owner(w.workers())
+        for i, s in enumerate(socks):
+            if i in owners:
+                continue
+            ino = server_side_inode(port, s.getsockname()[1])
+            if ino is not None and ino in inode_owner:
+                owners[i] = inode_owner[ino]
+        return len(owners) == len(socks)
+
+    wait_for(resolve, timeout)
+    return owners
+
+
+@pytest.mark.deadline(60)
+def test_killed_worker_is_respawned(wharf, upstream):
+    up = upstream("echo")
+    port = free_port()
+    w = wharf(conf_with(up.spec, port, worker_processes=2))
+    workers = w.workers()
+    assert len(workers) == 2
+
+    n = 8
+    size = 1 << 20
+    payloads = [os.urandom(size) for _ in range(n)]
+    socks = []
+    for i in range(n):
+        socks.append(connect(w.addr("t")))
+        time.sleep(0.02)
+    results = [None] * n
+
+    def run(i):
+        results[i] = echo_stream(socks[i], payloads[i], chunk=16384, delay=0.04, timeout=40)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    owners = stream_owners(w, socks, port)
+    assert len(owners) == n, "could not find the worker of every stream: %s" % owners
+
+    by_worker = {p: [i for i in owners if owners[i] == p] for p in workers}
+    # kill a worker that holds streams while the other one holds some too;
+    # if one worker holds them all, kill the idle one (all must then survive)
+    busy = [p for p in workers if by_worker[p]]
+    victim = busy[0] if len(busy) == 2 else [p for p in workers if not by_worker[p]][0]
+    survivor = [p for p in workers if p != victim][0]
+    time.sleep(0.3)
+    assert all(t.is_alive() for t in threads), "transfers ended before the kill"
+    os.kill(victim, signal.SIGKILL)
+
+    def respawned():
+        cur = w.workers()
+        return len(cur) == 2 and victim not in cur and survivor in cur
+
+    assert wait_for(respawned, 3), "workers after killing %d: %s" % (victim, w.workers())
+    r = echo_roundtrip(w.addr("t"), os.urandom(100000))
+    assert r["ok"], "new connection after the respawn: %s" % r["error"]
+
+    for t in threads:
+        t.join(45)
+    for s in socks:
+        s.close()
+    for i in range(n):
+        res = results[i]
+        assert res is not None, "stream %d did not finish" % i
+        got = res["received"]
+        assert got == payloads[i][:len(got)], "stream %d received corrupt data" % i
+        if owners[i] == survivor:
+            assert res["ok"], "stream %d of the surviving worker broke: %s" % (i, res["error"])
+        else:
+            assert not res["ok"], "stream %d of the killed worker completed?" % i
+    assert any(r["ok"] for r in results)
+    assert w.alive()
+
+
+@pytest.mark.deadline(40)
+def test_quit_drains_open_stream(wharf, upstream):
+    up = upstream("echo")
+    w = wharf(conf_with(up.spec, free_port(), shutdown_timeout=20))
+    workers = w.workers()
+    data = os.urandom(512 * 1024)
+    s = connect(w.addr("t"))
+    res = {}
+    t = threading.Thread(target=lambda: res.update(
+        echo_stream(s, data, chunk=8192, delay=0.04, timeout=30)), daemon=True)
+    t.start()
+    time.sleep(0.5)
+    assert t.is_alive()
+    w.send_signal(signal.SIGQUIT)
+    t.join(35)
+    s.close()
+    assert res.get("ok"), "stream open at QUIT broke: %s" % res.get("error")
+    try:
+        rc = w.proc.wait(10)
+    except Exception:
+        rc = None
+    assert rc == 0, "master after QUIT: exit status %r\n%s" % (rc, w.diagnostics())
+    assert not w.pid_file.exists(), "pid file left behind after QUIT"
+    assert wait_for(lambda: not any(pid_alive(p) for p in workers), 2), "workers left"
+
+
+def test_term_stops_fast(wharf, upstream):
+    up = upstream("echo")
+    w = wharf(conf_with(up.spec, free_port(), worker_processes=2))
+    workers = w.workers()
+    s = connect(w.addr("t"))  # an open, idle stream must not delay TERM
+    try:
+        r = echo_stream(s, b"hi", half_close=False, timeout=5)
+        assert r["ok"], r["error"]
+        t0 = time.monotonic()
+        rc = w.stop(signal.SIGTERM, timeout=3)
+        took = time.monotonic() - t0
+        assert rc is not None, "master still running 3 s after TERM"
+        assert took < 3
+        assert wait_for(lambda: not any(pid_alive(p) for p in workers), 1), \
+            "workers survive the master"
+        _, how, _ = wait_closed(s, timeout=3)
+        assert how in ("eof", "reset")
+    finally:
+        s.close()
+
+
+def test_signal_option_reload_and_stop(wharf, upstream):
+    up = upstream("echo")
+    w = wharf(conf_with(up.spec, free_port()))
+    old = w.workers()
+    r = w.run("-s", "reload")
+    assert r.returncode == 0, "wharf -s reload: %d %s" % (r.returncode, r.stderr)
+    new = w.wait_ready(timeout=10, old_workers=old)
+    assert not set(new) & set(old)
+    assert wait_for(lambda: not any(pid_alive(p) for p in old), 5), "old workers did not exit"
+    rr = echo_roundtrip(w.addr("t"))
+    assert rr["ok"], rr["error"]
+
+    r = w.run("-s", "stop")
+    assert r.returncode == 0, "wharf -s stop: %d %s" % (r.returncode, r.stderr)
+    try:
+        w.proc.wait(3)
+    except Exception:
+        pass
+    assert not w.alive(), "master still running 3 s after -s stop"
+
+
+def test_signal_option_reopen(wharf, upstream):
+    up = upstream("echo")
+    w = wharf(conf_with(up.spec, free_port()))
+    log = w.error_log
+    assert wait_for(log.exists, 2)
+    rotated = log.with_name(log.name + ".1")
+    os.rename(log, rotated)
+    assert not log.exists()
+    r = w.run("-s", "reopen")
+    assert r.returncode == 0, "wharf -s reopen: %d %s" % (r.returncode, r.stderr)
+    assert wait_for(log.exists, 3), "no new %s after -s reopen" % log.name
+    assert w.alive()
+    rr = echo_roundtrip(w.addr("t"))
+    assert rr["ok"], rr["error"]
