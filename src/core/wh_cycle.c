@@ -8,6 +8,7 @@
  */
 #include "wh_cycle.h"
 #include "wh_log.h"
+#include "wh_tls.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -212,11 +213,19 @@ parse_stream_settings(wh_conf_t *cf, wh_listener_t *ls, config_setting_t *group)
     }
 
     if (strcasecmp(security, "tls") == 0) {
-        wh_conf_error(cf, config_setting_get_member(ss, "security"),
-                      "security \"tls\" is not supported by this build");
-        return WH_ERROR;
-    }
-    if (security[0] != '\0' && strcasecmp(security, "none") != 0) {
+        config_setting_t *tls;
+        if (ls->module->alpn == NULL) {
+            wh_conf_error(cf, config_setting_get_member(ss, "security"),
+                          "security \"tls\" is not available for network \"%s\"", network);
+            return WH_ERROR;
+        }
+        if (wh_conf_group(cf, ss, "tlsSettings", &tls) == WH_ERROR
+            || wh_tls_parse(cf, tls, config_setting_get_member(ss, "security"), ls->module->alpn,
+                            &ls->tls) != WH_OK)
+        {
+            return WH_ERROR;
+        }
+    } else if (security[0] != '\0' && strcasecmp(security, "none") != 0) {
         /* V2Ray treats any other value as none (spec 1.4) */
         wh_conf_warn(cf, config_setting_get_member(ss, "security"),
                      "security \"%s\" means none", security);
@@ -601,7 +610,12 @@ wh_cycle_free(wh_cycle_t *c)
     for (i = 0; i < c->nlisteners; i++) {
         free(c->listeners[i].tag);
         free(c->listeners[i].upstream.text);
-        free(c->listeners[i].module_conf);
+        if (c->listeners[i].module != NULL && c->listeners[i].module->free_conf != NULL) {
+            c->listeners[i].module->free_conf(c->listeners[i].module_conf);
+        } else {
+            free(c->listeners[i].module_conf);
+        }
+        wh_tls_free(c->listeners[i].tls);
     }
     free(c->listeners);
     config_destroy(&c->cfg);

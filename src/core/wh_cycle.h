@@ -33,6 +33,8 @@ struct wh_listener_s {
     wh_upstream_conf_t upstream;
     const wh_module_t *module;
     void *module_conf;
+    struct wh_tls_conf_s *tls;  /* security "tls", else NULL */
+    int proxy_protocol;         /* a PROXY header is required (the module decides) */
     int mark;                   /* sockopt.mark, 0 = none */
     int tcp_fast_open;
     int fd;                     /* listening socket, -1 until bound */

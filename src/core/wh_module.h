@@ -18,14 +18,20 @@
 
 struct ev_loop;
 typedef struct wh_listener_s wh_listener_t;
+typedef struct wh_handshake_s wh_handshake_t;
 
 typedef struct wh_module_s {
     const char *name;
     const char *const *networks;        /* streamSettings.network values, lower case */
+    const char *const *alpn;            /* TLS ALPN when tlsSettings.alpn is unset (spec
+                                         * 2.2); NULL: no security "tls" here */
 
     /* Parse and validate this transport's part of streamSettings into
      * ls->module_conf. Runs in the master (and for -t). */
     int (*parse)(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *stream_settings);
+
+    /* Frees ls->module_conf; NULL: free(). */
+    void (*free_conf)(void *conf);
 
     /* Bind ls->fd in the master. NULL: the core binds a listening stream
      * socket on ls->addr. */
@@ -37,6 +43,13 @@ typedef struct wh_module_s {
     /* In a worker that is draining: stop accepting and close ls->fd; the
      * streams already accepted go on until they end. */
     void (*stop)(wh_listener_t *ls);
+
+    /* Optional, stream transports: the transport's own handshake on
+     * hs->top, after PROXY and TLS (wh_handshake.c). WH_OK: done, relay
+     * hs->top (which it may have wrapped); WH_AGAIN: call again when hs->top
+     * is readable (a read answered WH_AGAIN); WH_ERROR: close, with the
+     * cause in *cause. */
+    int (*handshake)(wh_handshake_t *hs, int *cause);
 } wh_module_t;
 
 extern const wh_module_t *const wh_modules[];

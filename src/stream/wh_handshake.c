@@ -1,0 +1,334 @@
+/*
+ * wh_handshake.c -- accepting stream connections and taking each through
+ * PROXY -> TLS -> the transport's handshake to the relay (see
+ * wh_handshake.h).
+ *
+ * The PROXY header is read without ever reading a payload byte: MSG_PEEK
+ * shows what has arrived and only the header's bytes are consumed (up to
+ * the LF for v1; 16 bytes, then the announced length, for v2), so nothing
+ * is left over to pass on, and a partial header never leaves unread bytes
+ * that would keep the socket readable (no busy loop). Its buffer exists
+ * only during that stage.
+ *
+ * One timer bounds all stages (policy.handshake). A failure closes that
+ * connection only, is logged at info with its reason, and is counted by
+ * cause (bad_input, timeout, error).
+ */
+#include "wh_handshake.h"
+#include "wh_log.h"
+#include "wh_proxy_protocol.h"
+#include "wh_relay.h"
+#include "wh_sock_stream.h"
+#include "wh_tls.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#define WH_ACCEPT_BATCH   64
+#define WH_PROXY_HDR_MAX  1024      /* v2 TLVs beyond this are refused */
+
+enum { STAGE_PROXY, STAGE_TLS, STAGE_MODULE };
+
+typedef struct {
+    wh_listener_t *ls;
+    ev_io io;
+    ev_timer resume;            /* accepting paused after EMFILE/ENFILE */
+} wh_acceptor_t;
+
+static void advance(wh_handshake_t *hs);
+
+static void
+finish(wh_handshake_t *hs)
+{
+    ev_io_stop(wh_loop, &hs->io);
+    ev_timer_stop(wh_loop, &hs->timer);
+    free(hs->proxy);
+    free(hs);
+}
+
+static void
+fail(wh_handshake_t *hs, int cause, const char *why)
+{
+    static const char *const stages[] = { "PROXY header", "TLS handshake", "handshake" };
+
+    wh_log(WH_LOG_INFO, "%s failed: %s, client: %s, listener: %s", stages[hs->stage], why,
+           hs->peer_text, hs->ls->tag);
+    if (hs->top != NULL) {
+        wh_stream_close(hs->top);
+    } else {
+        close(hs->fd);
+    }
+    wh_stream_refused(hs->ls, cause);
+    finish(hs);
+}
+
+/* How many of the peeked bytes belong to the PROXY header (never more). */
+static size_t
+proxy_part(const wh_handshake_t *hs, const uint8_t *peek, size_t n)
+{
+    const uint8_t *first = hs->have ? hs->proxy : peek;
+    size_t total;
+
+    if (first[0] == 'P') {
+        const uint8_t *lf = memchr(peek, '\n', n);
+        return lf ? (size_t) (lf - peek) + 1 : n;
+    }
+    if (hs->have < 16) {
+        return wh_min(n, (size_t) 16 - hs->have);
+    }
+    total = 16 + ((size_t) hs->proxy[14] << 8 | hs->proxy[15]);
+    return wh_min(n, total - hs->have);
+}
+
+/* WH_OK (header read), WH_AGAIN, or WH_ERROR (failed and freed). */
+static int
+read_proxy(wh_handshake_t *hs)
+{
+    uint8_t peek[WH_PROXY_HDR_MAX];
+    wh_proxy_header_t h;
+    const char *err = "malformed";
+    ssize_t n, rc;
+    size_t take;
+
+    if (hs->proxy == NULL && (hs->proxy = malloc(WH_PROXY_HDR_MAX)) == NULL) {
+        fail(hs, WH_CLOSE_ERROR, "out of memory");
+        return WH_ERROR;
+    }
+    for (;;) {
+        n = recv(hs->fd, peek, WH_PROXY_HDR_MAX - hs->have, MSG_PEEK);
+        if (n == -1 && errno == EINTR) continue;
+        if (n == -1 && errno == EAGAIN) return WH_AGAIN;
+        if (n <= 0) {
+            fail(hs, WH_CLOSE_BAD_INPUT, n == 0 ? "closed before the header" : strerror(errno));
+            return WH_ERROR;
+        }
+        take = proxy_part(hs, peek, n);
+        if (take == 0 || recv(hs->fd, hs->proxy + hs->have, take, 0) != (ssize_t) take) {
+            fail(hs, WH_CLOSE_BAD_INPUT, "too long");
+            return WH_ERROR;
+        }
+        hs->have += take;
+        rc = wh_proxy_parse(hs->proxy, hs->have, &h, &err);
+        if (rc < 0) {
+            fail(hs, WH_CLOSE_BAD_INPUT, err);
+            return WH_ERROR;
+        }
+        if (rc > 0) break;
+        if (hs->have == WH_PROXY_HDR_MAX) {
+            fail(hs, WH_CLOSE_BAD_INPUT, "too long");
+            return WH_ERROR;
+        }
+    }
+    if (!h.local) {
+        hs->peer = h.src;
+        hs->peerlen = h.src.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                 : sizeof(struct sockaddr_in6);
+        wh_addr_format((struct sockaddr *) &hs->peer, hs->peerlen, hs->peer_text,
+                       sizeof(hs->peer_text));
+    }
+    free(hs->proxy);
+    hs->proxy = NULL;
+    ev_io_stop(wh_loop, &hs->io);
+    return WH_OK;
+}
+
+static void
+proxy_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    wh_handshake_t *hs = w->data;
+
+    if (read_proxy(hs) == WH_OK) {
+        hs->stage = STAGE_TLS;
+        advance(hs);
+    }
+}
+
+static void
+top_readable(wh_stream_t *s)
+{
+    advance(s->data);
+}
+
+static void
+timed_out(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    fail(w->data, WH_CLOSE_TIMEOUT, "timed out");
+}
+
+/* Runs stages until one has to wait, fails, or all are done. */
+static void
+advance(wh_handshake_t *hs)
+{
+    wh_listener_t *ls = hs->ls;
+    int rc, cause = WH_CLOSE_BAD_INPUT;
+
+    if (hs->top == NULL) {
+        hs->top = wh_sock_stream_create(hs->fd, 0);
+        if (hs->top == NULL) {
+            fail(hs, WH_CLOSE_ERROR, "out of memory");
+            return;
+        }
+        if (ls->tls != NULL) {
+            wh_stream_t *tls = wh_tls_server(hs->top, ls->tls);
+            if (tls == NULL) {
+                fail(hs, WH_CLOSE_ERROR, "out of memory");
+                return;
+            }
+            hs->top = tls;
+        }
+        hs->top->data = hs;
+        hs->top->on_readable = top_readable;
+    }
+
+    if (hs->stage == STAGE_TLS) {
+        if (ls->tls != NULL) {
+            rc = wh_tls_handshake(hs->top);
+            if (rc == WH_AGAIN) return;
+            if (rc != WH_OK) {
+                fail(hs, hs->top->err == wh_err_bad_input ? WH_CLOSE_BAD_INPUT : WH_CLOSE_ERROR,
+                     wh_tls_error(hs->top));
+                return;
+            }
+        }
+        hs->stage = STAGE_MODULE;
+    }
+
+    if (ls->module->handshake != NULL) {
+        rc = ls->module->handshake(hs, &cause);
+        if (rc == WH_AGAIN) {
+            hs->top->data = hs;
+            hs->top->on_readable = top_readable;
+            return;
+        }
+        if (rc != WH_OK) {
+            fail(hs, cause, hs->top->err ? hs->top->err : "refused");
+            return;
+        }
+    }
+
+    wh_stream_t *top = hs->top;
+    top->on_readable = NULL;
+    top->on_writable = NULL;
+    wh_relay_start(ls, top, (struct sockaddr *) &hs->peer, hs->peerlen);
+    finish(hs);
+}
+
+void
+wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, socklen_t peerlen)
+{
+    wh_handshake_t *hs;
+
+    if (!ls->proxy_protocol && ls->tls == NULL && ls->module->handshake == NULL) {
+        /* nothing to wait for: straight to the relay, no allocation */
+        wh_stream_t *s = wh_sock_stream_create(fd, 0);
+        if (s == NULL) {
+            close(fd);
+            wh_stream_refused(ls, WH_CLOSE_ERROR);
+            return;
+        }
+        wh_relay_start(ls, s, peer, peerlen);
+        return;
+    }
+
+    hs = calloc(1, sizeof(*hs));
+    if (hs == NULL) {
+        close(fd);
+        wh_stream_refused(ls, WH_CLOSE_ERROR);
+        return;
+    }
+    hs->ls = ls;
+    hs->fd = fd;
+    hs->accepted = time(NULL);
+    memcpy(&hs->peer, peer, peerlen);
+    hs->peerlen = peerlen;
+    wh_addr_format(peer, peerlen, hs->peer_text, sizeof(hs->peer_text));
+    ev_timer_init(&hs->timer, timed_out, ls->cycle->policy.handshake, 0);
+    hs->timer.data = hs;
+    ev_timer_start(wh_loop, &hs->timer);
+    ev_io_init(&hs->io, proxy_readable, fd, EV_READ);
+    hs->io.data = hs;
+
+    if (ls->proxy_protocol) {
+        hs->stage = STAGE_PROXY;
+        switch (read_proxy(hs)) {
+        case WH_AGAIN:
+            ev_io_start(wh_loop, &hs->io);
+            return;
+        case WH_ERROR:
+            return;
+        }
+    }
+    hs->stage = STAGE_TLS;
+    advance(hs);
+}
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    wh_acceptor_t *a = w->data;
+    wh_listener_t *ls = a->ls;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    int i, fd, one = 1;
+
+    for (i = 0; i < WH_ACCEPT_BATCH; i++) {
+        peerlen = sizeof(peer);
+        fd = accept4(ls->fd, (struct sockaddr *) &peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
+            wh_log(WH_LOG_ERROR, "accept() on %s failed (%s), listener: %s", ls->addr_text,
+                   strerror(errno), ls->tag);
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* let streams finish and free descriptors, then try again */
+                ev_io_stop(loop, &a->io);
+                ev_timer_start(loop, &a->resume);
+            }
+            return;
+        }
+        if (peer.ss_family != AF_UNIX) {
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
+        wh_stream_accepted(ls);
+        wh_handshake_start(ls, fd, (struct sockaddr *) &peer, peerlen);
+    }
+}
+
+static void
+resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    wh_acceptor_t *a = w->data;
+
+    ev_io_start(loop, &a->io);
+}
+
+int
+wh_accept_start(wh_listener_t *ls, struct ev_loop *loop)
+{
+    wh_acceptor_t *a = wh_xalloc(sizeof(*a));
+
+    a->ls = ls;
+    ev_io_init(&a->io, accept_cb, ls->fd, EV_READ);
+    a->io.data = a;
+    ev_timer_init(&a->resume, resume_cb, 0.5, 0);
+    a->resume.data = a;
+    ev_io_start(loop, &a->io);
+    ls->runtime = a;
+    return WH_OK;
+}
+
+void
+wh_accept_stop(wh_listener_t *ls)
+{
+    wh_acceptor_t *a = ls->runtime;
+
+    if (a == NULL) {
+        return;
+    }
+    ev_io_stop(wh_loop, &a->io);
+    ev_timer_stop(wh_loop, &a->resume);
+    close(ls->fd);
+    ls->fd = -1;
+    free(a);
+    ls->runtime = NULL;
+}

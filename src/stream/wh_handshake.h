@@ -1,0 +1,42 @@
+/*
+ * wh_handshake.h -- what happens to an accepted stream connection before
+ * the relay takes it, the same for every stream transport: the PROXY
+ * header (when the listener accepts one), TLS (when configured), then the
+ * transport's own handshake (the tcp "http" header, the WebSocket
+ * upgrade...), all bounded together by policy.handshake (spec 3.2 order).
+ */
+#ifndef WH_HANDSHAKE_H
+#define WH_HANDSHAKE_H
+
+#include "wh_cycle.h"
+#include "wh_event.h"
+
+#include <sys/socket.h>
+#include <time.h>
+
+typedef struct wh_handshake_s wh_handshake_t;
+struct wh_handshake_s {
+    wh_listener_t *ls;
+    wh_stream_t *top;           /* the stream so far: socket, TLS, ... */
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    time_t accepted;            /* wall clock at accept */
+    char peer_text[48];
+
+    /* private */
+    ev_io io;                   /* the PROXY stage reads the fd itself */
+    ev_timer timer;
+    int fd;
+    int stage;
+    uint16_t have;
+    uint8_t *proxy;             /* PROXY header bytes, only in that stage */
+};
+
+/* Takes an accepted, non-blocking socket (already counted as accepted). */
+void wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, socklen_t peerlen);
+
+/* Accepts on ls->fd in this worker and starts each connection's handshake. */
+int wh_accept_start(wh_listener_t *ls, struct ev_loop *loop);
+void wh_accept_stop(wh_listener_t *ls);
+
+#endif

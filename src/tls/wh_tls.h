@@ -1,0 +1,41 @@
+/*
+ * wh_tls.h -- the one TLS layer (OpenSSL 3) every stream transport uses.
+ *
+ * Configuration side (master): tlsSettings as V2Ray reads them (spec 2.1),
+ * certificate and key files read while the master is still root, so a key
+ * readable by root only works; a reload reads them again (renewal without a
+ * restart). One SSL_CTX per listener, shared by the workers through fork().
+ *
+ * Stream side (workers): wh_tls_server() wraps any wh_stream_t -- a socket
+ * today, a KCP session later -- through a BIO that calls the lower stream's
+ * read and write directly, so TLS over a socket costs no copy beyond
+ * OpenSSL's own and a transport never touches OpenSSL.
+ */
+#ifndef WH_TLS_H
+#define WH_TLS_H
+
+#include "wh_conf.h"
+#include "wh_stream.h"
+
+typedef struct wh_tls_conf_s wh_tls_conf_t;
+
+/* Parses tlsSettings (may be NULL: all defaults) for a listener whose
+ * transport offers alpn_default when tlsSettings.alpn is unset. */
+int wh_tls_parse(wh_conf_t *cf, const config_setting_t *tls_settings,
+                 const config_setting_t *where, const char *const *alpn_default,
+                 wh_tls_conf_t **out);
+void wh_tls_free(wh_tls_conf_t *tls);
+
+/* Wraps lower (which it then owns) as the server side of a TLS session. */
+wh_stream_t *wh_tls_server(wh_stream_t *lower, wh_tls_conf_t *tls);
+
+/* Runs the handshake: WH_OK when done; WH_AGAIN with the promise of an
+ * on_readable when it can go on; WH_ERROR (s->err set, the reason logged by
+ * the caller from wh_tls_error()). */
+int wh_tls_handshake(wh_stream_t *s);
+/* A short reason for the last failure, for logs ("no shared cipher", ...). */
+const char *wh_tls_error(wh_stream_t *s);
+/* The negotiated ALPN protocol ("" when none). */
+const char *wh_tls_alpn(wh_stream_t *s);
+
+#endif

@@ -1,0 +1,308 @@
+/*
+ * wh_tls_stream.c -- a TLS server session as a wh_stream_t over another
+ * wh_stream_t (see wh_tls.h).
+ *
+ * The BIO under the SSL object reads and writes the lower stream directly;
+ * a lower WH_AGAIN becomes a BIO retry, and the lower stream's promise to
+ * call back is how this stream keeps its own: each SSL call that stalls
+ * records which lower event it waits for (a read may need to write, during
+ * a TLS 1.3 key update for instance), and the lower callback turns into the
+ * upper callback that was promised. OpenSSL may hold decrypted bytes no fd
+ * will signal; the relay reads until WH_AGAIN, so they are never stranded.
+ */
+#include "wh_tls.h"
+#include "wh_log.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+SSL_CTX *wh_tls_ctx(wh_tls_conf_t *t);
+
+typedef struct {
+    wh_stream_t s;
+    wh_stream_t *lower;
+    SSL *ssl;
+    uint8_t want;           /* upper events awaited */
+    uint8_t read_on;        /* lower events a stalled read (or handshake) waits for */
+    uint8_t write_on;       /* lower events a stalled write waits for */
+    unsigned long error;    /* OpenSSL error code of the failure */
+} wh_tls_stream_t;
+
+static BIO_METHOD *bio_method;
+
+static int
+bio_write(BIO *b, const char *buf, int len)
+{
+    wh_stream_t *lower = BIO_get_data(b);
+    ssize_t n = wh_stream_write(lower, buf, len);
+
+    BIO_clear_retry_flags(b);
+    if (n == WH_AGAIN) {
+        BIO_set_retry_write(b);
+        return -1;
+    }
+    return n < 0 ? -1 : (int) n;
+}
+
+static int
+bio_read(BIO *b, char *buf, int len)
+{
+    wh_stream_t *lower = BIO_get_data(b);
+    ssize_t n = wh_stream_read(lower, buf, len);
+
+    BIO_clear_retry_flags(b);
+    if (n == WH_AGAIN) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    return n < 0 ? -1 : (int) n;
+}
+
+static long
+bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static BIO_METHOD *
+get_bio_method(void)
+{
+    if (bio_method == NULL) {
+        bio_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "wharf stream");
+        BIO_meth_set_write(bio_method, bio_write);
+        BIO_meth_set_read(bio_method, bio_read);
+        BIO_meth_set_ctrl(bio_method, bio_ctrl);
+    }
+    return bio_method;
+}
+
+/* Maps an SSL result: WH_AGAIN (with what the lower side waits for), or
+ * WH_ERROR, or the count. EOF is 0. */
+static ssize_t
+ssl_result(wh_tls_stream_t *ts, int rc, uint8_t *on)
+{
+    int e = SSL_get_error(ts->ssl, rc);
+
+    switch (e) {
+    case SSL_ERROR_NONE:
+        return rc;
+    case SSL_ERROR_WANT_READ:
+        *on = WH_EV_READ;
+        return WH_AGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        *on = WH_EV_WRITE;
+        return WH_AGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        if (ts->lower->err == NULL && ERR_peek_error() == 0) {
+            return 0;       /* lower EOF without close_notify */
+        }
+        ts->s.err = ts->lower->err ? ts->lower->err : wh_err_io;
+        break;
+    default:
+        ts->error = ERR_peek_last_error();
+        ts->s.err = wh_err_bad_input;
+        break;
+    }
+    ERR_clear_error();
+    return WH_ERROR;
+}
+
+static void
+lower_event(wh_tls_stream_t *ts, int ev)
+{
+    int up = 0;
+
+    if (ts->read_on & ev) {
+        ts->read_on = 0;
+        up |= WH_EV_READ;
+    }
+    if (ts->write_on & ev) {
+        ts->write_on = 0;
+        up |= WH_EV_WRITE;
+    }
+    /* a failure below reaches whoever waits */
+    if (ts->lower->err != NULL) up |= ts->want;
+    up &= ts->want;
+    ts->want &= ~up;
+    wh_stream_notify(&ts->s, up);
+}
+
+static void
+lower_readable(wh_stream_t *lower)
+{
+    lower_event(lower->data, WH_EV_READ);
+}
+
+static void
+lower_writable(wh_stream_t *lower)
+{
+    lower_event(lower->data, WH_EV_WRITE);
+}
+
+static void
+await(wh_tls_stream_t *ts, int upper, uint8_t on)
+{
+    ts->want |= upper;
+    wh_stream_wait(ts->lower, on);
+}
+
+int
+wh_tls_handshake(wh_stream_t *s)
+{
+    wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
+    ssize_t rc;
+    uint8_t on = 0;
+
+    rc = ssl_result(ts, SSL_do_handshake(ts->ssl), &on);
+    if (rc == WH_AGAIN) {
+        ts->read_on = on;
+        await(ts, WH_EV_READ, on);
+        return WH_AGAIN;
+    }
+    if (rc <= 0) {
+        if (s->err == NULL) s->err = wh_err_closed;
+        return WH_ERROR;
+    }
+    return WH_OK;
+}
+
+const char *
+wh_tls_error(wh_stream_t *s)
+{
+    wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
+    const char *r = ts->error ? ERR_reason_error_string(ts->error) : NULL;
+
+    return r ? r : (s->err ? s->err : "closed");
+}
+
+const char *
+wh_tls_alpn(wh_stream_t *s)
+{
+    wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
+    const unsigned char *p;
+    unsigned int len;
+    static char buf[256];
+
+    SSL_get0_alpn_selected(ts->ssl, &p, &len);
+    memcpy(buf, p ? (const char *) p : "", len);
+    buf[len] = '\0';
+    return buf;
+}
+
+static ssize_t
+tls_read(wh_stream_t *s, void *buf, size_t size)
+{
+    wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
+    ssize_t rc;
+    uint8_t on = 0;
+
+    if (s->err) return WH_ERROR;
+    rc = ssl_result(ts, SSL_read(ts->ssl, buf, (int) wh_min(size, (size_t) INT32_MAX)), &on);
+    if (rc == WH_AGAIN) {
+        ts->read_on = on;
+        await(ts, WH_EV_READ, on);
+    }
+    return rc;
+}
+
+static ssize_t
+tls_write(wh_stream_t *s, const void *buf, size_t size)
+{
+    wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
+    ssize_t rc;
+    uint8_t on = 0;
+
+    if (s->err) return WH_ERROR;
+    rc = ssl_result(ts, SSL_write(ts->ssl, buf, (int) wh_min(size, (size_t) INT32_MAX)), &on);
+    if (rc == WH_AGAIN) {
+        ts->write_on = on;
+        await(ts, WH_EV_WRITE, on);
+    } else if (rc == 0) {
+        s->err = wh_err_closed;
+        rc = WH_ERROR;
+    } else if ((size_t) rc < size) {
+        /* partial: the record went out, the next may not; ask to be told */
+        ts->write_on = WH_EV_WRITE;
+        await(ts, WH_EV_WRITE, WH_EV_WRITE);
+    }
+    return rc;
+}
+
+static int
+tls_shutdown_write(wh_stream_t *s)
+{
+    wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
+
+    /* close_notify, best effort: the FIN below ends the stream anyway */
+    SSL_shutdown(ts->ssl);
+    ERR_clear_error();
+    return wh_stream_shutdown_write(ts->lower);
+}
+
+static void
+tls_wait(wh_stream_t *s, int events)
+{
+    wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
+
+    if (events & WH_EV_READ) {
+        ts->read_on |= WH_EV_READ;
+        await(ts, WH_EV_READ, WH_EV_READ);
+    }
+    if (events & WH_EV_WRITE) {
+        ts->write_on |= WH_EV_WRITE;
+        await(ts, WH_EV_WRITE, WH_EV_WRITE);
+    }
+}
+
+static void
+tls_destroy(wh_stream_t *s)
+{
+    wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
+
+    SSL_free(ts->ssl);
+    wh_stream_close(ts->lower);
+    free(ts);
+}
+
+static const wh_stream_ops_t tls_ops = {
+    .name = "tls",
+    .read = tls_read,
+    .write = tls_write,
+    .shutdown_write = tls_shutdown_write,
+    .wait = tls_wait,
+    .splice_fd = NULL,
+    .destroy = tls_destroy,
+};
+
+wh_stream_t *
+wh_tls_server(wh_stream_t *lower, wh_tls_conf_t *tls)
+{
+    wh_tls_stream_t *ts = calloc(1, sizeof(*ts));
+    BIO *bio;
+
+    if (ts == NULL) {
+        return NULL;
+    }
+    ts->ssl = SSL_new(wh_tls_ctx(tls));
+    bio = BIO_new(get_bio_method());
+    if (ts->ssl == NULL || bio == NULL) {
+        SSL_free(ts->ssl);
+        BIO_free(bio);
+        free(ts);
+        ERR_clear_error();
+        return NULL;
+    }
+    BIO_set_data(bio, lower);
+    BIO_set_init(bio, 1);
+    SSL_set_bio(ts->ssl, bio, bio);
+    SSL_set_accept_state(ts->ssl);
+
+    ts->s.ops = &tls_ops;
+    ts->lower = lower;
+    lower->data = ts;
+    lower->on_readable = lower_readable;
+    lower->on_writable = lower_writable;
+    return &ts->s;
+}
