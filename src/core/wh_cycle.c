@@ -18,6 +18,7 @@
 #include <pwd.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -255,10 +256,12 @@ static int
 parse_listener(wh_conf_t *cf, wh_cycle_t *c, wh_listener_t *ls, config_setting_t *g)
 {
     const char *tag = NULL, *listen = NULL, *upstream = NULL, *err;
+    config_setting_t *where;
     long port = 0;
     int rc, i;
 
     ls->fd = -1;
+    ls->lock_fd = -1;
     ls->cycle = c;
     ls->file = config_setting_source_file(g) ?: cf->file;
     ls->line = config_setting_source_line(g);
@@ -294,41 +297,25 @@ parse_listener(wh_conf_t *cf, wh_cycle_t *c, wh_listener_t *ls, config_setting_t
     }
     ls->tag = wh_xstrdup(tag);
 
-    if (listen == NULL) {
-        wh_conf_error(cf, g, "listener \"%s\" has no \"listen\"", tag);
-        return WH_ERROR;
-    }
-    if (listen[0] == '/' || listen[0] == '@') {
-        if (wh_addr_parse_unix(listen, &ls->addr) != WH_OK) {
-            wh_conf_error(cf, config_setting_get_member(g, "listen"),
-                          "\"listen\" unix path \"%s\" is empty or longer than 107 bytes", listen);
-            return WH_ERROR;
+    if (listen != NULL) {
+        if (listen[0] == '/' || listen[0] == '@') {
+            if (wh_addr_parse_unix(listen, &ls->addr) != WH_OK) {
+                wh_conf_error(cf, config_setting_get_member(g, "listen"),
+                              "\"listen\" unix path \"%s\" is empty or longer than 107 bytes",
+                              listen);
+                return WH_ERROR;
+            }
+        } else {
+            if (rc == WH_DECLINED) {
+                wh_conf_error(cf, g, "listener \"%s\" has no \"port\"", tag);
+                return WH_ERROR;
+            }
+            if (wh_addr_parse_ip(listen, (int) port, &ls->addr) != WH_OK) {
+                wh_conf_error(cf, config_setting_get_member(g, "listen"),
+                              "\"listen\" is not an IP address or a unix path: \"%s\"", listen);
+                return WH_ERROR;
+            }
         }
-    } else {
-        if (rc == WH_DECLINED) {
-            wh_conf_error(cf, g, "listener \"%s\" has no \"port\"", tag);
-            return WH_ERROR;
-        }
-        if (wh_addr_parse_ip(listen, (int) port, &ls->addr) != WH_OK) {
-            wh_conf_error(cf, config_setting_get_member(g, "listen"),
-                          "\"listen\" is not an IP address or a unix path: \"%s\"", listen);
-            return WH_ERROR;
-        }
-    }
-    wh_addr_format((struct sockaddr *) &ls->addr.sa, ls->addr.len, ls->addr_text,
-                   sizeof(ls->addr_text));
-    for (i = 0; i < c->nlisteners; i++) {
-        if (wh_addr_equal(&c->listeners[i].addr, &ls->addr)) {
-            wh_conf_error(cf, config_setting_get_member(g, "listen"),
-                          "duplicate listen address %s, first used by \"%s\"", ls->addr_text,
-                          c->listeners[i].tag);
-            return WH_ERROR;
-        }
-    }
-    if (c->stats_enabled && wh_addr_equal(&c->stats_addr, &ls->addr)) {
-        wh_conf_error(cf, config_setting_get_member(g, "listen"),
-                      "listen address %s is the stats listener's", ls->addr_text);
-        return WH_ERROR;
     }
 
     if (upstream == NULL) {
@@ -340,7 +327,30 @@ parse_listener(wh_conf_t *cf, wh_cycle_t *c, wh_listener_t *ls, config_setting_t
                       "\"upstream\" \"%s\" %s", upstream, err);
         return WH_ERROR;
     }
-    return parse_stream_settings(cf, ls, g);
+    /* the transport may set (domainsocket) or check the address */
+    if (parse_stream_settings(cf, ls, g) != WH_OK) {
+        return WH_ERROR;
+    }
+
+    where = config_setting_get_member(g, "listen") ?: g;
+    if (ls->addr.len == 0) {
+        wh_conf_error(cf, g, "listener \"%s\" has no \"listen\"", tag);
+        return WH_ERROR;
+    }
+    wh_addr_format((struct sockaddr *) &ls->addr.sa, ls->addr.len, ls->addr_text,
+                   sizeof(ls->addr_text));
+    for (i = 0; i < c->nlisteners; i++) {
+        if (wh_addr_equal(&c->listeners[i].addr, &ls->addr)) {
+            wh_conf_error(cf, where, "duplicate listen address %s, first used by \"%s\"",
+                          ls->addr_text, c->listeners[i].tag);
+            return WH_ERROR;
+        }
+    }
+    if (c->stats_enabled && wh_addr_equal(&c->stats_addr, &ls->addr)) {
+        wh_conf_error(cf, where, "listen address %s is the stats listener's", ls->addr_text);
+        return WH_ERROR;
+    }
+    return WH_OK;
 }
 
 wh_cycle_t *
@@ -414,30 +424,46 @@ failed:
     return NULL;
 }
 
-/* A unix socket file left by a process that died: replace it only when
- * nobody accepts on it, so two instances never steal each other's socket. */
+/* "<path>.lock", held with flock() for as long as the socket is bound, as
+ * V2Ray does (spec 6.3, 6.4): whoever holds it owns the socket file, so a
+ * socket file found while we hold the lock is stale and may be replaced.
+ * A socket file that still accepts is never replaced. */
 static int
-clear_stale_unix(const wh_sockaddr_t *a)
+lock_unix_path(const wh_sockaddr_t *a, const char *text)
 {
     const char *path = wh_addr_unix_path(a);
+    char lock[sizeof(((struct sockaddr_un *) 0)->sun_path) + 8];
     struct stat st;
-    int fd, rc;
+    int fd, sfd, rc;
 
-    if (path == NULL || lstat(path, &st) == -1) {
-        return WH_OK;
+    snprintf(lock, sizeof(lock), "%s.lock", path);
+    fd = open(lock, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd == -1) {
+        wh_log(WH_LOG_EMERG, "open() \"%s\" failed (%s)", lock, strerror(errno));
+        return -1;
     }
-    if (!S_ISSOCK(st.st_mode)) {
-        errno = EEXIST;
-        return WH_ERROR;
+    if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+        wh_log(WH_LOG_EMERG, "bind() to %s failed: \"%s\" is locked by another process", text, lock);
+        close(fd);
+        return -1;
     }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    rc = connect(fd, (const struct sockaddr *) &a->sa, a->len);
-    close(fd);
-    if (rc == 0 || errno != ECONNREFUSED) {
-        errno = EADDRINUSE;
-        return WH_ERROR;
+    if (lstat(path, &st) == 0) {
+        rc = -1;
+        if (S_ISSOCK(st.st_mode)) {
+            sfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            rc = connect(sfd, (const struct sockaddr *) &a->sa, a->len);
+            close(sfd);
+            rc = (rc == -1 && errno == ECONNREFUSED) ? unlink(path) : -1;
+        }
+        if (rc != 0) {
+            wh_log(WH_LOG_EMERG, "bind() to %s failed: \"%s\" exists and is %s", text, path,
+                   S_ISSOCK(st.st_mode) ? "in use" : "not a socket");
+            unlink(lock);
+            close(fd);
+            return -1;
+        }
     }
-    return unlink(path) == 0 ? WH_OK : WH_ERROR;
+    return fd;
 }
 
 static int
@@ -445,10 +471,6 @@ bind_stream(const wh_sockaddr_t *a, const char *text, int fast_open, int mark)
 {
     int fd, one = 1;
 
-    if (clear_stale_unix(a) != WH_OK) {
-        wh_log(WH_LOG_EMERG, "bind() to %s failed (%s)", text, strerror(errno));
-        return -1;
-    }
     fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
         wh_log(WH_LOG_EMERG, "socket() for %s failed (%s)", text, strerror(errno));
@@ -481,9 +503,29 @@ bind_stream(const wh_sockaddr_t *a, const char *text, int fast_open, int mark)
     return fd;
 }
 
+/* Closes the socket; a unix path's file and lock file go with it. */
+static void
+close_listener(wh_listener_t *ls)
+{
+    const char *path = wh_addr_unix_path(&ls->addr);
+    char lock[sizeof(((struct sockaddr_un *) 0)->sun_path) + 8];
+
+    if (ls->fd != -1) {
+        close(ls->fd);
+        ls->fd = -1;
+        if (path != NULL) unlink(path);
+    }
+    if (ls->lock_fd != -1) {
+        snprintf(lock, sizeof(lock), "%s.lock", path);
+        unlink(lock);
+        close(ls->lock_fd);
+        ls->lock_fd = -1;
+    }
+}
+
 /* The old cycle's socket for the same address and kind, marked as taken. */
 static int
-take_over(wh_cycle_t *old, const wh_listener_t *ls)
+take_over(wh_cycle_t *old, wh_listener_t *ls)
 {
     int i, fd;
 
@@ -492,6 +534,8 @@ take_over(wh_cycle_t *old, const wh_listener_t *ls)
         if (o->fd != -1 && o->module->bind == ls->module->bind && wh_addr_equal(&o->addr, &ls->addr)) {
             fd = o->fd;
             o->fd = -1;     /* now the new cycle's */
+            ls->lock_fd = o->lock_fd;
+            o->lock_fd = -1;
             return fd;
         }
     }
@@ -514,6 +558,10 @@ wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
         if (ls->module->bind != NULL) {
             if (ls->module->bind(ls) != WH_OK) goto failed;
         } else {
+            if (wh_addr_unix_path(&ls->addr) != NULL) {
+                ls->lock_fd = lock_unix_path(&ls->addr, ls->addr_text);
+                if (ls->lock_fd == -1) goto failed;
+            }
             ls->fd = bind_stream(&ls->addr, ls->addr_text, ls->tcp_fast_open, ls->mark);
             if (ls->fd == -1) goto failed;
         }
@@ -539,13 +587,14 @@ failed:
             wh_listener_t *o = &old->listeners[j];
             if (o->fd == -1 && o->module->bind == ls->module->bind && wh_addr_equal(&o->addr, &ls->addr)) {
                 o->fd = ls->fd;
+                o->lock_fd = ls->lock_fd;
+                ls->lock_fd = -1;
                 given = 1;
                 break;
             }
         }
-        if (!given && ls->fd != -1) {
-            close(ls->fd);
-            if (wh_addr_unix_path(&ls->addr)) unlink(wh_addr_unix_path(&ls->addr));
+        if (!given) {
+            close_listener(ls);
         }
         ls->fd = -1;
     }
@@ -562,21 +611,6 @@ failed:
     return WH_ERROR;
 }
 
-static void
-close_listener(wh_listener_t *ls)
-{
-    const char *path;
-
-    if (ls->fd == -1) {
-        return;
-    }
-    close(ls->fd);
-    ls->fd = -1;
-    path = wh_addr_unix_path(&ls->addr);
-    if (path != NULL) {
-        unlink(path);
-    }
-}
 
 void
 wh_cycle_release(wh_cycle_t *old, wh_cycle_t *c)

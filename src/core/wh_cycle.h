@@ -38,6 +38,7 @@ struct wh_listener_s {
     int mark;                   /* sockopt.mark, 0 = none */
     int tcp_fast_open;
     int fd;                     /* listening socket, -1 until bound */
+    int lock_fd;                /* "<path>.lock" of a unix path (spec 6.3), or -1 */
     int stats_index;            /* column in the stats segment */
 
     /* worker side */

@@ -1,0 +1,72 @@
+/*
+ * wh_ds_module.c -- the "domainsocket" transport (spec 6): a unix stream
+ * socket named by dsSettings.path, optionally abstract and padded, with
+ * TLS on top when security is "tls".
+ *
+ * As in V2Ray the listener's listen and port are ignored: the address is
+ * dsSettings'. Binding (with the "<path>.lock" file and stale-socket
+ * handling), accepting and TLS are the core's, shared with tcp listeners
+ * on unix paths; this file only turns dsSettings into an address. A
+ * domainsocket never accepts a PROXY header.
+ */
+#include "wh_cycle.h"
+#include "wh_handshake.h"
+
+static const char *const networks[] = { "ds", "domainsocket", NULL };
+static const char *const alpn[] = { "h2", "http/1.1", NULL };
+static const char *const ds_names[] = { "path", "abstract", "padding", NULL };
+
+static int
+ds_parse(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss)
+{
+    config_setting_t *ds = NULL;
+    const char *path = NULL, *name;
+    int abstract = 0, padding = 0;
+    char addr[128];
+
+    if (ss != NULL && wh_conf_group(cf, ss, "dsSettings", &ds) == WH_ERROR) {
+        return WH_ERROR;
+    }
+    if (ds != NULL
+        && (wh_conf_check_names(cf, ds, ds_names, NULL) != WH_OK
+            || wh_conf_string(cf, ds, "path", &path) == WH_ERROR
+            || wh_conf_bool(cf, ds, "abstract", &abstract) == WH_ERROR
+            || wh_conf_bool(cf, ds, "padding", &padding) == WH_ERROR))
+    {
+        return WH_ERROR;
+    }
+    if (path == NULL || path[0] == '\0') {
+        wh_conf_error(cf, ds ? ds : ss, "domainsocket needs \"dsSettings.path\"");
+        return WH_ERROR;
+    }
+    if (ls->addr.len != 0) {
+        wh_conf_warn(cf, ss, "listener \"%s\": \"listen\" and \"port\" are ignored for "
+                     "domainsocket, dsSettings.path is the address", ls->tag);
+    }
+
+    /* "@name" is abstract even without abstract = true (spec 6.1) */
+    name = path[0] == '@' ? path + 1 : path;
+    if (path[0] == '@' || abstract) {
+        snprintf(addr, sizeof(addr), "%s%s", abstract && padding ? "@@" : "@", name);
+    } else {
+        snprintf(addr, sizeof(addr), "%s", path);
+    }
+    if (strlen(name) > 107 || wh_addr_parse_unix(addr, &ls->addr) != WH_OK) {
+        wh_conf_error(cf, config_setting_get_member(ds, "path"),
+                      "\"path\" must be 1..107 bytes");
+        return WH_ERROR;
+    }
+    return WH_OK;
+}
+
+const wh_module_t wh_ds_module = {
+    .name = "ds",
+    .networks = networks,
+    .alpn = alpn,
+    .parse = ds_parse,
+    .free_conf = NULL,
+    .bind = NULL,
+    .start = wh_accept_start,
+    .stop = wh_accept_stop,
+    .handshake = NULL,
+};
