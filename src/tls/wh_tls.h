@@ -26,6 +26,12 @@ int wh_tls_parse(wh_conf_t *cf, const config_setting_t *tls_settings,
                  wh_tls_conf_t **out);
 void wh_tls_free(wh_tls_conf_t *tls);
 
+/* The certificate for an SNI (spec 2.4): an index into tlsSettings'
+ * certificates; WH_TLS_MINT when an "issue" CA must mint one; -1 when there
+ * is none. */
+#define WH_TLS_MINT (-2)
+int wh_tls_choose(const wh_tls_conf_t *tls, const char *sni);
+
 /* Wraps lower (which it then owns) as the server side of a TLS session. */
 wh_stream_t *wh_tls_server(wh_stream_t *lower, wh_tls_conf_t *tls);
 

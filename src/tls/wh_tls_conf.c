@@ -406,45 +406,64 @@ minted_for(wh_tls_conf_t *t, const wh_tls_cert_t *ca, const char *name)
     return mint(t, ca, name);
 }
 
+int
+wh_tls_choose(const wh_tls_conf_t *t, const char *sni)
+{
+    char name[256], wild[258];
+    const char *dot;
+    int i, first = -1, ca = -1;
+    size_t n = 0;
+
+    for (; sni != NULL && sni[n] && n < sizeof(name) - 1; n++) {
+        name[n] = (char) tolower((unsigned char) sni[n]);
+    }
+    name[n] = '\0';
+    for (i = 0; i < t->ncerts; i++) {
+        const wh_tls_cert_t *c = &t->certs[i];
+        if (c->usage == WH_CERT_ISSUE && ca == -1) ca = i;
+        if (c->usage != WH_CERT_ENCIPHERMENT) continue;
+        if (first == -1) first = i;
+        if (name[0] && name_matches(c, name)) return i;
+    }
+    if (ca != -1 && name[0]) {
+        return WH_TLS_MINT;
+    }
+    if (name[0] && (dot = strchr(name, '.')) != NULL) {
+        snprintf(wild, sizeof(wild), "*%s", dot);
+        for (i = 0; i < t->ncerts; i++) {
+            if (t->certs[i].usage == WH_CERT_ENCIPHERMENT && name_matches(&t->certs[i], wild)) {
+                return i;
+            }
+        }
+    }
+    return first;
+}
+
 static int
 cert_cb(SSL *ssl, void *arg)
 {
     wh_tls_conf_t *t = arg;
     const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    const wh_tls_cert_t *pick = NULL, *ca = NULL, *first = NULL;
-    char name[256], wild[258];
-    const char *dot;
-    int i;
-    size_t n;
+    int i = wh_tls_choose(t, sni);
+    const wh_tls_cert_t *c;
 
-    name[0] = '\0';
-    if (sni != NULL) {
+    if (i == WH_TLS_MINT) {
+        wh_tls_minted_t *m;
+        char name[256];
+        size_t n;
+        int ca;
+
         for (n = 0; sni[n] && n < sizeof(name) - 1; n++) name[n] = (char) tolower((unsigned char) sni[n]);
         name[n] = '\0';
+        for (ca = 0; t->certs[ca].usage != WH_CERT_ISSUE; ca++) { /* void */ }
+        m = minted_for(t, &t->certs[ca], name);
+        return m != NULL && SSL_use_cert_and_key(ssl, m->cert, m->key, NULL, 1);
     }
-    for (i = 0; i < t->ncerts; i++) {
-        const wh_tls_cert_t *c = &t->certs[i];
-        if (c->usage == WH_CERT_ISSUE && ca == NULL) ca = c;
-        if (c->usage != WH_CERT_ENCIPHERMENT) continue;
-        if (first == NULL) first = c;
-        if (pick == NULL && name[0] && name_matches(c, name)) pick = c;
+    if (i < 0) {
+        return 0;
     }
-    if (pick == NULL && ca != NULL && name[0]) {
-        wh_tls_minted_t *m = minted_for(t, ca, name);
-        if (m == NULL) return 0;
-        return SSL_use_cert_and_key(ssl, m->cert, m->key, NULL, 1);
-    }
-    if (pick == NULL && name[0] && (dot = strchr(name, '.')) != NULL) {
-        snprintf(wild, sizeof(wild), "*%s", dot);
-        for (i = 0; i < t->ncerts && pick == NULL; i++) {
-            if (t->certs[i].usage == WH_CERT_ENCIPHERMENT && name_matches(&t->certs[i], wild)) {
-                pick = &t->certs[i];
-            }
-        }
-    }
-    if (pick == NULL) pick = first;
-    if (pick == NULL) return 0;
-    return SSL_use_cert_and_key(ssl, pick->cert, pick->key, pick->chain, 1);
+    c = &t->certs[i];
+    return SSL_use_cert_and_key(ssl, c->cert, c->key, c->chain, 1);
 }
 
 int
