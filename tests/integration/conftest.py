@@ -9,6 +9,10 @@ starts the real `objs/wharf` master (daemon = false, so the process we start
 IS the master) with a configuration written under pytest's tmp_path, talks
 to it over 127.0.0.1, ::1 or unix sockets, and stops every process it
 started, by pid, in fixture teardown (also when the test failed).
+
+Environment: WHARF_SHARED overrides the shared folder (default: ../shared
+next to the repository; the V2Ray interop fixtures are in its interop/);
+WHARF_BIN overrides the binary under test (default: objs/wharf).
 """
 import faulthandler
 import hashlib
@@ -883,6 +887,8 @@ def wharf(tmp_path, request):
 
     Every instance is stopped (TERM, then KILL by pid) at teardown.
     """
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the master switches its workers to nobody")
     made = []
 
     def make(conf, start=True, **kw):

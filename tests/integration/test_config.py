@@ -179,6 +179,20 @@ def test_good_config(prefix):
     assert "wharf: configuration file %s test is successful" % conf in r.stderr, r.stderr
 
 
+def test_default_config_path(prefix):
+    """Without -c the configuration is PREFIX/conf/wharf.conf."""
+    (prefix / "conf").mkdir()
+    conf = prefix / "conf" / "wharf.conf"
+    conf.write_text(GOOD)
+    r = run_wharf("-t", "-p", prefix)
+    assert r.returncode == 0, r.stderr
+    assert "test is successful" in r.stderr, r.stderr
+    conf.write_text(CASES["port_zero"])
+    r = run_wharf("-t", "-p", prefix)
+    assert r.returncode == 1, r.stderr
+    assert "wharf.conf:%d" % bad_line(CASES["port_zero"]) in r.stderr, r.stderr
+
+
 def test_print_config(prefix):
     conf = prefix / "good.conf"
     conf.write_text(GOOD)

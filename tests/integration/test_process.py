@@ -104,6 +104,7 @@ def test_killed_worker_is_respawned(wharf, upstream):
     busy = [p for p in workers if by_worker[p]]
     victim = busy[0] if len(busy) == 2 else [p for p in workers if not by_worker[p]][0]
     survivor = [p for p in workers if p != victim][0]
+    print("streams per worker %s; killing %d" % (by_worker, victim))
     time.sleep(0.3)
     assert all(t.is_alive() for t in threads), "transfers ended before the kill"
     os.kill(victim, signal.SIGKILL)
@@ -157,6 +158,33 @@ def test_quit_drains_open_stream(wharf, upstream):
     assert rc == 0, "master after QUIT: exit status %r\n%s" % (rc, w.diagnostics())
     assert not w.pid_file.exists(), "pid file left behind after QUIT"
     assert wait_for(lambda: not any(pid_alive(p) for p in workers), 2), "workers left"
+
+
+@pytest.mark.deadline(30)
+def test_quit_bounded_by_shutdown_timeout(wharf, upstream):
+    """An idle stream keeps working after QUIT, but only for shutdown_timeout."""
+    up = upstream("echo")
+    w = wharf(conf_with(up.spec, free_port(), shutdown_timeout=2))
+    s = connect(w.addr("t"))
+    try:
+        r = echo_stream(s, b"before", half_close=False, timeout=5)
+        assert r["ok"], r["error"]
+        t0 = time.monotonic()
+        w.send_signal(signal.SIGQUIT)
+        time.sleep(0.5)
+        r = echo_stream(s, b"during the drain", half_close=False, timeout=5)
+        assert r["ok"], "stream broke right after QUIT: %s" % r["error"]
+        _, how, data = wait_closed(s, timeout=10)
+        closed_after = time.monotonic() - t0
+    finally:
+        s.close()
+    assert how in ("eof", "reset"), "stream still open 10 s after QUIT (shutdown_timeout = 2)"
+    assert 1.5 <= closed_after <= 6, "stream closed %.2fs after QUIT" % closed_after
+    try:
+        rc = w.proc.wait(5)
+    except Exception:
+        rc = None
+    assert rc == 0, "master after QUIT: exit status %r" % rc
 
 
 def test_term_stops_fast(wharf, upstream):

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import (connect, echo_roundtrip, echo_stream, free_port, listener,
-                      pid_alive, wait_for)
+                      pid_alive, wait_closed, wait_for)
 
 MiB = 1 << 20
 
@@ -79,6 +79,37 @@ def test_reload_during_transfers(wharf, upstream):
     assert wait_for(lambda: not any(pid_alive(p) for p in old), 10), \
         "old workers did not exit after draining"
     assert w.alive()
+
+
+@pytest.mark.deadline(30)
+def test_reload_drain_bounded_by_shutdown_timeout(wharf, upstream):
+    """A stream idle across a reload keeps working on its old worker, which
+    closes it after shutdown_timeout (cause shutdown) and exits; counters
+    survive the reload."""
+    up = upstream("echo")
+    conf = {"shutdown_timeout": 2, "listeners": [listener("t", up.spec, port=free_port())]}
+    w = wharf(conf)
+    s = connect(w.addr("t"))
+    try:
+        r = echo_stream(s, b"before", half_close=False, timeout=5)
+        assert r["ok"], r["error"]
+        t0 = time.monotonic()
+        old, new = w.reload(conf)
+        r = echo_stream(s, b"after the reload", half_close=False, timeout=5)
+        assert r["ok"], "stream broke by the reload: %s" % r["error"]
+        _, how, _ = wait_closed(s, timeout=10)
+        closed_after = time.monotonic() - t0
+    finally:
+        s.close()
+    assert how in ("eof", "reset"), "stream still open 10 s after the reload"
+    assert 1.5 <= closed_after <= 6, "stream closed %.2fs after the reload" % closed_after
+    assert wait_for(lambda: not any(pid_alive(p) for p in old), 3), "old worker did not exit"
+    assert w.workers() == new
+    v = w.wait_stat("t", "shutdown", lambda v: v >= 1)
+    assert v == 1, "stats column shutdown = %r, want 1" % v
+    st = w.stats()["t"]
+    assert st["accepted"] == 1 and st["active"] == 0, st
+    assert st["bytes_up"] == len(b"before" + b"after the reload"), st
 
 
 def test_reload_bad_config_keeps_old(wharf, upstream):

@@ -111,6 +111,74 @@ def test_upstream_half_close_reaches_client(wharf, upstream):
     assert up.conns[0]["eof"]
 
 
+def hold_open(rec, seconds=8):
+    t = time.monotonic() + seconds
+    while time.monotonic() < t and not rec.get("stop"):
+        time.sleep(0.05)
+
+
+def test_downlink_only_after_client_fin(wharf, upstream):
+    """Client half-closes, the upstream neither answers nor closes: the stream
+    ends once the upstream direction was idle for downlinkOnly (1 s)."""
+    def handler(conn, rec):
+        while True:
+            d = conn.recv(65536)
+            if not d:
+                rec["eof"] = True
+                rec["t_eof"] = time.monotonic()
+                break
+            rec["data"] += d
+        hold_open(rec)
+
+    up = upstream(handler=handler)
+    w = wharf(one_listener(up.spec, policy=POLICY))
+    s = connect(w.addr("t"))
+    try:
+        s.sendall(b"abc")
+        s.shutdown(socket.SHUT_WR)
+        elapsed, how, data = wait_closed(s, timeout=8)
+    finally:
+        s.close()
+    assert how in ("eof", "reset"), "stream still open 8 s after the client's FIN"
+    assert data == b""
+    assert 0.5 <= elapsed <= 4, "closed %.2fs after the client's FIN (downlinkOnly = 1)" % elapsed
+    assert up.conns and up.conns[0]["eof"] and bytes(up.conns[0]["data"]) == b"abc"
+
+
+def test_uplink_only_after_upstream_fin(wharf, upstream):
+    """The upstream half-closes, the client stays silent: the stream ends
+    (the upstream sees its connection closed) after uplinkOnly (1 s)."""
+    def handler(conn, rec):
+        conn.sendall(b"bye")
+        conn.shutdown(socket.SHUT_WR)
+        rec["t_fin"] = time.monotonic()
+        try:
+            while True:
+                d = conn.recv(65536)
+                if not d:
+                    rec["eof"] = True
+                    break
+                rec["data"] += d
+        except OSError as e:
+            rec["error"] = str(e)
+        rec["t_end"] = time.monotonic()
+
+    up = upstream(handler=handler)
+    w = wharf(one_listener(up.spec, policy=POLICY))
+    s = connect(w.addr("t"))
+    try:
+        data, how = recv_until_eof(s, timeout=5)
+        assert data == b"bye" and how == "eof", (data, how)
+        assert wait_for(lambda: up.conns and "t_end" in up.conns[0], 8), \
+            "upstream connection still open 8 s after its FIN"
+    finally:
+        s.close()
+    rec = up.conns[0]
+    elapsed = rec["t_end"] - rec["t_fin"]
+    assert 0.5 <= elapsed <= 4, "closed %.2fs after the upstream's FIN (uplinkOnly = 1)" % elapsed
+    assert bytes(rec["data"]) == b""
+
+
 @pytest.mark.deadline(60)
 def test_100_concurrent_streams(wharf, upstream):
     up = upstream("echo")
@@ -280,6 +348,31 @@ def test_stats_counters_add_up(wharf, upstream):
     assert invariant_ok(st), st
 
 
+def test_stats_directions(wharf, upstream):
+    """bytes_up counts client -> upstream, bytes_down upstream -> client."""
+    up = upstream("sink", reply=b"R" * 777)
+    w = wharf(one_listener(up.spec))
+    s = connect(w.addr("t"))
+    try:
+        s.sendall(os.urandom(5000))
+        s.shutdown(socket.SHUT_WR)
+        data, how = recv_until_eof(s, timeout=8)
+    finally:
+        s.close()
+    assert data == b"R" * 777 and how == "eof", (len(data), how)
+    st = None
+
+    def settled():
+        nonlocal st
+        st = w.stats()["t"]
+        return st["active"] == 0 and st["bytes_down"] == 777
+
+    wait_for(settled, 5, interval=0.1)
+    assert st["bytes_up"] == 5000, st
+    assert st["bytes_down"] == 777, st
+    assert st["accepted"] == 1 and st["done"] == 1, st
+
+
 PROM_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}\s+(\S+)')
 PROM_LABEL = re.compile(r'(\w+)="([^"]*)"')
 
@@ -307,12 +400,18 @@ def parse_metrics(body):
 
 
 def test_prometheus_endpoint(wharf, upstream):
-    up = upstream("echo")
+    up = upstream("sink", reply=b"r" * 4321)
     sport = free_port()
     w = wharf(one_listener(up.spec, tag="prom",
                            stats={"listen": "127.0.0.1", "port": sport}))
-    r = echo_roundtrip(w.addr("prom"), os.urandom(12345))
-    assert r["ok"], r["error"]
+    s = connect(w.addr("prom"))
+    try:
+        s.sendall(os.urandom(12345))
+        s.shutdown(socket.SHUT_WR)
+        data, how = recv_until_eof(s, timeout=8)
+    finally:
+        s.close()
+    assert len(data) == 4321 and how == "eof", (len(data), how)
     assert w.wait_stat("prom", "done", lambda v: v == 1) == 1
 
     status, body = fetch_metrics(sport)
@@ -329,7 +428,26 @@ def test_prometheus_endpoint(wharf, upstream):
     for cause in CAUSES:
         assert val("wharf_streams_closed_total", cause=cause) == (1 if cause == "done" else 0)
     assert val("wharf_bytes_total", direction="up") == 12345
-    assert val("wharf_bytes_total", direction="down") == 12345
+    assert val("wharf_bytes_total", direction="down") == 4321
 
     st = w.stats()["prom"]
-    assert st["accepted"] == 1 and st["bytes_up"] == 12345 and st["bytes_down"] == 12345
+    assert st["accepted"] == 1 and st["bytes_up"] == 12345 and st["bytes_down"] == 4321
+
+
+LOG_LINE = re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \[[a-z]+\] \d+#\d+: \S")
+
+
+def test_log_format(wharf, upstream):
+    up = upstream("echo")
+    w = wharf(one_listener(up.spec, tag="logged"))
+    r = echo_roundtrip(w.addr("logged"), b"log me")
+    assert r["ok"], r["error"]
+    stream_line = re.compile(r", client: 127\.0\.0\.1(:\d+)?, listener: logged\b")
+    assert wait_for(lambda: stream_line.search(w.log()), 3), \
+        "no stream line with ', client: 127.0.0.1, listener: logged':\n%s" % w.log()
+    w.stop(timeout=5)
+    lines = [l for l in w.log().splitlines() if l.strip()]
+    assert lines
+    bad = [l for l in lines if not LOG_LINE.match(l)]
+    assert not bad, "log lines not in 'YYYY/MM/DD HH:MM:SS [level] PID#PID: message' form:\n%s" \
+        % "\n".join(bad[:10])
