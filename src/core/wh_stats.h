@@ -17,8 +17,8 @@
 
 enum {
     WH_CLOSE_DONE = 0,      /* both sides finished, or one finished and the other idled out */
-    WH_CLOSE_TIMEOUT,       /* connIdle or handshake expired */
-    WH_CLOSE_UPSTREAM,      /* the upstream could not be reached or failed */
+    WH_CLOSE_TIMEOUT,       /* connIdle expired, or PROXY/TLS/header did not finish in handshake */
+    WH_CLOSE_UPSTREAM,      /* the upstream could not be reached (in handshake) or failed */
     WH_CLOSE_BAD_INPUT,     /* the client sent bytes we refuse (PROXY header, ...) */
     WH_CLOSE_ERROR,         /* a read/write error or reset, or the worker died */
     WH_CLOSE_SHUTDOWN,      /* closed by a fast stop or at shutdown_timeout */

@@ -444,7 +444,7 @@ wh_relay_start(wh_listener_t *ls, wh_stream_t *client, const struct sockaddr *pe
     }
     wh_addr_format(peer, peerlen, r->peer, sizeof(r->peer));
 
-    r->upstream = wh_upstream_connect(&ls->upstream, ls->mark, &err);
+    r->upstream = wh_upstream_connect(&ls->upstream, &err);
     if (r->upstream == NULL) {
         wh_log(WH_LOG_ERROR, "connect() to upstream %s failed (%s), client: %s, listener: %s",
                ls->upstream.text, err, r->peer, ls->tag);

@@ -36,7 +36,7 @@ wh_upstream_parse(const char *text, wh_upstream_conf_t *u, const char **err)
 }
 
 wh_stream_t *
-wh_upstream_connect(const wh_upstream_conf_t *u, int mark, const char **err)
+wh_upstream_connect(const wh_upstream_conf_t *u, const char **err)
 {
     wh_stream_t *s;
     int fd, rc, one = 1;
@@ -54,9 +54,6 @@ wh_upstream_connect(const wh_upstream_conf_t *u, int mark, const char **err)
     }
     if (u->addr.sa.ss_family != AF_UNIX) {
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    if (mark) {
-        setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
     }
     do {
         rc = connect(fd, (const struct sockaddr *) &u->addr.sa, u->addr.len);

@@ -25,7 +25,7 @@ int wh_upstream_parse(const char *text, wh_upstream_conf_t *u, const char **err)
 /* Starts a non-blocking connect; the stream answers WH_AGAIN until it is
  * connected and reports a failure through its err field (wh_err_connect).
  * NULL when even the socket could not be made (*err set). */
-wh_stream_t *wh_upstream_connect(const wh_upstream_conf_t *u, int mark, const char **err);
+wh_stream_t *wh_upstream_connect(const wh_upstream_conf_t *u, const char **err);
 
 /* The built-in echo service (wh_echo_stream.c). */
 wh_stream_t *wh_echo_stream_create(void);
