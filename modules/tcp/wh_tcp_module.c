@@ -4,16 +4,19 @@
  * sockopt's is ignored, as V2Ray does) and TLS.
  *
  * Accepting, PROXY and TLS are the shared stream handshake
- * (wh_handshake.c); this file only reads tcpSettings. A plain connection
- * reaches the relay as a bare socket stream, so the relay may splice it.
+ * (wh_handshake.c); this file reads tcpSettings and, with header type
+ * "http", adds the obfuscation stage on top (wh_tcp_http_stream.c), last as
+ * spec 3.2 orders. A plain connection reaches the relay as a bare socket
+ * stream, so the relay may splice it.
  */
 #include "wh_cycle.h"
 #include "wh_handshake.h"
+#include "wh_tcp_http_stream.h"
 
 #include <strings.h>
 
 typedef struct {
-    int header_http;
+    wh_http_obfs_conf_t *http;      /* header type "http", else NULL */
 } wh_tcp_conf_t;
 
 static const char *const networks[] = { "tcp", NULL };
@@ -59,13 +62,47 @@ tcp_parse(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss)
         return WH_OK;
     }
     if (strcasecmp(type, "http") == 0) {
-        wh_conf_error(cf, config_setting_get_member(header, "type"),
-                      "header type \"http\" is not supported by this build");
-        return WH_ERROR;
+        return wh_http_obfs_parse(cf, header, &conf->http);
     }
     wh_conf_error(cf, config_setting_get_member(header, "type"),
                   "unknown header type \"%s\" (none or http)", type);
     return WH_ERROR;
+}
+
+static void
+tcp_free_conf(void *p)
+{
+    wh_tcp_conf_t *conf = p;
+
+    if (conf != NULL) {
+        wh_http_obfs_free(conf->http);
+        free(conf);
+    }
+}
+
+static int
+tcp_handshake(wh_handshake_t *hs, int *cause)
+{
+    wh_tcp_conf_t *conf = hs->ls->module_conf;
+    int rc;
+
+    if (conf->http == NULL) {
+        return WH_OK;
+    }
+    if (hs->module_step == 0) {
+        wh_stream_t *s = wh_tcp_http_stream(hs->top, conf->http, hs->accepted);
+        if (s == NULL) {
+            *cause = WH_CLOSE_ERROR;
+            return WH_ERROR;
+        }
+        hs->top = s;
+        hs->module_step = 1;
+    }
+    rc = wh_tcp_http_accept(hs->top);
+    if (rc == WH_ERROR) {
+        *cause = hs->top->err == wh_err_bad_input ? WH_CLOSE_BAD_INPUT : WH_CLOSE_ERROR;
+    }
+    return rc;
 }
 
 const wh_module_t wh_tcp_module = {
@@ -73,9 +110,9 @@ const wh_module_t wh_tcp_module = {
     .networks = networks,
     .alpn = alpn,
     .parse = tcp_parse,
-    .free_conf = NULL,
+    .free_conf = tcp_free_conf,
     .bind = NULL,
     .start = wh_accept_start,
     .stop = wh_accept_stop,
-    .handshake = NULL,
+    .handshake = tcp_handshake,
 };

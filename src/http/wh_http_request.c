@@ -469,10 +469,10 @@ content_length_ok(const char *s, size_t n)
         if (s[i] < '0' || s[i] > '9') {
             return 0;
         }
-        v = v * 10 + (uint64_t) (s[i] - '0');
-        if (v > INT64_MAX) {
+        if (v > ((uint64_t) INT64_MAX - (uint64_t) (s[i] - '0')) / 10) {
             return 0;
         }
+        v = v * 10 + (uint64_t) (s[i] - '0');
     }
     return n > 0;
 }
@@ -680,11 +680,16 @@ parse_head(const char *buf, size_t len, wh_http_request_t *req, int partial,
             while (cn > 0 && is_blank(cl[cn - 1])) {
                 cn--;
             }
+            /* Go joins the pieces with one space each, then trims the
+             * left only: a blank piece after text leaves a trailing space,
+             * which must still spoil "chunked" or a number here */
             if (cn > 0) {
                 if (vs == ve) {
                     vs = cl;
                 }
                 ve = cl + cn;
+            } else if (vs != ve) {
+                ve = cl;
             }
         }
 
@@ -787,13 +792,38 @@ header_value_ok(const char *s, size_t n)
     return 1;
 }
 
+/*
+ * Whether readRequest has already removed h from Go's header map: the
+ * server's checks below never see those. Transfer-Encoding always goes;
+ * with chunked, Content-Length and Trailer go too; an empty Content-Length
+ * goes as well.
+ */
+static int
+removed_by_go(const wh_http_header_t *h, int chunked)
+{
+    const char *v = h->value;
+    size_t n = h->value_len;
+
+    if (span_caseeq(h->name, h->name_len, "Transfer-Encoding")) {
+        return 1;
+    }
+    if (span_caseeq(h->name, h->name_len, "Trailer")) {
+        return chunked;
+    }
+    if (span_caseeq(h->name, h->name_len, "Content-Length")) {
+        trim_space(&v, &n);
+        return chunked || n == 0;
+    }
+    return 0;
+}
+
 const char *
 wh_http_request_check_server(const wh_http_request_t *req)
 {
     const wh_http_header_t *h, *host = NULL, *end = req->headers + req->nheaders;
-    size_t hosts = 0;
+    size_t hosts = 0, kept = 0;
     int pri = span_eq(req->method, req->method_len, "PRI");
-    int h2_upgrade;
+    int chunked = 0, h2_upgrade;
 
     /* http1ServerSupportsRequest */
     if (req->version_major != 1
@@ -802,13 +832,20 @@ wh_http_request_check_server(const wh_http_request_t *req)
     {
         return wh_http_err_unsupported_version;
     }
+    /* the parse accepted it, so a Transfer-Encoding on 1.1+ is chunked */
+    if (req->version_major > 1 || req->version_minor >= 1) {
+        for (h = req->headers; h < end; h++) {
+            chunked |= span_caseeq(h->name, h->name_len, "Transfer-Encoding");
+        }
+    }
     for (h = req->headers; h < end; h++) {
         if (span_caseeq(h->name, h->name_len, "Host")) {
             host = host ? host : h;
             hosts++;
         }
+        kept += !removed_by_go(h, chunked);
     }
-    h2_upgrade = pri && req->nheaders == 0 && span_eq(req->target, req->target_len, "*")
+    h2_upgrade = pri && kept == 0 && span_eq(req->target, req->target_len, "*")
                  && req->version_major == 2 && req->version_minor == 0;
     if ((req->version_major > 1 || req->version_minor >= 1) && hosts == 0 && !h2_upgrade
         && !span_eq(req->method, req->method_len, "CONNECT"))
@@ -819,6 +856,9 @@ wh_http_request_check_server(const wh_http_request_t *req)
         return wh_http_err_malformed_host;
     }
     for (h = req->headers; h < end; h++) {
+        if (removed_by_go(h, chunked)) {
+            continue;
+        }
         if (!all_token(h->name, h->name_len)) {
             return wh_http_err_header_name;
         }

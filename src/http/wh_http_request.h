@@ -65,12 +65,15 @@ extern const char wh_http_err_header_value[];    /* "invalid header value" */
  * one digit each side of the dot); the target passes url.ParseRequestURI (for
  * CONNECT, an authority); header lines need a colon, a header name is NOT
  * checked beyond that (lines with an empty name are dropped, as Go drops
- * them); obs-fold continuation lines are joined; then Go's Host count and
- * Transfer-Encoding / Content-Length / Trailer checks.
+ * them); obs-fold continuation lines (starting with SP or HTAB) belong to
+ * the value before; then Go's Host count and Transfer-Encoding /
+ * Content-Length / Trailer checks.
  *
  * Values are trimmed of spaces and tabs. A folded value is not rewritten
- * (buf is const): its span runs from its first to its last non-blank byte,
- * the line breaks and indentation of the continuation lines included.
+ * (buf is const; Go joins the pieces with single spaces): its span keeps the
+ * line breaks and indentation between pieces, and ends after the
+ * indentation of a blank last piece, where Go's value ends in a space.
+ * Treat CR and LF in a value as spaces.
  *
  * Differences from Go, all unreachable for V2Ray clients: more than
  * WH_HTTP_MAX_HEADERS header lines are refused; a head whose blank line is a
@@ -84,9 +87,9 @@ const char *wh_http_request_parse(const char *buf, size_t len, wh_http_request_t
  * successful parse, in Go's order: version (1.x, or "PRI * HTTP/2.0"), Host
  * present for HTTP/1.1+ (except CONNECT and the PRI upgrade) and made of
  * valid bytes, every header name a token, no control byte other than HTAB in
- * a value. Returns NULL or one of the errors above. Go's server also skips
- * up to 4 leading CR/LF bytes before the request line: callers that need
- * that skip them before wh_http_request_parse().
+ * a value (headers readRequest has already consumed, such as
+ * Transfer-Encoding, are not looked at, as in Go). Returns NULL or one of
+ * the errors above.
  */
 const char *wh_http_request_check_server(const wh_http_request_t *req);
 
@@ -100,6 +103,9 @@ const char *wh_http_request_check_server(const wh_http_request_t *req);
  * middle ("GET /ind"), so it is not a "can this prefix still become valid"
  * test: callers apply it to what V2Ray would parse (spec 3.5: all received
  * bytes but the last 4). No header count limit applies here.
+ * For Go's server (spec 4.3 check 1), apply it to everything received: at
+ * the header timeout Go answers 400 only when this returns 1; when the
+ * client closes inside a non-empty head, Go answers 400 in any case.
  */
 int wh_http_request_partial_invalid(const char *buf, size_t len);
 

@@ -22,6 +22,7 @@ struct wh_handshake_s {
     socklen_t peerlen;
     time_t accepted;            /* wall clock at accept */
     char peer_text[48];
+    int module_step;            /* the module's own progress, 0 at first */
 
     /* private */
     ev_io io;                   /* the PROXY stage reads the fd itself */

@@ -1,10 +1,12 @@
 """The real Debian v2ray client through wharf, one interop case at a time
 (../shared/interop/cases): 10 MiB echoed byte-exact on 4 parallel streams.
 
-Each case renders the fixture's client.json, runs wharf with the listener the
-fixture's server.json describes (translated to wharf.conf), and pushes
-through the client's local port with interop/push.py.
+Each case renders the fixture's client.json and server.json, runs wharf with
+the server's streamSettings carried over as they are (wharf.conf keeps
+V2Ray's names), and pushes through the client's local port with
+interop/push.py.
 """
+import json
 import os
 import shutil
 import socket
@@ -18,11 +20,6 @@ from conftest import INTEROP, PYTHON, free_port
 V2RAY = shutil.which("v2ray")
 
 
-def tls_settings(pki):
-    return {"certificates": [{"certificateFile": str(pki / "cert.pem"),
-                              "keyFile": str(pki / "key.pem")}]}
-
-
 def make_pki(tmp_path):
     pki = tmp_path / "pki"
     r = subprocess.run(["sh", str(INTEROP / "mkcert.sh"), str(pki)],
@@ -31,32 +28,36 @@ def make_pki(tmp_path):
     return pki
 
 
-def case_tcp_tls(tmp_path, env):
-    pki = make_pki(tmp_path)
-    env.update(CERT_FILE=str(pki / "cert.pem"), KEY_FILE=str(pki / "key.pem"),
-               CA_FILE=str(pki / "cert.pem"), TLS_SERVER_NAME="localhost")
-    return {"network": "tcp", "security": "tls", "tlsSettings": tls_settings(pki)}, None
+def case_env(case, tmp_path, env):
+    """Fills the case's extra variables (interop/README.md) into env; returns
+    the unix address wharf will listen on for ds cases, else None."""
+    if "tls" in case:
+        pki = make_pki(tmp_path)
+        env.update(CERT_FILE=str(pki / "cert.pem"), KEY_FILE=str(pki / "key.pem"),
+                   CA_FILE=str(pki / "cert.pem"), TLS_SERVER_NAME="localhost")
+    if case == "ds":
+        env["DS_PATH"] = str(tmp_path / "ds.sock")
+        return env["DS_PATH"]
+    if case == "ds-abstract":
+        name = "wharf-it-%d-%d" % (os.getpid(), time.monotonic_ns() % 100000)
+        env["DS_NAME"] = name
+        return "\0" + name + "\0" * (107 - len(name))
+    return None
 
 
-def case_ds(tmp_path, env):
-    path = str(tmp_path / "ds.sock")
-    env["DS_PATH"] = path
-    return {"network": "ds", "dsSettings": {"path": path}}, path
+def server_stream_settings(case, env, tmp_path):
+    """The streamSettings of the fixture's V2Ray server, as wharf.conf takes
+    them: wharf keeps V2Ray's names, only the syntax differs."""
+    out = tmp_path / "server.json"
+    r = subprocess.run(["sh", str(INTEROP / "render.sh"),
+                        str(INTEROP / "cases" / case / "server.json"), str(out)],
+                       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=10, text=True)
+    assert r.returncode == 0, "render.sh: %s" % r.stdout
+    return json.loads(out.read_text())["inbounds"][0]["streamSettings"]
 
 
-def case_ds_abstract(tmp_path, env):
-    name = "wharf-it-%d-%d" % (os.getpid(), time.monotonic_ns() % 100000)
-    env["DS_NAME"] = name
-    padded = "\0" + name + "\0" * (107 - len(name))
-    return {"network": "ds", "dsSettings": {"path": name, "abstract": True,
-                                            "padding": True}}, padded
-
-
-CASES = {
-    "tcp-tls": case_tcp_tls,
-    "ds": case_ds,
-    "ds-abstract": case_ds_abstract,
-}
+CASES = ["tcp-tls", "tcp-http", "tcp-http-default", "tcp-tls-http", "ds", "ds-abstract"]
 
 
 def wait_connectable(addr, timeout=10):
@@ -75,14 +76,15 @@ def wait_connectable(addr, timeout=10):
 
 
 @pytest.mark.deadline(150)
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", CASES)
 def test_v2ray_client(case, wharf, spawn, tmp_path):
     if V2RAY is None:
         pytest.skip("v2ray is not installed (apt-get install v2ray)")
     server_port, local_port, up_port = free_port(), free_port(), free_port()
     env = dict(os.environ, SERVER_HOST="127.0.0.1", SERVER_PORT=str(server_port),
                LOCAL_PORT=str(local_port), UPSTREAM_PORT=str(up_port))
-    stream_settings, unix_addr = CASES[case](tmp_path, env)
+    unix_addr = case_env(case, tmp_path, env)
+    stream_settings = server_stream_settings(case, env, tmp_path)
 
     client_json = tmp_path / "client.json"
     r = subprocess.run(["sh", str(INTEROP / "render.sh"),
