@@ -50,6 +50,15 @@ typedef struct wh_module_s {
      * is readable (a read answered WH_AGAIN); WH_ERROR: close, with the
      * cause in *cause. */
     int (*handshake)(wh_handshake_t *hs, int *cause);
+
+    /* Optional: called once when the handshake ends in any way, so the
+     * module can free hs->module_data; expired: the handshake timer fired
+     * and the connection is about to close (a last answer may be written
+     * to hs->top). */
+    void (*handshake_end)(wh_handshake_t *hs, int expired);
+
+    /* Seconds the whole handshake may take; 0: policy.handshake. */
+    double handshake_timeout;
 } wh_module_t;
 
 extern const wh_module_t *const wh_modules[];

@@ -38,9 +38,13 @@ typedef struct {
 
 static void advance(wh_handshake_t *hs);
 
+/* The module's last word (and its state freed), then ours. */
 static void
-finish(wh_handshake_t *hs)
+finish(wh_handshake_t *hs, int expired)
 {
+    if (hs->ls->module->handshake_end != NULL) {
+        hs->ls->module->handshake_end(hs, expired);
+    }
     ev_io_stop(wh_loop, &hs->io);
     ev_timer_stop(wh_loop, &hs->timer);
     free(hs->proxy);
@@ -51,16 +55,20 @@ static void
 fail(wh_handshake_t *hs, int cause, const char *why)
 {
     static const char *const stages[] = { "PROXY header", "TLS handshake", "handshake" };
+    wh_listener_t *ls = hs->ls;
+    wh_stream_t *top = hs->top;
+    int fd = hs->fd;
 
     wh_log(WH_LOG_INFO, "%s failed: %s, client: %s, listener: %s", stages[hs->stage], why,
-           hs->peer_text, hs->ls->tag);
-    if (hs->top != NULL) {
-        wh_stream_close(hs->top);
+           hs->peer_text, ls->tag);
+    /* an expired module stage may still answer on top before it closes */
+    finish(hs, cause == WH_CLOSE_TIMEOUT && top != NULL);
+    if (top != NULL) {
+        wh_stream_close(top);
     } else {
-        close(hs->fd);
+        close(fd);
     }
-    wh_stream_refused(hs->ls, cause);
-    finish(hs);
+    wh_stream_refused(ls, cause);
 }
 
 /* How many of the peeked bytes belong to the PROXY header (never more). */
@@ -208,10 +216,13 @@ advance(wh_handshake_t *hs)
     }
 
     wh_stream_t *top = hs->top;
+    struct sockaddr_storage peer = hs->peer;
+    socklen_t peerlen = hs->peerlen;
+
     top->on_readable = NULL;
     top->on_writable = NULL;
-    wh_relay_start(ls, top, (struct sockaddr *) &hs->peer, hs->peerlen);
-    finish(hs);
+    finish(hs, 0);
+    wh_relay_start(ls, top, (struct sockaddr *) &peer, peerlen);
 }
 
 void
@@ -243,7 +254,9 @@ wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, sockl
     memcpy(&hs->peer, peer, peerlen);
     hs->peerlen = peerlen;
     wh_addr_format(peer, peerlen, hs->peer_text, sizeof(hs->peer_text));
-    ev_timer_init(&hs->timer, timed_out, ls->cycle->policy.handshake, 0);
+    ev_timer_init(&hs->timer, timed_out,
+                  ls->module->handshake_timeout > 0 ? ls->module->handshake_timeout
+                                                    : ls->cycle->policy.handshake, 0);
     hs->timer.data = hs;
     ev_timer_start(wh_loop, &hs->timer);
     ev_io_init(&hs->io, proxy_readable, fd, EV_READ);
@@ -261,6 +274,13 @@ wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, sockl
     }
     hs->stage = STAGE_TLS;
     advance(hs);
+}
+
+void
+wh_handshake_restart_timer(wh_handshake_t *hs)
+{
+    ev_timer_stop(wh_loop, &hs->timer);
+    ev_timer_start(wh_loop, &hs->timer);
 }
 
 static void

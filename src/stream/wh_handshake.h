@@ -23,6 +23,7 @@ struct wh_handshake_s {
     time_t accepted;            /* wall clock at accept */
     char peer_text[48];
     int module_step;            /* the module's own progress, 0 at first */
+    void *module_data;          /* the module's, freed by its handshake_end */
 
     /* private */
     ev_io io;                   /* the PROXY stage reads the fd itself */
@@ -35,6 +36,9 @@ struct wh_handshake_s {
 
 /* Takes an accepted, non-blocking socket (already counted as accepted). */
 void wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, socklen_t peerlen);
+
+/* Starts the handshake timer over (a keep-alive request after a refused one). */
+void wh_handshake_restart_timer(wh_handshake_t *hs);
 
 /* Accepts on ls->fd in this worker and starts each connection's handshake. */
 int wh_accept_start(wh_listener_t *ls, struct ev_loop *loop);
