@@ -1,0 +1,415 @@
+/*
+ * wh_ws_module.c -- the "websocket" transport: wsSettings and the server
+ * side of the HTTP/1.1 upgrade, answering every failure as V2Ray's Go
+ * server and gorilla's Upgrader do (spec 4.3), in their order:
+ *
+ *   head not complete in 4 s      close (a 400 first if the text so far
+ *                                  cannot parse)
+ *   head over 6144 bytes           431, close
+ *   unparsable head                400 (Go's plain form), close
+ *   HTTP/1.1 without Host, ...     400 with Go's reason, close
+ *   path mismatch                  404, keep-alive: read the next request
+ *   Connection lacks "upgrade"     400 \
+ *   Upgrade lacks "websocket"      400  | gorilla's http.Error form,
+ *   method not GET                 405  | keep-alive
+ *   Sec-WebSocket-Version not 13   400  |
+ *   Sec-WebSocket-Key empty        400 /
+ *   bytes after the head           close, no answer
+ *
+ * The head is parsed by the one HTTP/1.1 parser (src/http). After the 101
+ * the connection becomes a WebSocket stream (wh_ws_stream.c). Optional
+ * early data (wsSettings.maxEarlyData, as V2Ray 4.37+ clients send it): a
+ * base64url suffix of the path, or the earlyDataHeaderName header.
+ */
+#include "wh_cycle.h"
+#include "wh_handshake.h"
+#include "wh_http_request.h"
+#include "wh_log.h"
+#include "wh_ws_frame.h"
+#include "wh_ws_stream.h"
+
+#include <arpa/inet.h>
+#include <openssl/evp.h>
+#include <strings.h>
+#include <time.h>
+
+#define WH_WS_HEAD_MAX (2048 + 4096)    /* Go: MaxHeaderBytes + its 4096 slack */
+
+typedef struct {
+    char *path;                 /* normalised */
+    long max_early_data;        /* 0: off */
+    char *early_header;         /* earlyDataHeaderName, or NULL: the path suffix */
+} wh_ws_conf_t;
+
+typedef struct {
+    uint32_t have;
+    uint8_t buf[WH_WS_HEAD_MAX];
+} wh_ws_head_t;
+
+static const char *const networks[] = { "ws", "websocket", NULL };
+/* V2Ray offers h2 too, and then cannot upgrade (spec 4.5): http/1.1 only
+ * lets such clients work and changes nothing for V2Ray's, which offer only
+ * http/1.1 */
+static const char *const alpn[] = { "http/1.1", NULL };
+static const char *const ws_names[] = {
+    "path", "Path", "acceptProxyProtocol", "maxEarlyData", "earlyDataHeaderName", NULL
+};
+static const char *const ws_client_names[] = { "headers", NULL };
+
+static int
+ws_parse(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss)
+{
+    wh_ws_conf_t *conf = wh_xalloc(sizeof(*conf));
+    config_setting_t *ws = NULL;
+    const char *path = "", *old = "", *header = NULL;
+    size_t n;
+
+    ls->module_conf = conf;
+    if (ss != NULL && wh_conf_group(cf, ss, "wsSettings", &ws) == WH_ERROR) {
+        return WH_ERROR;
+    }
+    if (ws != NULL
+        && (wh_conf_check_names(cf, ws, ws_names, ws_client_names) != WH_OK
+            || wh_conf_string(cf, ws, "path", &path) == WH_ERROR
+            || wh_conf_string(cf, ws, "Path", &old) == WH_ERROR
+            || wh_conf_bool(cf, ws, "acceptProxyProtocol", &ls->proxy_protocol) == WH_ERROR
+            || wh_conf_int(cf, ws, "maxEarlyData", 0, 1 << 20, &conf->max_early_data) == WH_ERROR
+            || wh_conf_string(cf, ws, "earlyDataHeaderName", &header) == WH_ERROR))
+    {
+        return WH_ERROR;
+    }
+    if (path[0] == '\0') path = old;        /* V2Ray's old key */
+    /* spec 4.1: empty -> "/", a leading "/" is added */
+    n = strlen(path);
+    conf->path = wh_xalloc(n + 2);
+    snprintf(conf->path, n + 2, "%s%s", path[0] == '/' ? "" : "/", path);
+    if (header != NULL && header[0] != '\0') {
+        conf->early_header = wh_xstrdup(header);
+    }
+    return WH_OK;
+}
+
+static void
+ws_free_conf(void *p)
+{
+    wh_ws_conf_t *conf = p;
+
+    if (conf != NULL) {
+        free(conf->path);
+        free(conf->early_header);
+        free(conf);
+    }
+}
+
+/* Go's token list test: any value of any header line named name. */
+static int
+has_token(const wh_http_request_t *req, const char *name, const char *token)
+{
+    size_t i, tl = strlen(token);
+
+    for (i = 0; i < req->nheaders; i++) {
+        const wh_http_header_t *h = &req->headers[i];
+        const char *p, *end;
+
+        if (h->name_len != strlen(name) || strncasecmp(h->name, name, h->name_len) != 0) continue;
+        p = h->value;
+        end = h->value + h->value_len;
+        while (p < end) {
+            const char *comma = memchr(p, ',', end - p), *e = comma ? comma : end, *b = p;
+            while (b < e && (*b == ' ' || *b == '\t')) b++;
+            while (e > b && (e[-1] == ' ' || e[-1] == '\t')) e--;
+            if ((size_t) (e - b) == tl && strncasecmp(b, token, tl) == 0) return 1;
+            p = comma ? comma + 1 : end;
+        }
+    }
+    return 0;
+}
+
+static size_t
+http_date(char *out, size_t size)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&now, &tm);
+    return strftime(out, size, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* Writes an answer in one write; a short write means the client is gone. */
+static int
+answer(wh_handshake_t *hs, const char *text, size_t len)
+{
+    return wh_stream_write(hs->top, text, len) == (ssize_t) len ? WH_OK : WH_ERROR;
+}
+
+/* Go's errors before any handler ran: plain form, then close. */
+static void
+answer_go(wh_handshake_t *hs, const char *status, const char *reason)
+{
+    char buf[512];
+    int n;
+
+    if (reason != NULL) {
+        n = snprintf(buf, sizeof(buf), "HTTP/1.1 %s: %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Connection: close\r\n\r\n%s: %s", status, reason, status, reason);
+    } else {
+        n = snprintf(buf, sizeof(buf), "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Connection: close\r\n\r\n%s", status, status);
+    }
+    (void) answer(hs, buf, n);
+}
+
+/* gorilla's returnError: http.Error with Sec-Websocket-Version (spec 4.3). */
+static int
+answer_gorilla(wh_handshake_t *hs, int code, const char *text)
+{
+    char buf[512], date[40];
+    int n;
+
+    http_date(date, sizeof(date));
+    n = snprintf(buf, sizeof(buf), "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                 "Sec-Websocket-Version: 13\r\nX-Content-Type-Options: nosniff\r\n"
+                 "Date: %s\r\nContent-Length: %zu\r\n\r\n%s\n",
+                 code, text, date, strlen(text) + 1, text);
+    return answer(hs, buf, n);
+}
+
+static int
+answer_404(wh_handshake_t *hs)
+{
+    char buf[128], date[40];
+    int n;
+
+    http_date(date, sizeof(date));
+    n = snprintf(buf, sizeof(buf), "HTTP/1.1 404 Not Found\r\nDate: %s\r\nContent-Length: 0\r\n\r\n",
+                 date);
+    return answer(hs, buf, n);
+}
+
+/* base64url without padding (Go's RawURLEncoding) into out; -1 if invalid. */
+static ssize_t
+base64url_decode(const char *in, size_t len, uint8_t *out, size_t size)
+{
+    char tmp[4];
+    uint8_t dec[3];
+    size_t i = 0, o = 0;
+
+    while (i < len) {
+        size_t k, chunk = wh_min((size_t) 4, len - i);
+        if (chunk == 1) return -1;
+        for (k = 0; k < 4; k++) {
+            char c = k < chunk ? in[i + k] : '=';
+            tmp[k] = c == '-' ? '+' : c == '_' ? '/' : c;
+            if (k < chunk && (c == '=' || c == '+' || c == '/')) return -1;
+        }
+        if (EVP_DecodeBlock(dec, (const unsigned char *) tmp, 4) != 3) return -1;
+        chunk = chunk - 1;      /* 4 chars -> 3 bytes, 3 -> 2, 2 -> 1 */
+        if (o + chunk > size) return -1;
+        memcpy(out + o, dec, chunk);
+        o += chunk;
+        i += 4;
+    }
+    return o;
+}
+
+static void
+forwarded_for(wh_handshake_t *hs, const wh_http_request_t *req)
+{
+    const wh_http_header_t *h = wh_http_header_find(req, "X-Forwarded-For");
+    char ip[64];
+    size_t n;
+    wh_sockaddr_t a;
+
+    if (h == NULL) return;
+    for (n = 0; n < h->value_len && h->value[n] != ',' && n < sizeof(ip) - 1; n++) {
+        ip[n] = h->value[n];
+    }
+    while (n > 0 && ip[n - 1] == ' ') n--;
+    ip[n] = '\0';
+    if (wh_addr_parse_ip(ip[0] == ' ' ? ip + 1 : ip, 0, &a) == WH_OK) {
+        memcpy(&hs->peer, &a.sa, a.len);
+        hs->peerlen = a.len;
+        wh_addr_format((struct sockaddr *) &hs->peer, hs->peerlen, hs->peer_text,
+                       sizeof(hs->peer_text));
+    }
+}
+
+/* Checks one complete request head; WH_OK: upgraded. WH_DECLINED: answered,
+ * keep the connection for the next request. */
+static int
+check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *cause)
+{
+    wh_ws_conf_t *conf = hs->ls->module_conf;
+    wh_http_request_t req;
+    const char *err;
+    char path[WH_WS_HEAD_MAX];
+    uint8_t early[WH_WS_HEAD_MAX];
+    ssize_t plen, early_len = 0;
+    size_t cl = strlen(conf->path);
+    const wh_http_header_t *key, *eh = NULL;
+    char accept[29], resp[512];
+    int n;
+
+    err = wh_http_request_parse((const char *) head->buf, head_len, &req);
+    if (err != NULL) {
+        if (err == wh_http_err_transfer_encoding) {
+            static const char t[] = "HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; "
+                                    "charset=utf-8\r\nConnection: close\r\n\r\nUnsupported "
+                                    "transfer encoding";
+            (void) answer(hs, t, sizeof(t) - 1);
+        } else {
+            answer_go(hs, "400 Bad Request", NULL);
+        }
+        hs->top->err = err;
+        return WH_ERROR;
+    }
+    err = wh_http_request_check_server(&req);
+    if (err != NULL) {
+        answer_go(hs, err == wh_http_err_unsupported_version ? "505 HTTP Version Not Supported"
+                                                              : "400 Bad Request", err);
+        hs->top->err = err;
+        return WH_ERROR;
+    }
+
+    plen = wh_http_request_path(&req, path, sizeof(path));
+    if (plen >= 0 && conf->max_early_data > 0 && conf->early_header == NULL
+        && (size_t) plen > cl && strncmp(path, conf->path, cl) == 0)
+    {
+        /* V2Ray 4.37+: early data as a base64url suffix of the path */
+        early_len = base64url_decode(path + cl, plen - cl, early, sizeof(early));
+        if (early_len >= 0 && early_len <= conf->max_early_data) {
+            plen = cl;
+            path[cl] = '\0';
+        } else {
+            early_len = 0;
+        }
+    }
+    if (plen < 0 || strcmp(path, conf->path) != 0) {
+        return answer_404(hs) == WH_OK ? WH_DECLINED : WH_ERROR;
+    }
+    if (!has_token(&req, "Connection", "upgrade") || !has_token(&req, "Upgrade", "websocket")) {
+        return answer_gorilla(hs, 400, "Bad Request") == WH_OK ? WH_DECLINED : WH_ERROR;
+    }
+    if (req.method_len != 3 || memcmp(req.method, "GET", 3) != 0) {
+        return answer_gorilla(hs, 405, "Method Not Allowed") == WH_OK ? WH_DECLINED : WH_ERROR;
+    }
+    key = wh_http_header_find(&req, "Sec-WebSocket-Key");
+    if (!has_token(&req, "Sec-WebSocket-Version", "13") || key == NULL || key->value_len == 0) {
+        return answer_gorilla(hs, 400, "Bad Request") == WH_OK ? WH_DECLINED : WH_ERROR;
+    }
+    if (head->have > head_len) {
+        /* gorilla: the client sent data before the handshake was complete */
+        hs->top->err = wh_err_bad_input;
+        *cause = WH_CLOSE_BAD_INPUT;
+        return WH_ERROR;
+    }
+    if (conf->max_early_data > 0 && conf->early_header != NULL
+        && (eh = wh_http_header_find(&req, conf->early_header)) != NULL)
+    {
+        early_len = base64url_decode(eh->value, eh->value_len, early, sizeof(early));
+        if (early_len < 0 || early_len > conf->max_early_data) {
+            return answer_gorilla(hs, 400, "Bad Request") == WH_OK ? WH_DECLINED : WH_ERROR;
+        }
+    }
+    forwarded_for(hs, &req);
+
+    wh_ws_accept_key(key->value, key->value_len, accept);
+    n = snprintf(resp, sizeof(resp), "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n", accept);
+    if (eh != NULL && strcasecmp(conf->early_header, "Sec-WebSocket-Protocol") == 0) {
+        /* a browser-style client wants its protocol echoed */
+        n += snprintf(resp + n, sizeof(resp) - n, "Sec-WebSocket-Protocol: %.*s\r\n",
+                      (int) wh_min(eh->value_len, (size_t) 300), eh->value);
+    }
+    n += snprintf(resp + n, sizeof(resp) - n, "\r\n");
+    if (answer(hs, resp, n) != WH_OK) {
+        *cause = WH_CLOSE_ERROR;
+        return WH_ERROR;
+    }
+    hs->top = wh_ws_stream(hs->top, early, early_len);
+    if (hs->top == NULL) {
+        *cause = WH_CLOSE_ERROR;
+        return WH_ERROR;
+    }
+    return WH_OK;
+}
+
+static int
+ws_handshake(wh_handshake_t *hs, int *cause)
+{
+    wh_ws_head_t *head = hs->module_data;
+    wh_stream_t *lower = hs->top;
+    uint8_t *end;
+    ssize_t n;
+    size_t head_len;
+    int rc;
+
+    if (head == NULL) {
+        head = hs->module_data = calloc(1, sizeof(*head));
+        if (head == NULL) {
+            *cause = WH_CLOSE_ERROR;
+            return WH_ERROR;
+        }
+    }
+    *cause = WH_CLOSE_BAD_INPUT;
+    for (;;) {
+        end = head->have >= 4 ? memmem(head->buf, head->have, "\r\n\r\n", 4) : NULL;
+        if (end == NULL) {
+            if (head->have == sizeof(head->buf)) {
+                const char *t = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: "
+                                "text/plain; charset=utf-8\r\nConnection: close\r\n\r\n431 "
+                                "Request Header Fields Too Large";
+                (void) answer(hs, t, strlen(t));
+                lower->err = "request header too large";
+                return WH_ERROR;
+            }
+            n = wh_stream_read(lower, head->buf + head->have, sizeof(head->buf) - head->have);
+            if (n == WH_AGAIN) return WH_AGAIN;
+            if (n <= 0) {
+                /* Go answers a head cut by the client's close with 400 */
+                if (head->have > 0) answer_go(hs, "400 Bad Request", NULL);
+                if (lower->err == NULL) lower->err = wh_err_closed;
+                *cause = head->have > 0 ? WH_CLOSE_BAD_INPUT : WH_CLOSE_DONE;
+                return WH_ERROR;
+            }
+            head->have += n;
+            continue;
+        }
+        head_len = end + 4 - head->buf;
+        rc = check_request(hs, head, head_len, cause);
+        if (rc != WH_DECLINED) return rc;
+        /* keep-alive after an answered request: the next one, with a new deadline */
+        memmove(head->buf, head->buf + head_len, head->have - head_len);
+        head->have -= head_len;
+        wh_handshake_restart_timer(hs);
+    }
+}
+
+static void
+ws_handshake_end(wh_handshake_t *hs, int expired)
+{
+    wh_ws_head_t *head = hs->module_data;
+
+    /* Go: at the header timeout, a 400 only if the text so far cannot parse */
+    if (expired && head != NULL && head->have > 0
+        && wh_http_request_partial_invalid((const char *) head->buf, head->have))
+    {
+        answer_go(hs, "400 Bad Request", NULL);
+    }
+    free(head);
+    hs->module_data = NULL;
+}
+
+const wh_module_t wh_ws_module = {
+    .name = "ws",
+    .networks = networks,
+    .alpn = alpn,
+    .parse = ws_parse,
+    .free_conf = ws_free_conf,
+    .bind = NULL,
+    .start = wh_accept_start,
+    .stop = wh_accept_stop,
+    .handshake = ws_handshake,
+    .handshake_end = ws_handshake_end,
+    .handshake_timeout = 4.0,           /* Go's ReadHeaderTimeout in V2Ray */
+};

@@ -1,0 +1,319 @@
+/*
+ * wh_ws_stream.c -- a server WebSocket as a stream (spec 4.4).
+ *
+ * Reading: bytes from below are read straight into the relay's buffer and
+ * decoded there in place (wh_ws_decode): the payload of every data frame,
+ * binary or text, fragmented or not, is the stream; a ping is answered with
+ * a pong at once; a close is answered with the same code and ends the
+ * stream; a violation sends close 1002 and fails the stream as bad input.
+ *
+ * Writing: each write becomes binary frames of at most WH_WS_FRAME bytes,
+ * header and payload built in one per-worker buffer so they go below in one
+ * write (one TLS record); what the layer below does not take waits in a
+ * stash sized to the remainder, as in the relay, so an idle WebSocket holds
+ * no buffer: its whole state is this struct.
+ *
+ * Ending: shutdown_write sends close 1000 then ends the layer below, as
+ * V2Ray's server does, without waiting for the peer's close frame.
+ */
+#include "wh_ws_stream.h"
+#include "wh_ws_frame.h"
+#include "wh_log.h"
+
+/* header (4) + payload = 16384: one full TLS record */
+#define WH_WS_FRAME 16380
+
+typedef struct {
+    wh_stream_t s;
+    wh_stream_t *lower;
+    wh_ws_decoder_t dec;
+    uint8_t *early;             /* early data, then nothing */
+    uint32_t early_len;
+    uint8_t *out;               /* frame bytes not yet taken below */
+    uint32_t out_pos, out_len;
+    uint8_t want;
+    unsigned eof:1;             /* the peer's close was seen */
+    unsigned closing:1;         /* our close frame is queued */
+    unsigned shut_pending:1;
+} wh_ws_stream_t;
+
+static uint8_t frame_buf[10 + WH_WS_FRAME];
+
+/* Writes bytes below, stashing what is not taken. WH_OK or WH_ERROR. */
+static int
+send_bytes(wh_ws_stream_t *ws, const uint8_t *p, size_t n)
+{
+    ssize_t w = 0;
+
+    if (ws->out == NULL) {
+        w = wh_stream_write(ws->lower, p, n);
+        if (w == WH_AGAIN) w = 0;
+        if (w < 0) {
+            ws->s.err = ws->lower->err;
+            return WH_ERROR;
+        }
+        if ((size_t) w == n) return WH_OK;
+    }
+    {
+        uint8_t *o = realloc(ws->out, ws->out_len + n - w);
+        if (o == NULL) {
+            ws->s.err = wh_err_io;
+            return WH_ERROR;
+        }
+        memcpy(o + ws->out_len, p + w, n - w);
+        ws->out = o;
+        ws->out_len += n - w;
+    }
+    wh_stream_wait(ws->lower, WH_EV_WRITE);
+    return WH_OK;
+}
+
+static int
+flush_out(wh_ws_stream_t *ws)
+{
+    ssize_t n;
+
+    while (ws->out_pos < ws->out_len) {
+        n = wh_stream_write(ws->lower, ws->out + ws->out_pos, ws->out_len - ws->out_pos);
+        if (n == WH_AGAIN) return WH_AGAIN;
+        if (n < 0) {
+            ws->s.err = ws->lower->err;
+            return WH_ERROR;
+        }
+        ws->out_pos += n;
+    }
+    free(ws->out);
+    ws->out = NULL;
+    ws->out_pos = ws->out_len = 0;
+    return WH_OK;
+}
+
+static void
+lower_readable(wh_stream_t *lower)
+{
+    wh_ws_stream_t *ws = lower->data;
+    int ev = ws->want & WH_EV_READ;
+
+    ws->want &= ~ev;
+    wh_stream_notify(&ws->s, ev);
+}
+
+static void
+lower_writable(wh_stream_t *lower)
+{
+    wh_ws_stream_t *ws = lower->data;
+    int ev;
+
+    if (ws->out != NULL) {
+        int rc = flush_out(ws);
+        if (rc == WH_AGAIN) {
+            wh_stream_wait(lower, WH_EV_WRITE);
+            return;
+        }
+        if (rc == WH_ERROR) {
+            wh_stream_notify(&ws->s, ws->want);     /* they will see the error */
+            return;
+        }
+    }
+    if (ws->shut_pending) {
+        ws->shut_pending = 0;
+        wh_stream_shutdown_write(lower);
+    }
+    ev = ws->want & WH_EV_WRITE;
+    ws->want &= ~ev;
+    wh_stream_notify(&ws->s, ev);
+}
+
+/* Acts on what the decoder saw: pong, close reply, violation. */
+static int
+answer_control(wh_ws_stream_t *ws)
+{
+    uint8_t f[2 + 2 + 125];
+    size_t n;
+
+    if (ws->dec.pong_pending && !ws->closing) {
+        ws->dec.pong_pending = 0;
+        n = wh_ws_pong_frame(f, ws->dec.pong, ws->dec.pong_len);
+        if (send_bytes(ws, f, n) != WH_OK) return WH_ERROR;
+    }
+    if (ws->dec.close_code && !ws->closing) {
+        ws->closing = 1;
+        if (ws->dec.close_received) {
+            /* the same code back, no reason; an empty close for an empty one */
+            n = ws->dec.close_code == 1005 ? wh_ws_close_frame(f, 0, NULL)
+                                           : wh_ws_close_frame(f, ws->dec.close_code, NULL);
+        } else {
+            n = wh_ws_close_frame(f, ws->dec.close_code, ws->dec.close_reason);
+        }
+        if (send_bytes(ws, f, n) != WH_OK) return WH_ERROR;
+    }
+    return WH_OK;
+}
+
+static ssize_t
+ws_read(wh_stream_t *s, void *buf, size_t size)
+{
+    wh_ws_stream_t *ws = (wh_ws_stream_t *) s;
+    ssize_t n;
+    size_t data;
+
+    if (ws->early != NULL) {
+        n = wh_min(size, (size_t) ws->early_len);
+        memcpy(buf, ws->early, n);
+        memmove(ws->early, ws->early + n, ws->early_len - n);
+        ws->early_len -= n;
+        if (ws->early_len == 0) {
+            free(ws->early);
+            ws->early = NULL;
+        }
+        return n;
+    }
+    for (;;) {
+        if (ws->dec.close_code) {
+            if (ws->dec.close_received) return 0;
+            s->err = wh_err_bad_input;
+            return WH_ERROR;
+        }
+        n = wh_stream_read(ws->lower, buf, size);
+        if (n == WH_AGAIN) {
+            ws->want |= WH_EV_READ;
+            return WH_AGAIN;
+        }
+        if (n <= 0) {
+            if (n < 0) s->err = ws->lower->err;
+            return n;       /* the connection ended without a close frame */
+        }
+        data = wh_ws_decode(&ws->dec, buf, n);
+        if (answer_control(ws) != WH_OK) return WH_ERROR;
+        if (data > 0) return data;
+    }
+}
+
+static ssize_t
+ws_write(wh_stream_t *s, const void *buf, size_t size)
+{
+    wh_ws_stream_t *ws = (wh_ws_stream_t *) s;
+    size_t taken = 0, n, h;
+    ssize_t w;
+
+    if (s->err) return WH_ERROR;
+    if (ws->out != NULL) {
+        int rc = flush_out(ws);
+        if (rc == WH_ERROR) return WH_ERROR;
+        if (rc == WH_AGAIN) {
+            ws->want |= WH_EV_WRITE;
+            wh_stream_wait(ws->lower, WH_EV_WRITE);
+            return WH_AGAIN;
+        }
+    }
+    if (ws->closing) {
+        s->err = wh_err_closed;
+        return WH_ERROR;
+    }
+    while (taken < size) {
+        n = wh_min(size - taken, (size_t) WH_WS_FRAME);
+        h = wh_ws_frame_header(frame_buf, 2, n);
+        memcpy(frame_buf + h, (const uint8_t *) buf + taken, n);
+        w = wh_stream_write(ws->lower, frame_buf, h + n);
+        if (w == WH_AGAIN) w = 0;
+        if (w < 0) {
+            s->err = ws->lower->err;
+            return taken > 0 ? (ssize_t) taken : WH_ERROR;
+        }
+        taken += n;
+        if ((size_t) w < h + n) {
+            /* the frame is promised whole: keep its tail */
+            ws->out = malloc(h + n - w);
+            if (ws->out == NULL) {
+                s->err = wh_err_io;
+                return WH_ERROR;
+            }
+            memcpy(ws->out, frame_buf + w, h + n - w);
+            ws->out_len = h + n - w;
+            ws->want |= WH_EV_WRITE;
+            wh_stream_wait(ws->lower, WH_EV_WRITE);
+            break;
+        }
+    }
+    return taken;
+}
+
+static int
+ws_shutdown_write(wh_stream_t *s)
+{
+    wh_ws_stream_t *ws = (wh_ws_stream_t *) s;
+    uint8_t f[4];
+
+    if (!ws->closing) {
+        ws->closing = 1;
+        if (send_bytes(ws, f, wh_ws_close_frame(f, WH_WS_CLOSE_NORMAL, NULL)) != WH_OK) {
+            return WH_ERROR;
+        }
+    }
+    if (ws->out != NULL) {
+        ws->shut_pending = 1;
+        return WH_OK;
+    }
+    return wh_stream_shutdown_write(ws->lower);
+}
+
+static void
+ws_wait(wh_stream_t *s, int events)
+{
+    wh_ws_stream_t *ws = (wh_ws_stream_t *) s;
+
+    ws->want |= events;
+    wh_stream_wait(ws->lower, events);
+}
+
+static void
+ws_destroy(wh_stream_t *s)
+{
+    wh_ws_stream_t *ws = (wh_ws_stream_t *) s;
+
+    if (!ws->closing && s->err == NULL) {
+        uint8_t f[4];
+        /* closing without a word: say so, best effort */
+        (void) wh_stream_write(ws->lower, f, wh_ws_close_frame(f, WH_WS_CLOSE_NORMAL, NULL));
+    }
+    free(ws->early);
+    free(ws->out);
+    wh_stream_close(ws->lower);
+    free(ws);
+}
+
+static const wh_stream_ops_t ws_ops = {
+    .name = "websocket",
+    .read = ws_read,
+    .write = ws_write,
+    .shutdown_write = ws_shutdown_write,
+    .wait = ws_wait,
+    .splice_fd = NULL,
+    .destroy = ws_destroy,
+};
+
+wh_stream_t *
+wh_ws_stream(wh_stream_t *lower, const uint8_t *early, size_t early_len)
+{
+    wh_ws_stream_t *ws = calloc(1, sizeof(*ws));
+
+    if (ws == NULL) {
+        return NULL;
+    }
+    if (early_len > 0) {
+        ws->early = malloc(early_len);
+        if (ws->early == NULL) {
+            free(ws);
+            return NULL;
+        }
+        memcpy(ws->early, early, early_len);
+        ws->early_len = early_len;
+    }
+    ws->s.ops = &ws_ops;
+    ws->lower = lower;
+    wh_ws_decoder_init(&ws->dec);
+    lower->data = ws;
+    lower->on_readable = lower_readable;
+    lower->on_writable = lower_writable;
+    return &ws->s;
+}
