@@ -120,7 +120,8 @@ wh_tcp_http_accept(wh_stream_t *s)
             return WH_AGAIN;
         }
         if (n <= 0) {
-            s->err = n == 0 ? wh_err_closed : hs->lower->err;
+            /* a client that ends inside the head sent a bad head */
+            s->err = n == 0 ? wh_err_bad_input : hs->lower->err;
             hs->error = 400;
             return WH_ERROR;
         }
