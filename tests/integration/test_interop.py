@@ -57,7 +57,7 @@ def server_stream_settings(case, env, tmp_path):
     return json.loads(out.read_text())["inbounds"][0]["streamSettings"]
 
 
-CASES = ["tcp-tls", "tcp-http", "tcp-http-default", "tcp-tls-http", "ds", "ds-abstract",
+CASES = ["tcp", "tcp-tls", "tcp-http", "tcp-http-default", "tcp-tls-http", "ds", "ds-abstract",
          "ws", "ws-tls"]
 
 
