@@ -22,7 +22,6 @@ ds_parse(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss)
     config_setting_t *ds = NULL;
     const char *path = NULL, *name;
     int abstract = 0, padding = 0;
-    char addr[128];
 
     if (ss != NULL && wh_conf_group(cf, ss, "dsSettings", &ds) == WH_ERROR) {
         return WH_ERROR;
@@ -44,14 +43,13 @@ ds_parse(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss)
                      "domainsocket, dsSettings.path is the address", ls->tag);
     }
 
-    /* "@name" is abstract even without abstract = true (spec 6.1) */
+    /* "@name" is abstract even without abstract = true (spec 6.1); the one
+     * leading "@" stands for the NUL, padding only with abstract = true */
     name = path[0] == '@' ? path + 1 : path;
-    if (path[0] == '@' || abstract) {
-        snprintf(addr, sizeof(addr), "%s%s", abstract && padding ? "@@" : "@", name);
-    } else {
-        snprintf(addr, sizeof(addr), "%s", path);
-    }
-    if (strlen(name) > 107 || wh_addr_parse_unix(addr, &ls->addr) != WH_OK) {
+    if ((path[0] == '@' || abstract)
+        ? wh_addr_abstract(name, abstract && padding, &ls->addr) != WH_OK
+        : wh_addr_parse_unix(path, &ls->addr) != WH_OK)
+    {
         wh_conf_error(cf, config_setting_get_member(ds, "path"),
                       "\"path\" must be 1..107 bytes");
         return WH_ERROR;

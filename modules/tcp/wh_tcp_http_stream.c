@@ -120,8 +120,9 @@ wh_tcp_http_accept(wh_stream_t *s)
             return WH_AGAIN;
         }
         if (n <= 0) {
-            /* a client that ends inside the head sent a bad head */
-            s->err = n == 0 ? wh_err_bad_input : hs->lower->err;
+            /* a client that ends inside the head sent a bad head; one that
+             * sent nothing just went away */
+            s->err = n < 0 ? hs->lower->err : hs->in_len > 0 ? wh_err_bad_input : wh_err_closed;
             hs->error = 400;
             return WH_ERROR;
         }
@@ -176,18 +177,17 @@ http_read(wh_stream_t *s, void *buf, size_t size)
 static ssize_t
 respond(wh_http_stream_t *hs, const void *buf, size_t size)
 {
-    char head[2048];
-    size_t hlen, take;
+    size_t hlen, take, max = hs->conf->resp_max + 1;
 
-    rng_state = hs->seed ? hs->seed : 1;
-    hlen = wh_http_obfs_response(hs->conf, hs->accepted, seeded_rand, head, sizeof(head));
-    take = wh_min(size, (size_t) WH_HTTP_OUT_MAX - hlen);
-    hs->out = malloc(hlen + take);
+    /* head and first bytes in one buffer: one write below */
+    hs->out = malloc(max + WH_HTTP_OUT_MAX);
     if (hs->out == NULL) {
         hs->s.err = wh_err_io;
         return WH_ERROR;
     }
-    memcpy(hs->out, head, hlen);
+    rng_state = hs->seed ? hs->seed : 1;
+    hlen = wh_http_obfs_response(hs->conf, hs->accepted, seeded_rand, (char *) hs->out, max);
+    take = wh_min(size, (size_t) WH_HTTP_OUT_MAX);
     memcpy(hs->out + hlen, buf, take);
     hs->out_len = hlen + take;
     hs->responded = 1;

@@ -100,7 +100,8 @@ tcp_handshake(wh_handshake_t *hs, int *cause)
     }
     rc = wh_tcp_http_accept(hs->top);
     if (rc == WH_ERROR) {
-        *cause = hs->top->err == wh_err_bad_input ? WH_CLOSE_BAD_INPUT : WH_CLOSE_ERROR;
+        *cause = hs->top->err == wh_err_bad_input ? WH_CLOSE_BAD_INPUT
+               : hs->top->err == wh_err_closed ? WH_CLOSE_DONE : WH_CLOSE_ERROR;
     }
     return rc;
 }

@@ -35,26 +35,32 @@ wh_addr_parse_ip(const char *ip, int port, wh_sockaddr_t *out)
 }
 
 int
+wh_addr_abstract(const char *name, int padded, wh_sockaddr_t *out)
+{
+    struct sockaddr_un *sun = (struct sockaddr_un *) &out->sa;
+    size_t n = strlen(name);
+
+    memset(out, 0, sizeof(*out));
+    sun->sun_family = AF_UNIX;
+    /* V2Ray truncates a padded name to 107 bytes silently; we refuse */
+    if (n == 0 || n > sizeof(sun->sun_path) - 1) return WH_ERROR;
+    memcpy(sun->sun_path + 1, name, n);
+    out->len = padded ? sizeof(*sun) : offsetof(struct sockaddr_un, sun_path) + 1 + n;
+    return WH_OK;
+}
+
+int
 wh_addr_parse_unix(const char *path, wh_sockaddr_t *out)
 {
     struct sockaddr_un *sun = (struct sockaddr_un *) &out->sa;
     size_t n = strlen(path);
 
+    if (path[0] == '@') {
+        return path[1] == '@' ? wh_addr_abstract(path + 2, 1, out)
+                              : wh_addr_abstract(path + 1, 0, out);
+    }
     memset(out, 0, sizeof(*out));
     sun->sun_family = AF_UNIX;
-    if (path[0] == '@' && path[1] == '@') {
-        /* V2Ray truncates a padded name to 107 bytes silently; we refuse */
-        if (n - 2 == 0 || n - 2 > sizeof(sun->sun_path) - 1) return WH_ERROR;
-        memcpy(sun->sun_path + 1, path + 2, n - 2);
-        out->len = sizeof(*sun);
-        return WH_OK;
-    }
-    if (path[0] == '@') {
-        if (n - 1 == 0 || n - 1 > sizeof(sun->sun_path) - 1) return WH_ERROR;
-        memcpy(sun->sun_path + 1, path + 1, n - 1);
-        out->len = offsetof(struct sockaddr_un, sun_path) + n;
-        return WH_OK;
-    }
     if (n == 0 || n > sizeof(sun->sun_path) - 1) return WH_ERROR;
     memcpy(sun->sun_path, path, n + 1);
     out->len = offsetof(struct sockaddr_un, sun_path) + n + 1;

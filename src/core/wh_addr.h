@@ -20,6 +20,9 @@ typedef struct {
 int wh_addr_parse_ip(const char *ip, int port, wh_sockaddr_t *out);
 /* "/path", "@name" or "@@name" (abstract, padded). WH_ERROR if too long. */
 int wh_addr_parse_unix(const char *path, wh_sockaddr_t *out);
+/* An abstract address: NUL + name, padded with NULs to the whole sun_path
+ * when padded (V2Ray's "padding"). */
+int wh_addr_abstract(const char *name, int padded, wh_sockaddr_t *out);
 /* "host:port" or "[v6]:port"; a host name is resolved now (blocking: only
  * ever called while loading the configuration). *err says why on WH_ERROR. */
 int wh_addr_parse_hostport(const char *s, wh_sockaddr_t *out, const char **err);

@@ -194,7 +194,9 @@ advance(wh_handshake_t *hs)
             rc = wh_tls_handshake(hs->top);
             if (rc == WH_AGAIN) return;
             if (rc != WH_OK) {
-                fail(hs, hs->top->err == wh_err_bad_input ? WH_CLOSE_BAD_INPUT : WH_CLOSE_ERROR,
+                /* a client gone before a word is no error of anyone's */
+                fail(hs, hs->top->err == wh_err_bad_input ? WH_CLOSE_BAD_INPUT
+                         : hs->top->err == wh_err_closed ? WH_CLOSE_DONE : WH_CLOSE_ERROR,
                      wh_tls_error(hs->top));
                 return;
             }

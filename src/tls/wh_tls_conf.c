@@ -69,8 +69,7 @@ static const char *const tls_client_names[] = {
     "serverName", "allowInsecure", "disableSystemRoot", "pinnedPeerCertificateChainSha256", NULL
 };
 static const char *const cert_names[] = {
-    "certificateFile", "certificate", "keyFile", "key", "usage", "ocspStapling",
-    "OneTimeLoading", NULL
+    "certificateFile", "certificate", "keyFile", "key", "usage", NULL
 };
 
 static int conf_index = -1;
@@ -166,6 +165,12 @@ collect_names(wh_tls_cert_t *c)
 }
 
 static int
+no_pass_phrase(char *buf, int size, int rwflag, void *u)
+{
+    return 0;
+}
+
+static int
 load_cert(wh_conf_t *cf, const config_setting_t *entry, wh_tls_cert_t *c)
 {
     const char *usage = "encipherment";
@@ -210,7 +215,8 @@ load_cert(wh_conf_t *cf, const config_setting_t *entry, wh_tls_cert_t *c)
     if (read_pem(cf, entry, "keyFile", "key", &bio, key_what, sizeof(key_what)) != WH_OK) {
         goto done;
     }
-    c->key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    /* no pass phrase prompt: an encrypted key is an error, never a hang */
+    c->key = PEM_read_bio_PrivateKey(bio, NULL, no_pass_phrase, NULL);
     if (c->key == NULL) {
         wh_conf_error(cf, entry, "no PEM private key in %s (%s)", key_what, ssl_reason());
         goto done;
@@ -514,6 +520,9 @@ wh_tls_parse(wh_conf_t *cf, const config_setting_t *tls, const config_setting_t 
         return WH_ERROR;
     }
     SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
+    /* Go's TLS 1.3 preference (AES-128 first, and the cheapest) */
+    SSL_CTX_set_ciphersuites(t->ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:"
+                                     "TLS_AES_256_GCM_SHA384");
     SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION
                                 | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
