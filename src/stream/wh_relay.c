@@ -27,6 +27,7 @@
 #include "wh_log.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #define WH_RELAY_CHUNK      65536
@@ -62,8 +63,23 @@ struct wh_relay_s {
     uint8_t connecting;
     wh_relay_t *next;
     wh_relay_t **prev;
-    char peer[48];
+    union {                     /* the client, formatted only for a log line */
+        struct sockaddr sa;
+        struct sockaddr_in sin;
+        struct sockaddr_in6 sin6;
+    } peer;
+    socklen_t peerlen;
 };
+
+/* The client address as text, for one log line. */
+static const char *
+peer_text(wh_relay_t *r)
+{
+    static char text[64];
+
+    wh_addr_format(&r->peer.sa, r->peerlen, text, sizeof(text));
+    return text;
+}
 
 unsigned wh_streams_live;
 void (*wh_streams_drained)(void);
@@ -141,7 +157,7 @@ relay_close(wh_relay_t *r, int cause)
         wh_log(WH_LOG_INFO, "stream closed (%s) after %.3fs, %llu bytes up, %llu down, "
                "client: %s, listener: %s, upstream: %s", wh_close_cause_names[cause],
                ev_now(wh_loop) - r->started, (unsigned long long) r->bytes[UP],
-               (unsigned long long) r->bytes[DOWN], r->peer, ls->tag, ls->upstream.text);
+               (unsigned long long) r->bytes[DOWN], peer_text(r), ls->tag, ls->upstream.text);
     }
     for (i = 0; i < 2; i++) {
         free(r->dir[i].stash);
@@ -179,7 +195,7 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
     if (r->connecting) {
         wh_log(WH_LOG_ERROR, "upstream %s timed out connecting, client: %s, listener: %s",
-               r->ls->upstream.text, r->peer, r->ls->tag);
+               r->ls->upstream.text, peer_text(r), r->ls->tag);
         relay_close(r, WH_CLOSE_UPSTREAM);
     } else if (r->dir[UP].eof || r->dir[DOWN].eof) {
         relay_close(r, WH_CLOSE_DONE);     /* one side finished, the other idled out */
@@ -195,7 +211,7 @@ side_error(wh_relay_t *r, wh_stream_t *s)
 {
     if (s == r->upstream) {
         wh_log(WH_LOG_ERROR, "upstream %s: %s, client: %s, listener: %s",
-               r->ls->upstream.text, s->err ? s->err : strerror(errno), r->peer, r->ls->tag);
+               r->ls->upstream.text, s->err ? s->err : strerror(errno), peer_text(r), r->ls->tag);
         return WH_CLOSE_UPSTREAM;
     }
     return s->err == wh_err_bad_input ? WH_CLOSE_BAD_INPUT : WH_CLOSE_ERROR;
@@ -304,7 +320,7 @@ pump_copy(wh_relay_t *r, int d, wh_stream_t *src, wh_stream_t *dst)
     if (w < n) {
         dir->stash = malloc(n - w);
         if (dir->stash == NULL) {
-            wh_log(WH_LOG_ERROR, "out of memory for a relay buffer, client: %s", r->peer);
+            wh_log(WH_LOG_ERROR, "out of memory for a relay buffer, client: %s", peer_text(r));
             return WH_CLOSE_ERROR;
         }
         memcpy(dir->stash, scratch + w, n - w);
@@ -409,7 +425,7 @@ upstream_writable(wh_stream_t *s)
         run(r, UP);
     } else if (s->err != NULL) {
         wh_log(WH_LOG_ERROR, "connect() to upstream %s failed (%s), client: %s, listener: %s",
-               r->ls->upstream.text, strerror(errno), r->peer, r->ls->tag);
+               r->ls->upstream.text, strerror(errno), peer_text(r), r->ls->tag);
         relay_close(r, WH_CLOSE_UPSTREAM);
     } else {
         connected(r);
@@ -442,12 +458,13 @@ wh_relay_start(wh_listener_t *ls, wh_stream_t *client, const struct sockaddr *pe
         wh_stream_refused(ls, WH_CLOSE_ERROR);
         return;
     }
-    wh_addr_format(peer, peerlen, r->peer, sizeof(r->peer));
+    r->peerlen = wh_min(peerlen, (socklen_t) sizeof(r->peer));
+    memcpy(&r->peer, peer, r->peerlen);
 
     r->upstream = wh_upstream_connect(&ls->upstream, &err);
     if (r->upstream == NULL) {
         wh_log(WH_LOG_ERROR, "connect() to upstream %s failed (%s), client: %s, listener: %s",
-               ls->upstream.text, err, r->peer, ls->tag);
+               ls->upstream.text, err, peer_text(r), ls->tag);
         free(r);
         wh_stream_close(client);
         wh_stream_refused(ls, WH_CLOSE_UPSTREAM);
@@ -477,7 +494,7 @@ wh_relay_start(wh_listener_t *ls, wh_stream_t *client, const struct sockaddr *pe
     r->timer.data = r;
     set_timeout(r, ls->cycle->policy.handshake);
 
-    wh_log_debug("stream accepted, client: %s, listener: %s", r->peer, ls->tag);
+    wh_log_debug("stream accepted, client: %s, listener: %s", peer_text(r), ls->tag);
     wh_stream_wait(r->upstream, WH_EV_WRITE);
 }
 
