@@ -1,6 +1,6 @@
 /*
  * loadgen: upstream servers and load clients for the wharf relay benchmarks
- * (bench/tcp.sh, bench/tls.sh).
+ * (bench/tcp.sh, bench/tls.sh, bench/ws.sh).
  *
  * Upstreams (epoll, one thread, non-blocking, TCP on 127.0.0.1):
  *   loadgen sink PORT        discard everything; close after EOF (or, for a
@@ -15,7 +15,7 @@
  *   loadgen [OPTIONS] rr HOST PORT COUNT
  *   loadgen [OPTIONS] connrate HOST PORT SECONDS CONCURRENCY
  *   loadgen [OPTIONS] idle HOST PORT N SECONDS
- *   loadgen [OPTIONS] wait HOST PORT MILLISECONDS   (exit 0 once PORT accepts)
+ *   loadgen wait HOST PORT MILLISECONDS   (exit 0 once PORT accepts)
  *
  * HOST is a numeric IPv4 address, or unix:PATH for a unix stream socket
  * (then PORT is ignored; write 0).
@@ -35,10 +35,43 @@
  *            idle, which would otherwise send nothing first), and the fake
  *            response header, up to and including the first CRLFCRLF, is
  *            skipped before any byte is counted.
+ *   --ws PATH
+ *            WebSocket (RFC 6455) as V2Ray 4.34's ws client speaks it (spec
+ *            section 4): after connect (and the TLS handshake with --tls;
+ *            then ALPN "http/1.1" only, as V2Ray's ws client offers) the
+ *            upgrade request "GET PATH HTTP/1.1" with Host HOST:PORT,
+ *            User-Agent, Connection: Upgrade, a random Sec-WebSocket-Key,
+ *            Sec-WebSocket-Version: 13 and Upgrade: websocket; the answer
+ *            must be 101 with the right Sec-WebSocket-Accept.  Data then goes
+ *            out as masked binary frames (a fresh random mask per frame), each
+ *            a complete message of at most --ws-frame bytes written on its
+ *            own (one send, or one TLS record, per frame, as V2Ray's client
+ *            does); received binary,
+ *            text and continuation payloads form the stream, a ping is
+ *            answered with a pong, a close frame is answered with a close
+ *            frame with the same code and ends the stream.  A WebSocket has no
+ *            half-close: the modes below that half-close skip it; closing
+ *            sends a close frame (1000) and closes the connection at once, as
+ *            V2Ray's client does.  Not with --http.
+ *   --ws-frame BYTES
+ *            largest payload of a frame the client sends (default 2048: V2Ray
+ *            4.34's ws client writes 2048-byte payloads, one frame per write,
+ *            observed with strace on a bulk transfer; spec 4.4 gives 4096 as
+ *            its largest frame).
+ *   --ack    bulk-up announces itself with the magic "WHARFBLA" instead of
+ *            "WHARFBLK": the sink then writes one byte ("K") once it has
+ *            received all announced bytes, before it closes, and the client
+ *            stops its clock at that byte (or at EOF, whichever is first).
+ *            This ends the measurement when the last byte reached the sink
+ *            also through a relay that neither carries a half-close nor
+ *            closes at once when the upstream closes (V2Ray's ws server holds
+ *            the stream for its 1 s uplinkOnly timer; a V2Ray client in
+ *            front never half-closes the transport).
  *
  * bulk-up writes a 16-byte header ("WHARFBLK" + 64-bit big-endian length)
  * followed by BYTES bytes, then half-closes (TCP FIN; over TLS a
- * close_notify, the TLS 1.3 half-close) and reads until EOF.  The sink
+ * close_notify, the TLS 1.3 half-close; nothing over a WebSocket) and reads
+ * until EOF (with --ack: until the sink's byte).  The sink
  * closes the stream once it has received all announced bytes, so the time
  * measured by the client covers every byte reaching the sink even through a
  * relay that does not carry a half-close (V2Ray); the relay then passes the
@@ -61,6 +94,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -75,6 +109,7 @@
 #define ECHOBUF (16 * 1024)
 #define MSG 64
 static const char MAGIC[8] = {'W', 'H', 'A', 'R', 'F', 'B', 'L', 'K'};
+#define MAGIC_ACK 'A' /* last magic byte of a bulk stream that wants the sink's ack */
 
 _Noreturn static void die(const char *what)
 {
@@ -86,11 +121,12 @@ _Noreturn static void usage(void)
 {
     fprintf(stderr,
             "usage: loadgen sink|source|echo PORT\n"
-            "       loadgen [--tls] [--http] bulk-up|bulk-down HOST PORT BYTES\n"
-            "       loadgen [--tls] [--http] rr HOST PORT COUNT\n"
-            "       loadgen [--tls] [--http] connrate HOST PORT SECONDS CONCURRENCY\n"
-            "       loadgen [--tls] [--http] idle HOST PORT N SECONDS\n"
+            "       loadgen [OPTIONS] bulk-up|bulk-down HOST PORT BYTES\n"
+            "       loadgen [OPTIONS] rr HOST PORT COUNT\n"
+            "       loadgen [OPTIONS] connrate HOST PORT SECONDS CONCURRENCY\n"
+            "       loadgen [OPTIONS] idle HOST PORT N SECONDS\n"
             "       loadgen wait HOST PORT MILLISECONDS\n"
+            "OPTIONS: --tls, --http | --ws PATH [--ws-frame BYTES], --ack\n"
             "HOST: numeric IPv4 address, or unix:PATH (PORT then ignored)\n");
     exit(2);
 }
@@ -223,6 +259,7 @@ struct conn {
     /* sink */
     unsigned char hdr[16];
     int hdrlen;            /* bytes of header seen so far; -1: not a bulk stream */
+    int ack;               /* bulk: write one byte back when done (magic "WHARFBLA") */
     unsigned long long want; /* bulk: bytes still expected */
     /* echo */
     char *buf;
@@ -267,10 +304,11 @@ static int on_sink(int ep, struct conn *c)
         if (c->hdrlen >= 0 && c->hdrlen < 16) {
             while (c->hdrlen < 16 && used < (size_t)n)
                 c->hdr[c->hdrlen++] = (unsigned char)bigbuf[used++];
-            if (c->hdrlen < 8 ? memcmp(c->hdr, MAGIC, (size_t)c->hdrlen) != 0
-                              : memcmp(c->hdr, MAGIC, 8) != 0) {
+            if (memcmp(c->hdr, MAGIC, (size_t)(c->hdrlen < 7 ? c->hdrlen : 7)) != 0 ||
+                (c->hdrlen >= 8 && c->hdr[7] != MAGIC[7] && c->hdr[7] != MAGIC_ACK)) {
                 c->hdrlen = -1; /* plain discard stream */
             } else if (c->hdrlen == 16) {
+                c->ack = c->hdr[7] == MAGIC_ACK;
                 c->want = 0;
                 for (int i = 8; i < 16; i++)
                     c->want = (c->want << 8) | c->hdr[i];
@@ -280,6 +318,8 @@ static int on_sink(int ep, struct conn *c)
             unsigned long long got = (unsigned long long)((size_t)n - used);
             c->want = got >= c->want ? 0 : c->want - got;
             if (c->want == 0) {
+                if (c->ack)
+                    (void)send(c->fd, "K", 1, MSG_NOSIGNAL);
                 conn_close(ep, c);
                 return 1;
             }
@@ -433,7 +473,10 @@ static int serve(enum kind kind, int port)
 /* ------------------------------------------------------------------ */
 /* client connections: plain, TLS, V2Ray "http" header                  */
 
-static int opt_tls, opt_http;
+static int opt_tls, opt_http, opt_ack;
+static const char *opt_ws;         /* --ws PATH, or NULL */
+static size_t opt_ws_frame = 2048; /* --ws-frame */
+static char ws_host[128];          /* Host header value */
 
 /* V2Ray 4.34 tcp "http" header, default request (spec 3.3/3.4) */
 static const char HTTP_REQ[] =
@@ -461,6 +504,7 @@ static void tls_die(const char *what)
 static void tls_init(void)
 {
     static const unsigned char alpn[] = "\x02h2\x08http/1.1";
+    static const unsigned char alpn_ws[] = "\x08http/1.1"; /* V2Ray's ws client (spec 2.2) */
     tls_ctx = SSL_CTX_new(TLS_client_method());
     if (tls_ctx == NULL)
         tls_die("SSL_CTX_new");
@@ -471,41 +515,33 @@ static void tls_init(void)
     SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
     SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(tls_ctx, SSL_OP_NO_TICKET | SSL_OP_IGNORE_UNEXPECTED_EOF);
-    if (SSL_CTX_set_alpn_protos(tls_ctx, alpn, sizeof alpn - 1) != 0)
+    if (opt_ws ? SSL_CTX_set_alpn_protos(tls_ctx, alpn_ws, sizeof alpn_ws - 1) != 0
+               : SSL_CTX_set_alpn_protos(tls_ctx, alpn, sizeof alpn - 1) != 0)
         tls_die("SSL_CTX_set_alpn_protos");
 }
 #endif
+
+#define WS_RBUF (64 * 1024)
 
 struct lconn {
     int fd;
     void *ssl;     /* SSL * when --tls */
     int req_sent;  /* --http: fake request written */
     int resp_seen; /* --http: bytes of the CRLFCRLF that ends the response header matched; 4 = done */
+    /* --ws */
+    unsigned char *rbuf;          /* received bytes not yet decoded: rbuf[rpos..rend) */
+    size_t rpos, rend;
+    unsigned long long ws_left;   /* payload bytes left in the current data frame */
+    unsigned char ws_key[4];      /* mask of the current data frame (server frames are unmasked) */
+    int ws_masked;
+    unsigned ws_kpos;
+    int ws_eof;                   /* close frame received (and answered) */
+    int ws_close_sent;
+    unsigned char *wbuf;          /* frames being sent */
+    size_t wcap;
 };
 
-/* connect (+ TLS handshake); 0 or -1 (errno set, or a TLS error printed when verbose) */
-static int lc_dial(const struct target *t, int nodelay, struct lconn *c)
-{
-    memset(c, 0, sizeof *c);
-    c->fd = dial(t, nodelay);
-    if (c->fd < 0)
-        return -1;
-#ifdef LOADGEN_TLS
-    if (opt_tls) {
-        SSL *ssl = SSL_new(tls_ctx);
-        if (ssl == NULL || !SSL_set_fd(ssl, c->fd) || SSL_connect(ssl) != 1) {
-            ERR_clear_error();
-            SSL_free(ssl);
-            close(c->fd);
-            c->fd = -1;
-            errno = ECONNABORTED;
-            return -1;
-        }
-        c->ssl = ssl;
-    }
-#endif
-    return 0;
-}
+/* transport level: TCP or TLS */
 
 static int lc_write_raw(struct lconn *c, const void *buf, size_t len)
 {
@@ -527,23 +563,6 @@ static int lc_write_raw(struct lconn *c, const void *buf, size_t len)
     }
 #endif
     return write_all(c->fd, buf, len);
-}
-
-/* --http: the fake request goes first */
-static int lc_start(struct lconn *c)
-{
-    if (opt_http && !c->req_sent) {
-        c->req_sent = 1;
-        return lc_write_raw(c, HTTP_REQ, sizeof HTTP_REQ - 1);
-    }
-    return 0;
-}
-
-static int lc_write(struct lconn *c, const void *buf, size_t len)
-{
-    if (lc_start(c) < 0)
-        return -1;
-    return lc_write_raw(c, buf, len);
 }
 
 /* > 0 bytes, 0 EOF (TCP FIN, close_notify, or TLS EOF without close_notify), -1 error */
@@ -571,10 +590,446 @@ static ssize_t lc_read_raw(struct lconn *c, void *buf, size_t len)
     }
 }
 
-/* as lc_read_raw, without the --http response header */
+/* ------------------------------------------------------------------ */
+/* WebSocket client (RFC 6455; spec section 4)                          */
+
+/* SHA-1 (FIPS 180-4), for Sec-WebSocket-Accept only */
+static void sha1_block(uint32_t h[5], const unsigned char *blk)
+{
+    uint32_t w[80];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)blk[4 * i] << 24 | (uint32_t)blk[4 * i + 1] << 16 |
+               (uint32_t)blk[4 * i + 2] << 8 | blk[4 * i + 3];
+    for (int i = 16; i < 80; i++) {
+        uint32_t x = w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16];
+        w[i] = x << 1 | x >> 31;
+    }
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) {
+            f = (b & c) | (~b & d);
+            k = 0x5A827999;
+        } else if (i < 40) {
+            f = b ^ c ^ d;
+            k = 0x6ED9EBA1;
+        } else if (i < 60) {
+            f = (b & c) | (b & d) | (c & d);
+            k = 0x8F1BBCDC;
+        } else {
+            f = b ^ c ^ d;
+            k = 0xCA62C1D6;
+        }
+        uint32_t t = (a << 5 | a >> 27) + f + e + k + w[i];
+        e = d;
+        d = c;
+        c = b << 30 | b >> 2;
+        b = a;
+        a = t;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+}
+
+static void sha1(const void *data, size_t len, unsigned char out[20])
+{
+    uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+    const unsigned char *p = data;
+    unsigned char tail[128];
+    size_t full = len & ~(size_t)63, rest = len - full;
+    for (size_t off = 0; off < full; off += 64)
+        sha1_block(h, p + off);
+    memset(tail, 0, sizeof tail);
+    memcpy(tail, p + full, rest);
+    tail[rest] = 0x80;
+    size_t tl = rest < 56 ? 64 : 128;
+    unsigned long long bits = (unsigned long long)len * 8;
+    for (int i = 0; i < 8; i++)
+        tail[tl - 1 - (size_t)i] = (unsigned char)(bits >> (8 * i));
+    sha1_block(h, tail);
+    if (tl == 128)
+        sha1_block(h, tail + 64);
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 4; j++)
+            out[4 * i + j] = (unsigned char)(h[i] >> (24 - 8 * j));
+}
+
+static void base64(const unsigned char *in, size_t len, char *out)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i;
+    for (i = 0; i + 2 < len; i += 3) {
+        *out++ = tab[in[i] >> 2];
+        *out++ = tab[(in[i] & 3) << 4 | in[i + 1] >> 4];
+        *out++ = tab[(in[i + 1] & 15) << 2 | in[i + 2] >> 6];
+        *out++ = tab[in[i + 2] & 63];
+    }
+    if (i < len) {
+        *out++ = tab[in[i] >> 2];
+        if (i + 1 < len) {
+            *out++ = tab[(in[i] & 3) << 4 | in[i + 1] >> 4];
+            *out++ = tab[(in[i + 1] & 15) << 2];
+        } else {
+            *out++ = tab[(in[i] & 3) << 4];
+            *out++ = '=';
+        }
+        *out++ = '=';
+    }
+    *out = '\0';
+}
+
+/* masks: xorshift64*, seeded from getrandom */
+static uint64_t rng_state;
+
+static uint64_t rng(void)
+{
+    if (rng_state == 0) {
+        if (getrandom(&rng_state, sizeof rng_state, 0) != sizeof rng_state || rng_state == 0)
+            rng_state = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ (uint64_t)(now() * 1e9);
+    }
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+/* dst[i] = src[i] ^ key[(kpos + i) % 4]; returns the new kpos */
+static unsigned ws_mask(unsigned char *dst, const unsigned char *src, size_t len,
+                        const unsigned char key[4], unsigned kpos)
+{
+    unsigned char k8[8];
+    for (int i = 0; i < 8; i++)
+        k8[i] = key[(kpos + (unsigned)i) & 3];
+    uint64_t k;
+    memcpy(&k, k8, 8);
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v;
+        memcpy(&v, src + i, 8);
+        v ^= k;
+        memcpy(dst + i, &v, 8);
+    }
+    for (; i < len; i++)
+        dst[i] = src[i] ^ k8[i & 7];
+    return (kpos + (unsigned)(len & 3)) & 3;
+}
+
+static unsigned char *ws_wbuf(struct lconn *c, size_t need)
+{
+    if (c->wcap < need) {
+        unsigned char *p = realloc(c->wbuf, need);
+        if (p == NULL)
+            die("realloc");
+        c->wbuf = p;
+        c->wcap = need;
+    }
+    return c->wbuf;
+}
+
+/* frame header (FIN, masked) into h; returns its length */
+static size_t ws_header(unsigned char *h, int opcode, size_t len, unsigned char key[4])
+{
+    size_t n = 0;
+    h[n++] = (unsigned char)(0x80 | opcode);
+    if (len < 126) {
+        h[n++] = (unsigned char)(0x80 | len);
+    } else if (len < 65536) {
+        h[n++] = 0x80 | 126;
+        h[n++] = (unsigned char)(len >> 8);
+        h[n++] = (unsigned char)len;
+    } else {
+        h[n++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            h[n++] = (unsigned char)((unsigned long long)len >> (8 * i));
+    }
+    uint32_t r = (uint32_t)rng();
+    memcpy(key, &r, 4);
+    memcpy(h + n, key, 4);
+    return n + 4;
+}
+
+/* data: one complete binary message per frame of at most --ws-frame bytes, one write (one TLS
+ * record) per frame, as V2Ray's client writes them */
+static int ws_send(struct lconn *c, int opcode, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    size_t max = len < opt_ws_frame ? len : opt_ws_frame;
+    unsigned char *w = ws_wbuf(c, max + 14), key[4];
+    do {
+        size_t n = len < opt_ws_frame ? len : opt_ws_frame;
+        size_t h = ws_header(w, opcode, n, key);
+        ws_mask(w + h, p, n, key, 0);
+        if (lc_write_raw(c, w, h + n) < 0)
+            return -1;
+        p += n;
+        len -= n;
+    } while (len > 0);
+    return 0;
+}
+
+static void ws_send_close(struct lconn *c, const unsigned char *payload, size_t len)
+{
+    if (c->ws_close_sent)
+        return;
+    c->ws_close_sent = 1;
+    (void)ws_send(c, 8, payload, len);
+}
+
+/* at least k bytes in rbuf: 1, or 0 at EOF, -1 on error */
+static int ws_need(struct lconn *c, size_t k)
+{
+    while (c->rend - c->rpos < k) {
+        if (WS_RBUF - c->rpos < k) {
+            memmove(c->rbuf, c->rbuf + c->rpos, c->rend - c->rpos);
+            c->rend -= c->rpos;
+            c->rpos = 0;
+        }
+        ssize_t n = lc_read_raw(c, c->rbuf + c->rend, WS_RBUF - c->rend);
+        if (n <= 0)
+            return (int)n;
+        c->rend += (size_t)n;
+    }
+    return 1;
+}
+
+/* payload bytes of data frames; 0 after a close frame or at EOF, -1 on error */
+static ssize_t ws_read(struct lconn *c, void *buf, size_t len)
+{
+    for (;;) {
+        if (c->ws_eof)
+            return 0;
+        if (c->ws_left > 0) {
+            if (c->rpos == c->rend) {
+                c->rpos = c->rend = 0;
+                ssize_t n = lc_read_raw(c, c->rbuf, WS_RBUF);
+                if (n <= 0)
+                    return n;
+                c->rend = (size_t)n;
+            }
+            size_t k = c->rend - c->rpos;
+            if (k > len)
+                k = len;
+            if (k > c->ws_left)
+                k = (size_t)c->ws_left;
+            if (c->ws_masked)
+                c->ws_kpos = ws_mask(buf, c->rbuf + c->rpos, k, c->ws_key, c->ws_kpos);
+            else
+                memcpy(buf, c->rbuf + c->rpos, k);
+            c->rpos += k;
+            c->ws_left -= k;
+            return (ssize_t)k;
+        }
+        /* next frame header */
+        int r = ws_need(c, 2);
+        if (r <= 0)
+            return r;
+        unsigned char b0 = c->rbuf[c->rpos], b1 = c->rbuf[c->rpos + 1];
+        size_t hl = 2 + ((b1 & 127) == 126 ? 2 : (b1 & 127) == 127 ? 8 : 0) + (b1 & 0x80 ? 4 : 0);
+        if ((r = ws_need(c, hl)) <= 0)
+            return r;
+        const unsigned char *h = c->rbuf + c->rpos;
+        unsigned long long plen = b1 & 127;
+        size_t at = 2;
+        if (plen == 126) {
+            plen = (unsigned long long)h[2] << 8 | h[3];
+            at = 4;
+        } else if (plen == 127) {
+            plen = 0;
+            for (int i = 0; i < 8; i++)
+                plen = plen << 8 | h[2 + i];
+            at = 10;
+        }
+        int opcode = b0 & 15;
+        if (b0 & 0x70) {
+            errno = EPROTO;
+            return -1;
+        }
+        c->ws_masked = (b1 & 0x80) != 0;
+        if (c->ws_masked)
+            memcpy(c->ws_key, h + at, 4);
+        c->ws_kpos = 0;
+        c->rpos += hl;
+        if (opcode <= 2) { /* continuation, text, binary: data */
+            c->ws_left = plen;
+            continue;
+        }
+        if (opcode < 8 || opcode > 10 || plen > 125 || !(b0 & 0x80)) {
+            errno = EPROTO;
+            return -1;
+        }
+        unsigned char ctl[125];
+        if ((r = ws_need(c, (size_t)plen)) <= 0)
+            return r;
+        if (c->ws_masked)
+            ws_mask(ctl, c->rbuf + c->rpos, (size_t)plen, c->ws_key, 0);
+        else
+            memcpy(ctl, c->rbuf + c->rpos, (size_t)plen);
+        c->rpos += (size_t)plen;
+        if (opcode == 9) {        /* ping: pong at once */
+            if (ws_send(c, 10, ctl, (size_t)plen) < 0)
+                return -1;
+        } else if (opcode == 8) { /* close: answer with the same code, then EOF */
+            ws_send_close(c, ctl, plen >= 2 ? 2 : 0);
+            c->ws_eof = 1;
+            return 0;
+        }                         /* pong: ignored */
+    }
+}
+
+/* the upgrade (spec 4.2); 0, or -1 with errno set (EPROTO: not a 101 / bad accept) */
+static int ws_handshake(struct lconn *c)
+{
+    static int reported;
+    unsigned char raw[16], dig[20];
+    char key[32], want[32], req[1024], cat[128];
+    if (getrandom(raw, sizeof raw, 0) != sizeof raw)
+        for (size_t i = 0; i < sizeof raw; i++)
+            raw[i] = (unsigned char)rng();
+    base64(raw, sizeof raw, key);
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\n"
+                     "Host: %s\r\n"
+                     "User-Agent: Go-http-client/1.1\r\n"
+                     "Connection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Version: 13\r\n"
+                     "Upgrade: websocket\r\n"
+                     "\r\n",
+                     opt_ws, ws_host, key);
+    if (n < 0 || (size_t)n >= sizeof req) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    snprintf(cat, sizeof cat, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
+    sha1(cat, strlen(cat), dig);
+    base64(dig, sizeof dig, want);
+    if (lc_write_raw(c, req, (size_t)n) < 0)
+        return -1;
+    /* the response head; bytes after it are frames already */
+    char *end = NULL;
+    while (end == NULL) {
+        if (c->rend == WS_RBUF - 1) {
+            errno = EPROTO;
+            return -1;
+        }
+        ssize_t r = lc_read_raw(c, c->rbuf + c->rend, WS_RBUF - 1 - c->rend);
+        if (r <= 0) {
+            if (r == 0)
+                errno = ECONNRESET;
+            return -1;
+        }
+        c->rend += (size_t)r;
+        c->rbuf[c->rend] = '\0';
+        end = memmem(c->rbuf, c->rend, "\r\n\r\n", 4);
+    }
+    *end = '\0';
+    const char *head = (const char *)c->rbuf, *acc = NULL;
+    int ok = strncmp(head, "HTTP/1.1 101 ", 13) == 0;
+    for (const char *l = strstr(head, "\r\n"); ok && l != NULL; l = strstr(l + 2, "\r\n"))
+        if (strncasecmp(l + 2, "Sec-WebSocket-Accept:", 21) == 0)
+            acc = l + 2 + 21;
+    if (acc != NULL) {
+        while (*acc == ' ' || *acc == '\t')
+            acc++;
+        size_t wl = strlen(want);
+        ok = strncmp(acc, want, wl) == 0 && (acc[wl] == '\r' || acc[wl] == '\0' ||
+                                             acc[wl] == ' ' || acc[wl] == '\t');
+    } else {
+        ok = 0;
+    }
+    if (!ok) {
+        if (!reported++) {
+            const char *eol = strstr(head, "\r\n");
+            fprintf(stderr, "loadgen: WebSocket upgrade refused: %.*s\n",
+                    (int)(eol ? eol - head : (ptrdiff_t)strlen(head)), head);
+        }
+        errno = EPROTO;
+        return -1;
+    }
+    c->rpos = (size_t)(end + 4 - (char *)c->rbuf);
+    if (c->rpos == c->rend)
+        c->rpos = c->rend = 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* client connections: plain, TLS, V2Ray "http" header, WebSocket       */
+
+static void lc_free(struct lconn *c)
+{
+    free(c->rbuf);
+    free(c->wbuf);
+    c->rbuf = c->wbuf = NULL;
+    c->wcap = 0;
+}
+
+/* connect (+ TLS handshake, + WebSocket upgrade); 0 or -1 (errno set) */
+static int lc_dial(const struct target *t, int nodelay, struct lconn *c)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = dial(t, nodelay);
+    if (c->fd < 0)
+        return -1;
+#ifdef LOADGEN_TLS
+    if (opt_tls) {
+        SSL *ssl = SSL_new(tls_ctx);
+        if (ssl == NULL || !SSL_set_fd(ssl, c->fd) || SSL_connect(ssl) != 1) {
+            ERR_clear_error();
+            SSL_free(ssl);
+            close(c->fd);
+            c->fd = -1;
+            errno = ECONNABORTED;
+            return -1;
+        }
+        c->ssl = ssl;
+    }
+#endif
+    if (opt_ws) {
+        c->rbuf = malloc(WS_RBUF);
+        if (c->rbuf == NULL || ws_handshake(c) < 0) {
+            int e = c->rbuf ? errno : ENOMEM;
+#ifdef LOADGEN_TLS
+            SSL_free(c->ssl);
+            c->ssl = NULL;
+#endif
+            close(c->fd);
+            c->fd = -1;
+            lc_free(c);
+            errno = e;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --http: the fake request goes first */
+static int lc_start(struct lconn *c)
+{
+    if (opt_http && !c->req_sent) {
+        c->req_sent = 1;
+        return lc_write_raw(c, HTTP_REQ, sizeof HTTP_REQ - 1);
+    }
+    return 0;
+}
+
+static int lc_write(struct lconn *c, const void *buf, size_t len)
+{
+    if (opt_ws)
+        return ws_send(c, 2, buf, len);
+    if (lc_start(c) < 0)
+        return -1;
+    return lc_write_raw(c, buf, len);
+}
+
+/* as lc_read_raw, without the --http response header, or the WebSocket payload */
 static ssize_t lc_read(struct lconn *c, void *buf, size_t len)
 {
     static const char end[4] = {'\r', '\n', '\r', '\n'};
+    if (opt_ws)
+        return ws_read(c, buf, len);
     for (;;) {
         ssize_t n = lc_read_raw(c, buf, len);
         if (n <= 0 || !opt_http || c->resp_seen == 4)
@@ -612,9 +1067,12 @@ static int lc_read_all(struct lconn *c, void *buf, size_t len)
     return 0;
 }
 
-/* half-close: TCP FIN; over TLS a close_notify (the TLS 1.3 half-close), reading goes on */
+/* half-close: TCP FIN; over TLS a close_notify (the TLS 1.3 half-close), reading goes on;
+ * a WebSocket has none (a close frame ends both directions): nothing */
 static void lc_shutdown_wr(struct lconn *c)
 {
+    if (opt_ws)
+        return;
 #ifdef LOADGEN_TLS
     if (c->ssl) {
         SSL_shutdown(c->ssl);
@@ -625,9 +1083,14 @@ static void lc_shutdown_wr(struct lconn *c)
     shutdown(c->fd, SHUT_WR);
 }
 
-/* TLS: one close_notify (no wait for the peer's), then close */
+/* WebSocket: a close frame (1000) unless one was exchanged; TLS: one close_notify (no wait
+ * for the peer's); then close */
 static void lc_close(struct lconn *c)
 {
+    if (opt_ws && c->fd >= 0) {
+        static const unsigned char normal[2] = {0x03, 0xe8};
+        ws_send_close(c, normal, sizeof normal);
+    }
 #ifdef LOADGEN_TLS
     if (c->ssl) {
         SSL_shutdown(c->ssl);
@@ -639,6 +1102,7 @@ static void lc_close(struct lconn *c)
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
+    lc_free(c);
 }
 
 /* " tls=TLSv1.3/TLS_AES_128_GCM_SHA256/alpn=h2" for the result lines; "" without TLS */
@@ -663,6 +1127,8 @@ static const char *lc_info(const struct lconn *c)
 
 static const char *mode_tag(void)
 {
+    if (opt_ws)
+        return opt_tls ? " via=tls+ws" : " via=ws";
     return opt_tls && opt_http ? " via=tls+http" : opt_tls ? " via=tls" : opt_http ? " via=http" : "";
 }
 
@@ -675,6 +1141,8 @@ static int bulk_up(const struct target *t, unsigned long long bytes)
     unsigned char hdr[16];
     struct lconn c;
     memcpy(hdr, MAGIC, 8);
+    if (opt_ack)
+        hdr[7] = MAGIC_ACK;
     for (int i = 0; i < 8; i++)
         hdr[15 - i] = (unsigned char)(bytes >> (8 * i));
     double t0 = now();
@@ -692,12 +1160,12 @@ static int bulk_up(const struct target *t, unsigned long long bytes)
         left -= chunk;
     }
     lc_shutdown_wr(&c);
-    while (lc_read(&c, buf, sizeof buf) > 0)
-        ; /* EOF, or a reset once the sink is done: both end the transfer */
+    while (lc_read(&c, buf, sizeof buf) > 0 && !opt_ack)
+        ; /* EOF, or a reset once the sink is done: both end the transfer; --ack: its byte */
     double dt = now() - t0;
     lc_close(&c);
-    printf("bulk-up%s bytes=%llu seconds=%.4f mibps=%.1f%s\n", mode_tag(), bytes, dt,
-           (double)bytes / 1048576.0 / dt, info);
+    printf("bulk-up%s bytes=%llu seconds=%.4f mibps=%.1f%s%s\n", mode_tag(), bytes, dt,
+           (double)bytes / 1048576.0 / dt, opt_ack ? " ack=1" : "", info);
     return 0;
 }
 
@@ -885,16 +1353,26 @@ int main(int argc, char **argv)
             opt_tls = 1;
         else if (!strcmp(argv[1], "--http"))
             opt_http = 1;
-        else
+        else if (!strcmp(argv[1], "--ack"))
+            opt_ack = 1;
+        else if (!strcmp(argv[1], "--ws") && argc > 2 && argv[2][0] == '/') {
+            opt_ws = argv[2];
+            argv++;
+            argc--;
+        } else if (!strcmp(argv[1], "--ws-frame") && argc > 2) {
+            opt_ws_frame = (size_t)parse_num(argv[2], 1);
+            argv++;
+            argc--;
+        } else
             usage();
         argv++;
         argc--;
     }
-    if (argc < 3)
+    if (argc < 3 || (opt_ws && opt_http))
         usage();
     const char *m = argv[1];
     if (!strcmp(m, "sink") || !strcmp(m, "source") || !strcmp(m, "echo")) {
-        if (argc != 3 || opt_tls || opt_http)
+        if (argc != 3 || opt_tls || opt_http || opt_ws || opt_ack)
             usage();
         enum kind k = !strcmp(m, "sink") ? K_SINK : !strcmp(m, "source") ? K_SOURCE : K_ECHO;
         return serve(k, (int)parse_num(argv[2], 1));
@@ -910,6 +1388,10 @@ int main(int argc, char **argv)
     if (argc < 5)
         usage();
     struct target t = make_target(argv[2], argv[3]);
+    if (t.is_unix)
+        snprintf(ws_host, sizeof ws_host, "localhost");
+    else
+        snprintf(ws_host, sizeof ws_host, "%s:%s", argv[2], argv[3]);
     if (!strcmp(m, "bulk-up") && argc == 5)
         return bulk_up(&t, (unsigned long long)parse_num(argv[4], 1));
     if (!strcmp(m, "bulk-down") && argc == 5)

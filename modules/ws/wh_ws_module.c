@@ -43,8 +43,22 @@ typedef struct {
 
 typedef struct {
     uint32_t have;
+    uint32_t discard;           /* body bytes of an answered request still to skip */
+    uint8_t close_after;        /* the answered request ends the connection */
+    uint8_t refused;            /* some request was answered with an error */
     uint8_t buf[WH_WS_HEAD_MAX];
 } wh_ws_head_t;
+
+/* How Go's server answers one request: its version, and whether the
+ * connection ends after the answer (RFC 7230 6.3 as net/http applies it). */
+typedef struct {
+    const char *proto;          /* "HTTP/1.1" or "HTTP/1.0" */
+    const char *connection;     /* extra "Connection: ..." line, or "" */
+    int close_after;
+    int head_only;              /* HEAD: no body, same Content-Length */
+} wh_ws_reply_t;
+
+#define WH_WS_DISCARD_MAX (256 * 1024)  /* Go's maxPostHandlerReadBytes */
 
 static const char *const networks[] = { "ws", "websocket", NULL };
 /* V2Ray offers h2 too, and then cannot upgrade (spec 4.5): http/1.1 only
@@ -159,31 +173,38 @@ answer_go(wh_handshake_t *hs, const char *status, const char *reason)
     (void) answer(hs, buf, n);
 }
 
-/* gorilla's returnError: http.Error with Sec-Websocket-Version (spec 4.3). */
+/* An answer from a handler (Go's response writer): status line in the
+ * request's version, the handler's own headers (already sorted, as Go
+ * writes them), then Date, Content-Length and Connection, then the body
+ * unless the request was HEAD. */
 static int
-answer_gorilla(wh_handshake_t *hs, int code, const char *text)
+reply(wh_handshake_t *hs, const wh_ws_reply_t *r, const char *status, const char *headers,
+      const char *body, int content_length)
 {
-    char buf[512], date[40];
+    char buf[768], date[40];
     int n;
 
     http_date(date, sizeof(date));
-    n = snprintf(buf, sizeof(buf), "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                 "Sec-Websocket-Version: 13\r\nX-Content-Type-Options: nosniff\r\n"
-                 "Date: %s\r\nContent-Length: %zu\r\n\r\n%s\n",
-                 code, text, date, strlen(text) + 1, text);
+    n = snprintf(buf, sizeof(buf), "%s %s\r\n%sDate: %s\r\n", r->proto, status, headers, date);
+    if (content_length >= 0) {
+        n += snprintf(buf + n, sizeof(buf) - n, "Content-Length: %d\r\n", content_length);
+    }
+    n += snprintf(buf + n, sizeof(buf) - n, "%s\r\n%s", r->connection,
+                  r->head_only || body == NULL ? "" : body);
     return answer(hs, buf, n);
 }
 
+/* gorilla's returnError: http.Error with Sec-Websocket-Version (spec 4.3). */
 static int
-answer_404(wh_handshake_t *hs)
+answer_gorilla(wh_handshake_t *hs, const wh_ws_reply_t *r, int code, const char *text)
 {
-    char buf[128], date[40];
-    int n;
+    char status[64], body[64];
 
-    http_date(date, sizeof(date));
-    n = snprintf(buf, sizeof(buf), "HTTP/1.1 404 Not Found\r\nDate: %s\r\nContent-Length: 0\r\n\r\n",
-                 date);
-    return answer(hs, buf, n);
+    snprintf(status, sizeof(status), "%d %s", code, text);
+    snprintf(body, sizeof(body), "%s\n", text);
+    return reply(hs, r, status, "Content-Type: text/plain; charset=utf-8\r\n"
+                 "Sec-Websocket-Version: 13\r\nX-Content-Type-Options: nosniff\r\n",
+                 body, (int) strlen(body));
 }
 
 /* base64url without padding (Go's RawURLEncoding) into out; -1 if invalid. */
@@ -235,7 +256,7 @@ forwarded_for(wh_handshake_t *hs, const wh_http_request_t *req)
 }
 
 /* Checks one complete request head; WH_OK: upgraded. WH_DECLINED: answered,
- * keep the connection for the next request. */
+ * keep the connection for the next request (unless *close_after). */
 static int
 check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *cause)
 {
@@ -248,6 +269,7 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
     size_t cl = strlen(conf->path);
     const wh_http_header_t *key, *eh = NULL;
     char accept[29], resp[512];
+    wh_ws_reply_t r;
     int n;
 
     err = wh_http_request_parse((const char *) head->buf, head_len, &req);
@@ -271,6 +293,52 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
         return WH_ERROR;
     }
 
+    {
+        int is11 = req.version_major > 1 || (req.version_major == 1 && req.version_minor >= 1);
+        const wh_http_header_t *te = wh_http_header_find(&req, "Transfer-Encoding");
+        const wh_http_header_t *clh = wh_http_header_find(&req, "Content-Length");
+        unsigned long long body = clh ? strtoull(clh->value, NULL, 10) : 0;
+
+        r.proto = is11 ? "HTTP/1.1" : "HTTP/1.0";
+        r.close_after = is11 ? has_token(&req, "Connection", "close")
+                             : !has_token(&req, "Connection", "keep-alive");
+        r.connection = r.close_after ? (is11 ? "Connection: close\r\n" : "")
+                                     : (is11 ? "" : "Connection: keep-alive\r\n");
+        r.head_only = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
+        if (body > WH_WS_DISCARD_MAX) {
+            /* Go will not read that much of an unread body: it closes */
+            r.close_after = 1;
+            r.connection = "Connection: close\r\n";
+        } else if (te != NULL) {
+            /* a chunked body is not skipped here: the connection ends */
+            r.close_after = 1;
+        }
+        head->discard = (uint32_t) body;
+        head->close_after = (uint8_t) r.close_after;
+        head->refused = 1;      /* until the 101 goes out */
+    }
+
+    /* Go's server, before any handler: Expect other than 100-continue */
+    eh = wh_http_header_find(&req, "Expect");
+    if (eh != NULL && !has_token(&req, "Expect", "100-continue")) {
+        char buf[160], date[40];
+        int n;
+        http_date(date, sizeof(date));
+        n = snprintf(buf, sizeof(buf), "HTTP/1.1 417 Expectation Failed\r\nConnection: close\r\n"
+                     "Date: %s\r\nContent-Length: 0\r\n\r\n", date);
+        (void) answer(hs, buf, n);
+        hs->top->err = "unsupported Expect";
+        return WH_ERROR;
+    }
+    eh = NULL;
+    /* Go's server answers "OPTIONS *" itself */
+    if (req.method_len == 7 && memcmp(req.method, "OPTIONS", 7) == 0
+        && req.target_len == 1 && req.target[0] == '*')
+    {
+        return reply(hs, &r, "200 OK", "Content-Length: 0\r\n", NULL, -1) == WH_OK
+               ? WH_DECLINED : WH_ERROR;
+    }
+
     plen = wh_http_request_path(&req, path, sizeof(path));
     if (plen >= 0 && conf->max_early_data > 0 && conf->early_header == NULL
         && (size_t) plen > cl && strncmp(path, conf->path, cl) == 0)
@@ -285,17 +353,17 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
         }
     }
     if (plen < 0 || strcmp(path, conf->path) != 0) {
-        return answer_404(hs) == WH_OK ? WH_DECLINED : WH_ERROR;
+        return reply(hs, &r, "404 Not Found", "", NULL, 0) == WH_OK ? WH_DECLINED : WH_ERROR;
     }
     if (!has_token(&req, "Connection", "upgrade") || !has_token(&req, "Upgrade", "websocket")) {
-        return answer_gorilla(hs, 400, "Bad Request") == WH_OK ? WH_DECLINED : WH_ERROR;
+        return answer_gorilla(hs, &r, 400, "Bad Request") == WH_OK ? WH_DECLINED : WH_ERROR;
     }
     if (req.method_len != 3 || memcmp(req.method, "GET", 3) != 0) {
-        return answer_gorilla(hs, 405, "Method Not Allowed") == WH_OK ? WH_DECLINED : WH_ERROR;
+        return answer_gorilla(hs, &r, 405, "Method Not Allowed") == WH_OK ? WH_DECLINED : WH_ERROR;
     }
     key = wh_http_header_find(&req, "Sec-WebSocket-Key");
     if (!has_token(&req, "Sec-WebSocket-Version", "13") || key == NULL || key->value_len == 0) {
-        return answer_gorilla(hs, 400, "Bad Request") == WH_OK ? WH_DECLINED : WH_ERROR;
+        return answer_gorilla(hs, &r, 400, "Bad Request") == WH_OK ? WH_DECLINED : WH_ERROR;
     }
     if (head->have > head_len) {
         /* gorilla: the client sent data before the handshake was complete */
@@ -308,7 +376,7 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
     {
         early_len = base64url_decode(eh->value, eh->value_len, early, sizeof(early));
         if (early_len < 0 || early_len > conf->max_early_data) {
-            return answer_gorilla(hs, 400, "Bad Request") == WH_OK ? WH_DECLINED : WH_ERROR;
+            return answer_gorilla(hs, &r, 400, "Bad Request") == WH_OK ? WH_DECLINED : WH_ERROR;
         }
     }
     forwarded_for(hs, &req);
@@ -334,6 +402,20 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
     return WH_OK;
 }
 
+/* The end of a request head: Go's reader takes bare LF line ends too. */
+static uint8_t *
+head_end(uint8_t *buf, size_t len)
+{
+    uint8_t *p = buf, *end = buf + len;
+
+    while ((p = memchr(p, '\n', end - p)) != NULL) {
+        if (p + 1 < end && p[1] == '\n') return p + 2;
+        if (p + 2 < end && p[1] == '\r' && p[2] == '\n') return p + 3;
+        p++;
+    }
+    return NULL;
+}
+
 static int
 ws_handshake(wh_handshake_t *hs, int *cause)
 {
@@ -341,7 +423,7 @@ ws_handshake(wh_handshake_t *hs, int *cause)
     wh_stream_t *lower = hs->top;
     uint8_t *end;
     ssize_t n;
-    size_t head_len;
+    size_t head_len, k;
     int rc;
 
     if (head == NULL) {
@@ -353,7 +435,14 @@ ws_handshake(wh_handshake_t *hs, int *cause)
     }
     *cause = WH_CLOSE_BAD_INPUT;
     for (;;) {
-        end = head->have >= 4 ? memmem(head->buf, head->have, "\r\n\r\n", 4) : NULL;
+        if (head->discard > 0 && head->have > 0) {
+            /* the body of an answered request is not the next request */
+            k = wh_min((size_t) head->discard, (size_t) head->have);
+            memmove(head->buf, head->buf + k, head->have - k);
+            head->have -= k;
+            head->discard -= k;
+        }
+        end = head->discard > 0 ? NULL : head_end(head->buf, head->have);
         if (end == NULL) {
             if (head->have == sizeof(head->buf)) {
                 const char *t = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: "
@@ -367,17 +456,21 @@ ws_handshake(wh_handshake_t *hs, int *cause)
             if (n == WH_AGAIN) return WH_AGAIN;
             if (n <= 0) {
                 /* Go answers a head cut by the client's close with 400 */
-                if (head->have > 0) answer_go(hs, "400 Bad Request", NULL);
+                if (head->have > 0 && head->discard == 0) answer_go(hs, "400 Bad Request", NULL);
                 if (lower->err == NULL) lower->err = wh_err_closed;
-                *cause = head->have > 0 ? WH_CLOSE_BAD_INPUT : WH_CLOSE_DONE;
+                *cause = head->have > 0 || head->refused ? WH_CLOSE_BAD_INPUT : WH_CLOSE_DONE;
                 return WH_ERROR;
             }
             head->have += n;
             continue;
         }
-        head_len = end + 4 - head->buf;
+        head_len = end - head->buf;
         rc = check_request(hs, head, head_len, cause);
         if (rc != WH_DECLINED) return rc;
+        if (head->close_after) {
+            lower->err = "request refused";
+            return WH_ERROR;
+        }
         /* keep-alive after an answered request: the next one, with a new deadline */
         memmove(head->buf, head->buf + head_len, head->have - head_len);
         head->have -= head_len;
