@@ -155,7 +155,7 @@ ws_read(wh_stream_t *s, void *buf, size_t size)
 {
     wh_ws_stream_t *ws = (wh_ws_stream_t *) s;
     ssize_t n;
-    size_t data;
+    size_t data, got;
 
     if (ws->early != NULL) {
         n = wh_min(size, (size_t) ws->early_len);
@@ -168,24 +168,29 @@ ws_read(wh_stream_t *s, void *buf, size_t size)
         }
         return n;
     }
-    for (;;) {
+    /* as many frames as fit: the relay writes on what one read returns */
+    for (got = 0;;) {
         if (ws->dec.close_code) {
+            if (got > 0) return got;
             if (ws->dec.close_received) return 0;
             s->err = wh_err_bad_input;
             return WH_ERROR;
         }
-        n = wh_stream_read(ws->lower, buf, size);
+        n = wh_stream_read(ws->lower, (uint8_t *) buf + got, size - got);
         if (n == WH_AGAIN) {
+            if (got > 0) return got;
             ws->want |= WH_EV_READ;
             return WH_AGAIN;
         }
         if (n <= 0) {
+            if (got > 0) return got;        /* the end is seen again next time */
             if (n < 0) s->err = ws->lower->err;
             return n;       /* the connection ended without a close frame */
         }
-        data = wh_ws_decode(&ws->dec, buf, n);
+        data = wh_ws_decode(&ws->dec, (uint8_t *) buf + got, n);
         if (answer_control(ws) != WH_OK) return WH_ERROR;
-        if (data > 0) return data;
+        got += data;
+        if (size - got < 4096 && got > 0) return got;
     }
 }
 

@@ -191,20 +191,37 @@ wh_tls_alpn(wh_stream_t *s)
     return buf;
 }
 
+/* Fills buf with as many records as are there: one SSL_read gives one
+ * record (2 KiB from a V2Ray client), and the relay writes on what one read
+ * returns, so this keeps its writes large. */
 static ssize_t
 tls_read(wh_stream_t *s, void *buf, size_t size)
 {
     wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
+    size_t total = 0;
     ssize_t rc;
     uint8_t on = 0;
 
     if (s->err) return WH_ERROR;
-    rc = ssl_result(ts, SSL_read(ts->ssl, buf, (int) wh_min(size, (size_t) INT32_MAX)), &on);
-    if (rc == WH_AGAIN) {
-        ts->read_on = on;
-        await(ts, WH_EV_READ, on);
+    size = wh_min(size, (size_t) INT32_MAX);
+    for (;;) {
+        rc = ssl_result(ts, SSL_read(ts->ssl, (uint8_t *) buf + total, (int) (size - total)), &on);
+        if (rc > 0) {
+            total += rc;
+            if (total < size) continue;
+            return total;
+        }
+        if (total > 0) {
+            /* what stopped us is seen again on the next call */
+            if (rc == WH_ERROR) s->err = NULL;
+            return total;
+        }
+        if (rc == WH_AGAIN) {
+            ts->read_on = on;
+            await(ts, WH_EV_READ, on);
+        }
+        return rc;
     }
-    return rc;
 }
 
 static ssize_t
