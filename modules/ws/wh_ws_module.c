@@ -3,19 +3,27 @@
  * side of the HTTP/1.1 upgrade, answering every failure as V2Ray's Go
  * server and gorilla's Upgrader do (spec 4.3), in their order:
  *
- *   head not complete in 4 s      close (a 400 first if the text so far
- *                                  cannot parse)
- *   head over 6144 bytes           431, close
- *   unparsable head                400 (Go's plain form), close
- *   HTTP/1.1 without Host, ...     400 with Go's reason, close
- *   path mismatch                  404, keep-alive: read the next request
- *   Connection lacks "upgrade"     400 \
- *   Upgrade lacks "websocket"      400  | gorilla's http.Error form,
- *   method not GET                 405  | keep-alive
- *   Sec-WebSocket-Version not 13   400  |
- *   Sec-WebSocket-Key empty        400 /
- *   bytes after the head           close, no answer
+ *   TLS, then the head, each within 4 s   close (a 400 first if the text so
+ *                                         far cannot parse)
+ *   head over 6144 bytes                  431, close
+ *   unparsable head                       400 plain form (501 for an unknown
+ *                                         Transfer-Encoding), close
+ *   HTTP/1.1 without Host, bad Host...    400 with Go's reason (505 for the
+ *                                         version), close
+ *   Expect other than 100-continue        417, close
+ *   OPTIONS *                             200
+ *   path mismatch                         404
+ *   Connection lacks "upgrade"            400   gorilla's http.Error form
+ *   Upgrade lacks "websocket"             400
+ *   method not GET                        405
+ *   Sec-WebSocket-Version not 13          400
+ *   Sec-WebSocket-Key empty               400
+ *   early data header not base64url       400
+ *   bytes after the head                  close, no answer
  *
+ * After a 200/404/400/405 the connection is kept for the next request as
+ * Go keeps it: by the request's version and Connection header, with a
+ * Content-Length body skipped (a chunked one ends the connection).
  * The head is parsed by the one HTTP/1.1 parser (src/http). After the 101
  * the connection becomes a WebSocket stream (wh_ws_stream.c). Optional
  * early data (wsSettings.maxEarlyData, as V2Ray 4.37+ clients send it): a
@@ -268,7 +276,7 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
     ssize_t plen, early_len = 0;
     size_t cl = strlen(conf->path);
     const wh_http_header_t *key, *eh = NULL;
-    char accept[29], resp[512];
+    char accept[29], resp[WH_WS_HEAD_MAX + 256];
     wh_ws_reply_t r;
     int n;
 
@@ -310,8 +318,10 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
             r.close_after = 1;
             r.connection = "Connection: close\r\n";
         } else if (te != NULL) {
-            /* a chunked body is not skipped here: the connection ends */
+            /* a chunked body is not skipped here (Go would): the connection
+             * ends, and the answer says so */
             r.close_after = 1;
+            r.connection = is11 ? "Connection: close\r\n" : "";
         }
         head->discard = (uint32_t) body;
         head->close_after = (uint8_t) r.close_after;
@@ -352,7 +362,7 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
             early_len = 0;
         }
     }
-    if (plen < 0 || strcmp(path, conf->path) != 0) {
+    if (plen < 0 || (size_t) plen != cl || memcmp(path, conf->path, cl) != 0) {
         return reply(hs, &r, "404 Not Found", "", NULL, 0) == WH_OK ? WH_DECLINED : WH_ERROR;
     }
     if (!has_token(&req, "Connection", "upgrade") || !has_token(&req, "Upgrade", "websocket")) {
@@ -387,7 +397,7 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
     if (eh != NULL && strcasecmp(conf->early_header, "Sec-WebSocket-Protocol") == 0) {
         /* a browser-style client wants its protocol echoed */
         n += snprintf(resp + n, sizeof(resp) - n, "Sec-WebSocket-Protocol: %.*s\r\n",
-                      (int) wh_min(eh->value_len, (size_t) 300), eh->value);
+                      (int) eh->value_len, eh->value);
     }
     n += snprintf(resp + n, sizeof(resp) - n, "\r\n");
     if (answer(hs, resp, n) != WH_OK) {

@@ -13,8 +13,11 @@
  * stash sized to the remainder, as in the relay, so an idle WebSocket holds
  * no buffer: its whole state is this struct.
  *
- * Ending: shutdown_write sends close 1000 then ends the layer below, as
- * V2Ray's server does, without waiting for the peer's close frame.
+ * Ending (spec 4.4): shutdown_write sends close 1000 and ends the layer
+ * below without waiting for the peer's close frame; a close from the peer
+ * is answered with its code and ends the layer below too. Either way the
+ * stream reads as ended from then on, and what the upstream still sends
+ * has nobody to go to and is dropped.
  */
 #include "wh_ws_stream.h"
 #include "wh_ws_frame.h"
@@ -146,6 +149,12 @@ answer_control(wh_ws_stream_t *ws)
             n = wh_ws_close_frame(f, ws->dec.close_code, ws->dec.close_reason);
         }
         if (send_bytes(ws, f, n) != WH_OK) return WH_ERROR;
+        /* then the TCP connection ends (spec 4.4), once the frame is out */
+        if (ws->out != NULL) {
+            ws->shut_pending = 1;
+        } else {
+            wh_stream_shutdown_write(ws->lower);
+        }
     }
     return WH_OK;
 }
@@ -169,6 +178,9 @@ ws_read(wh_stream_t *s, void *buf, size_t size)
         return n;
     }
     /* as many frames as fit: the relay writes on what one read returns */
+    if (ws->closing && !ws->dec.close_code) {
+        return 0;       /* we closed (spec 4.4): nothing more is read */
+    }
     for (got = 0;;) {
         if (ws->dec.close_code) {
             if (got > 0) return got;
@@ -212,8 +224,8 @@ ws_write(wh_stream_t *s, const void *buf, size_t size)
         }
     }
     if (ws->closing) {
-        s->err = wh_err_closed;
-        return WH_ERROR;
+        /* the peer closed: what the upstream still says has nobody to go to */
+        return size;
     }
     while (taken < size) {
         n = wh_min(size - taken, (size_t) WH_WS_FRAME);
@@ -249,11 +261,12 @@ ws_shutdown_write(wh_stream_t *s)
     wh_ws_stream_t *ws = (wh_ws_stream_t *) s;
     uint8_t f[4];
 
-    if (!ws->closing) {
-        ws->closing = 1;
-        if (send_bytes(ws, f, wh_ws_close_frame(f, WH_WS_CLOSE_NORMAL, NULL)) != WH_OK) {
-            return WH_ERROR;
-        }
+    if (ws->closing) {
+        return WH_OK;   /* the close reply already ended it */
+    }
+    ws->closing = 1;
+    if (send_bytes(ws, f, wh_ws_close_frame(f, WH_WS_CLOSE_NORMAL, NULL)) != WH_OK) {
+        return WH_ERROR;
     }
     if (ws->out != NULL) {
         ws->shut_pending = 1;

@@ -202,6 +202,11 @@ advance(wh_handshake_t *hs)
             }
         }
         hs->stage = STAGE_MODULE;
+        if (ls->tls != NULL && ls->module->handshake_timeout > 0) {
+            /* Go's server: the TLS handshake and the request head get
+             * their deadline each */
+            wh_handshake_restart_timer(hs);
+        }
     }
 
     if (ls->module->handshake != NULL) {

@@ -965,3 +965,58 @@ def test_stalled_handshakes_beside_transfer(wharf, upstream):
     assert st["accepted"] == before["accepted"] + n + 1 and st["active"] == 0, st
     assert st["bytes_up"] == 10 * MiB and st["bytes_down"] == 10 * MiB, st
     assert sorted(w.workers()) == workers, (workers, w.workers())
+
+
+# --------------------------------------------------------------------------
+# regressions
+
+def ws_listener_conf(up, **ws):
+    settings = dict(WS_SETTINGS, **ws)
+    return {"log_level": "info",
+            "listeners": [listener("ws", up.spec, port=free_port(), network="ws",
+                                   stream_settings={"wsSettings": settings})]}
+
+
+@pytest.mark.deadline(20)
+def test_decoded_nul_does_not_end_the_path(wharf, upstream):
+    """"/wharf-ws%00x" decodes to a path longer than "/wharf-ws": 404, as Go."""
+    w = wharf(ws_listener_conf(upstream()))
+    resps, eof = converse(w.addr("ws"), [upgrade_request(path=PATH + "%00x")])
+    assert resps[0][0].startswith(b"HTTP/1.1 404 Not Found\r\n"), resps
+
+
+@pytest.mark.deadline(20)
+def test_long_early_data_header_echoed_whole(wharf, upstream):
+    """The Sec-WebSocket-Protocol value is echoed whole, however long."""
+    w = wharf(ws_listener_conf(upstream(), maxEarlyData=2048,
+                               earlyDataHeaderName="Sec-WebSocket-Protocol"))
+    value = b64url(os.urandom(1500))
+    resps, eof = converse(w.addr("ws"), [upgrade_request(
+        add=[("Sec-WebSocket-Protocol", value)])])
+    assert resps[0][0].startswith(b"HTTP/1.1 101 "), resps
+    assert ("Sec-WebSocket-Protocol: %s\r\n" % value).encode() in resps[0][0]
+
+
+@pytest.mark.deadline(20)
+def test_chunked_refusal_says_connection_close(wharf, upstream):
+    w = wharf(ws_listener_conf(upstream()))
+    resps, eof = converse(w.addr("ws"), [upgrade_request(
+        path="/nope", add=[("Transfer-Encoding", "chunked")]) + b"0\r\n\r\n"])
+    assert b"\r\nConnection: close\r\n" in resps[0][0] and eof, resps
+
+
+@pytest.mark.deadline(20)
+def test_close_frame_ends_the_connection_at_once(wharf, upstream):
+    """Spec 4.4: the peer's close is answered with its code, then the TCP
+    connection ends; it does not wait for the stream's timers."""
+    w = wharf(ws_listener_conf(upstream()))
+    s, head, fr = ws_open(w.addr("ws"))
+    s.sendall(frame(2, b"abc"))
+    assert fr.data(3) == b"abc"
+    t0 = time.monotonic()
+    s.sendall(frame(8, struct.pack("!H", 1001)))
+    got = fr.next(timeout=5)
+    assert got is not None and got[2] == 8 and got[4][:2] == struct.pack("!H", 1001), got
+    assert fr.next(timeout=5) is None                   # EOF follows
+    assert time.monotonic() - t0 < 0.9
+    s.close()
