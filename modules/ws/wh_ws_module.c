@@ -23,7 +23,7 @@
  *
  * After a 200/404/400/405 the connection is kept for the next request as
  * Go keeps it: by the request's version and Connection header, with a
- * Content-Length body skipped (a chunked one ends the connection).
+ * body skipped (Content-Length or chunked, up to Go's 256 KiB).
  * The head is parsed by the one HTTP/1.1 parser (src/http). After the 101
  * the connection becomes a WebSocket stream (wh_ws_stream.c). Optional
  * early data (wsSettings.maxEarlyData, as V2Ray 4.37+ clients send it): a
@@ -52,6 +52,11 @@ typedef struct {
 typedef struct {
     uint32_t have;
     uint32_t discard;           /* body bytes of an answered request still to skip */
+    uint32_t skipped;           /* of a chunked body, so far */
+    uint8_t chunked;            /* 0, or where in a chunked body we are: */
+#define WH_CHUNK_SIZE    1      /*   the size line */
+#define WH_CHUNK_DATA    2      /*   data (discard counts it down), then CRLF */
+#define WH_CHUNK_TRAILER 3      /*   trailer lines up to the empty one */
     uint8_t close_after;        /* the answered request ends the connection */
     uint8_t refused;            /* some request was answered with an error */
     uint8_t buf[WH_WS_HEAD_MAX];
@@ -317,13 +322,10 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
             /* Go will not read that much of an unread body: it closes */
             r.close_after = 1;
             r.connection = "Connection: close\r\n";
-        } else if (te != NULL) {
-            /* a chunked body is not skipped here (Go would): the connection
-             * ends, and the answer says so */
-            r.close_after = 1;
-            r.connection = is11 ? "Connection: close\r\n" : "";
         }
         head->discard = (uint32_t) body;
+        head->chunked = te != NULL ? WH_CHUNK_SIZE : 0;  /* the parser allows only chunked */
+        head->skipped = 0;
         head->close_after = (uint8_t) r.close_after;
         head->refused = 1;      /* until the 101 goes out */
     }
@@ -412,6 +414,49 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
     return WH_OK;
 }
 
+/* Skips what it can of a chunked body at the front of head->buf, as Go
+ * drains an unread body before the next request. WH_OK when the body is
+ * over, WH_AGAIN for more bytes, WH_ERROR if it is malformed or longer
+ * than Go would read (then the connection ends). */
+static int
+skip_chunked(wh_ws_head_t *head)
+{
+    uint8_t *lf;
+    size_t k;
+
+    for (;;) {
+        if (head->chunked == WH_CHUNK_DATA) {
+            k = wh_min((size_t) head->discard, (size_t) head->have);
+            memmove(head->buf, head->buf + k, head->have - k);
+            head->have -= k;
+            head->discard -= k;
+            if (head->discard > 0) return WH_AGAIN;
+            head->chunked = WH_CHUNK_SIZE;
+        }
+        lf = memchr(head->buf, '\n', head->have);
+        if (lf == NULL) {
+            return head->have == sizeof(head->buf) ? WH_ERROR : WH_AGAIN;
+        }
+        k = lf + 1 - head->buf;
+        if (head->chunked == WH_CHUNK_SIZE) {
+            char *end;
+            unsigned long n = strtoul((char *) head->buf, &end, 16);
+            if ((uint8_t *) end == head->buf || (*end != '\r' && *end != '\n' && *end != ';')) {
+                return WH_ERROR;
+            }
+            head->skipped += n;
+            if (n > WH_WS_DISCARD_MAX || head->skipped > WH_WS_DISCARD_MAX) return WH_ERROR;
+            head->discard = n == 0 ? 0 : (uint32_t) n + 2;     /* the data and its CRLF */
+            head->chunked = n == 0 ? WH_CHUNK_TRAILER : WH_CHUNK_DATA;
+        } else if (k <= 2) {
+            head->chunked = 0;                          /* the empty line: over */
+        }
+        memmove(head->buf, head->buf + k, head->have - k);
+        head->have -= k;
+        if (head->chunked == 0) return WH_OK;
+    }
+}
+
 /* The end of a request head: Go's reader takes bare LF line ends too. */
 static uint8_t *
 head_end(uint8_t *buf, size_t len)
@@ -445,14 +490,21 @@ ws_handshake(wh_handshake_t *hs, int *cause)
     }
     *cause = WH_CLOSE_BAD_INPUT;
     for (;;) {
-        if (head->discard > 0 && head->have > 0) {
+        if (head->chunked) {
+            rc = skip_chunked(head);
+            if (rc == WH_ERROR) {
+                lower->err = "bad chunked body";
+                return WH_ERROR;
+            }
+        }
+        if (head->discard > 0 && head->have > 0 && !head->chunked) {
             /* the body of an answered request is not the next request */
             k = wh_min((size_t) head->discard, (size_t) head->have);
             memmove(head->buf, head->buf + k, head->have - k);
             head->have -= k;
             head->discard -= k;
         }
-        end = head->discard > 0 ? NULL : head_end(head->buf, head->have);
+        end = head->discard > 0 || head->chunked ? NULL : head_end(head->buf, head->have);
         if (end == NULL) {
             if (head->have == sizeof(head->buf)) {
                 const char *t = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: "
@@ -466,7 +518,9 @@ ws_handshake(wh_handshake_t *hs, int *cause)
             if (n == WH_AGAIN) return WH_AGAIN;
             if (n <= 0) {
                 /* Go answers a head cut by the client's close with 400 */
-                if (head->have > 0 && head->discard == 0) answer_go(hs, "400 Bad Request", NULL);
+                if (head->have > 0 && head->discard == 0 && !head->chunked) {
+                    answer_go(hs, "400 Bad Request", NULL);
+                }
                 if (lower->err == NULL) lower->err = wh_err_closed;
                 *cause = head->have > 0 || head->refused ? WH_CLOSE_BAD_INPUT : WH_CLOSE_DONE;
                 return WH_ERROR;
