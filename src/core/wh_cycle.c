@@ -192,7 +192,6 @@ parse_stream_settings(wh_conf_t *cf, wh_listener_t *ls, config_setting_t *group)
     config_setting_t *ss, *sockopt;
     const char *network = "tcp", *security = "", *tproxy = "off";
     long mark = 0;
-    int unused;
 
     if (wh_conf_group(cf, group, "streamSettings", &ss) == WH_ERROR) return WH_ERROR;
     if (ss != NULL
@@ -237,7 +236,7 @@ parse_stream_settings(wh_conf_t *cf, wh_listener_t *ls, config_setting_t *group)
         && (wh_conf_check_names(cf, sockopt, sockopt_names, NULL) != WH_OK
             || wh_conf_int(cf, sockopt, "mark", 0, 0x7fffffff, &mark) == WH_ERROR
             || wh_conf_bool(cf, sockopt, "tcpFastOpen", &ls->tcp_fast_open) == WH_ERROR
-            || wh_conf_bool(cf, sockopt, "acceptProxyProtocol", &unused) == WH_ERROR
+            || wh_conf_bool(cf, sockopt, "acceptProxyProtocol", &ls->sockopt_proxy_protocol) == WH_ERROR
             || wh_conf_string(cf, sockopt, "tproxy", &tproxy) == WH_ERROR))
     {
         return WH_ERROR;

@@ -35,6 +35,7 @@ struct wh_listener_s {
     void *module_conf;
     struct wh_tls_conf_s *tls;  /* security "tls", else NULL */
     int proxy_protocol;         /* a PROXY header is required (the module decides) */
+    int sockopt_proxy_protocol; /* sockopt.acceptProxyProtocol, for modules that heed it */
     int mark;                   /* sockopt.mark on the listening socket, 0 = none */
     int tcp_fast_open;
     int fd;                     /* listening socket, -1 until bound */

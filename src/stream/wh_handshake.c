@@ -216,6 +216,10 @@ advance(wh_handshake_t *hs)
             hs->top->on_readable = top_readable;
             return;
         }
+        if (rc == WH_DECLINED) {
+            finish(hs, 0);      /* the module has the connection now */
+            return;
+        }
         if (rc != WH_OK) {
             fail(hs, cause, hs->top->err ? hs->top->err : "refused");
             return;

@@ -98,6 +98,21 @@ wh_stream_accepted(wh_listener_t *ls)
 }
 
 void
+wh_stream_taken(wh_listener_t *ls)
+{
+    wh_stats_sub(ls->stats->accepted, 1);
+    wh_stats_sub(ls->stats->active, 1);
+}
+
+void
+wh_carrier_closed(void)
+{
+    if (--wh_streams_live == 0 && wh_streams_drained != NULL) {
+        wh_streams_drained();
+    }
+}
+
+void
 wh_stream_refused(wh_listener_t *ls, int cause)
 {
     wh_stats_sub(ls->stats->active, 1);

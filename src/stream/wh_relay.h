@@ -21,6 +21,10 @@ extern unsigned wh_streams_live;
 extern void (*wh_streams_drained)(void);
 
 void wh_stream_accepted(wh_listener_t *ls);
+/* The accepted connection became a carrier of streams (HTTP/2): it no
+ * longer counts as a stream, but stays live until wh_carrier_closed(). */
+void wh_stream_taken(wh_listener_t *ls);
+void wh_carrier_closed(void);
 void wh_stream_refused(wh_listener_t *ls, int cause);   /* before the relay took it */
 
 /* Connects the listener's upstream and relays client <-> upstream until

@@ -31,7 +31,7 @@ def make_pki(tmp_path):
 def case_env(case, tmp_path, env):
     """Fills the case's extra variables (interop/README.md) into env; returns
     the unix address wharf will listen on for ds cases, else None."""
-    if "tls" in case:
+    if "tls" in case or case == "h2":
         pki = make_pki(tmp_path)
         env.update(CERT_FILE=str(pki / "cert.pem"), KEY_FILE=str(pki / "key.pem"),
                    CA_FILE=str(pki / "cert.pem"), TLS_SERVER_NAME="localhost")
@@ -58,7 +58,7 @@ def server_stream_settings(case, env, tmp_path):
 
 
 CASES = ["tcp", "tcp-tls", "tcp-http", "tcp-http-default", "tcp-tls-http", "ds", "ds-abstract",
-         "ws", "ws-tls"]
+         "ws", "ws-tls", "h2"]
 
 
 def wait_connectable(addr, timeout=10):

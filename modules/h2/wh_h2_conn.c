@@ -1,0 +1,714 @@
+/*
+ * wh_h2_conn.c -- one HTTP/2 server connection (nghttp2) carrying many
+ * relayed streams: each request stream is a wh_stream_t handed to the
+ * relay (spec 5.3-5.5).
+ *
+ * Flow control is the back-pressure. Received DATA waits in the stream's
+ * buffer until the relay reads it, and only then is the stream's window
+ * opened again (nghttp2_session_consume_stream), so a stream never holds
+ * more than its window; the connection's window is opened on receipt, so a
+ * stream whose upstream stalls keeps its own window shut and never the
+ * others'. Going out, the relay's writes are copied into a bounded
+ * per-stream buffer that a deferred data provider drains as the peer's
+ * windows allow; a full buffer answers WH_AGAIN.
+ *
+ * Callbacks from nghttp2 never call into the relay directly: a stream posts
+ * its readiness (wh_post), so the relay runs outside nghttp2's stack and
+ * may close streams freely. A stream object lives until both nghttp2 and
+ * the relay are done with it.
+ *
+ * Drain (reload, quit): GOAWAY with the last stream processed; open
+ * streams finish, new ones are refused in the way Go's client retries.
+ */
+#include "wh_h2.h"
+#include "wh_log.h"
+#include "wh_relay.h"
+
+#include <nghttp2/nghttp2.h>
+#include <strings.h>
+#include <time.h>
+
+#define WH_H2_STREAM_WINDOW  (256 * 1024)
+#define WH_H2_CONN_WINDOW    (1 << 20)
+#define WH_H2_OUT_MAX        65536
+#define WH_H2_MAX_STREAMS    250
+#define WH_H2_READ           65536
+
+typedef struct wh_h2_conn_s wh_h2_conn_t;
+typedef struct wh_h2_stream_s wh_h2_stream_t;
+
+struct wh_h2_stream_s {
+    wh_stream_t s;
+    wh_h2_conn_t *conn;         /* NULL once the connection is gone */
+    wh_h2_stream_t *next;
+    wh_h2_stream_t **prev;
+    int32_t id;
+    char *authority;            /* while the request headers arrive */
+    char *path;
+    char *forwarded;
+    uint8_t *in;                /* received, not yet read by the relay */
+    uint32_t in_pos, in_len, in_cap;
+    uint8_t *out;               /* written by the relay, not yet framed */
+    uint32_t out_pos, out_len;
+    wh_posted_t posted;
+    uint8_t want;
+    uint8_t ready;
+    unsigned relayed:1;         /* the relay owns s */
+    unsigned in_eof:1;          /* END_STREAM from the client */
+    unsigned out_eof:1;         /* the relay ended its side */
+    unsigned closed:1;          /* nghttp2 closed the stream */
+    unsigned deferred:1;        /* the data provider waits for bytes */
+};
+
+struct wh_h2_conn_s {
+    wh_listener_t *ls;
+    wh_stream_t *io;
+    nghttp2_session *session;
+    wh_h2_stream_t *streams;
+    uint8_t *out;               /* serialised frames not yet taken by io */
+    size_t out_pos, out_len;
+    wh_posted_t flush;
+    wh_h2_conn_t *next;
+    wh_h2_conn_t **prev;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    unsigned draining:1;
+    unsigned closing:1;
+};
+
+static wh_h2_conn_t *conns;
+static uint8_t read_buf[WH_H2_READ];
+
+static void conn_close(wh_h2_conn_t *c);
+
+static size_t
+http_date(char *out, size_t size)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&now, &tm);
+    return strftime(out, size, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* --- the stream side, as the relay sees it ------------------------------ */
+
+static void
+stream_posted(wh_posted_t *ev)
+{
+    wh_h2_stream_t *st = (wh_h2_stream_t *) ((char *) ev - offsetof(wh_h2_stream_t, posted));
+    int events = st->ready & st->want;
+
+    st->ready = 0;
+    st->want &= ~events;
+    wh_stream_notify(&st->s, events);
+}
+
+static void
+stream_signal(wh_h2_stream_t *st, int events)
+{
+    if (st->relayed && (st->want & events)) {
+        st->ready |= events;
+        wh_post(&st->posted);
+    }
+}
+
+static void
+conn_schedule(wh_h2_conn_t *c)
+{
+    if (c != NULL && !c->closing) wh_post(&c->flush);
+}
+
+static ssize_t
+h2s_read(wh_stream_t *s, void *buf, size_t size)
+{
+    wh_h2_stream_t *st = (wh_h2_stream_t *) s;
+    size_t n = st->in_len - st->in_pos;
+
+    if (n > 0) {
+        n = wh_min(n, size);
+        memcpy(buf, st->in + st->in_pos, n);
+        st->in_pos += n;
+        if (st->in_pos == st->in_len) {
+            free(st->in);               /* an idle stream holds no buffer */
+            st->in = NULL;
+            st->in_pos = st->in_len = st->in_cap = 0;
+        }
+        if (st->conn != NULL && !st->closed) {
+            nghttp2_session_consume_stream(st->conn->session, st->id, n);
+            conn_schedule(st->conn);
+        }
+        return n;
+    }
+    if (st->in_eof) return 0;
+    if (st->closed || st->conn == NULL) {
+        s->err = wh_err_closed;
+        return WH_ERROR;
+    }
+    st->want |= WH_EV_READ;
+    return WH_AGAIN;
+}
+
+static ssize_t
+h2s_write(wh_stream_t *s, const void *buf, size_t size)
+{
+    wh_h2_stream_t *st = (wh_h2_stream_t *) s;
+    size_t room, n;
+
+    if (st->closed || st->conn == NULL) {
+        s->err = wh_err_closed;
+        return WH_ERROR;
+    }
+    room = WH_H2_OUT_MAX - (st->out_len - st->out_pos);
+    if (room == 0) {
+        st->want |= WH_EV_WRITE;
+        return WH_AGAIN;
+    }
+    if (st->out_pos > 0) {
+        memmove(st->out, st->out + st->out_pos, st->out_len - st->out_pos);
+        st->out_len -= st->out_pos;
+        st->out_pos = 0;
+    }
+    if (st->out == NULL && (st->out = malloc(WH_H2_OUT_MAX)) == NULL) {
+        s->err = wh_err_io;
+        return WH_ERROR;
+    }
+    n = wh_min(size, room);
+    memcpy(st->out + st->out_len, buf, n);
+    st->out_len += n;
+    if (n < size) st->want |= WH_EV_WRITE;
+    if (st->deferred) {
+        st->deferred = 0;
+        nghttp2_session_resume_data(st->conn->session, st->id);
+    }
+    conn_schedule(st->conn);
+    return n;
+}
+
+static int
+h2s_shutdown_write(wh_stream_t *s)
+{
+    wh_h2_stream_t *st = (wh_h2_stream_t *) s;
+
+    st->out_eof = 1;
+    if (st->conn != NULL && !st->closed && st->deferred) {
+        st->deferred = 0;
+        nghttp2_session_resume_data(st->conn->session, st->id);
+    }
+    conn_schedule(st->conn);
+    return WH_OK;
+}
+
+static void
+h2s_wait(wh_stream_t *s, int events)
+{
+    wh_h2_stream_t *st = (wh_h2_stream_t *) s;
+
+    st->want |= events;
+    if ((events & WH_EV_READ) && (st->in_len > st->in_pos || st->in_eof || st->closed)) {
+        stream_signal(st, WH_EV_READ);
+    }
+    if ((events & WH_EV_WRITE) && (st->out_len - st->out_pos < WH_H2_OUT_MAX || st->closed)) {
+        stream_signal(st, WH_EV_WRITE);
+    }
+}
+
+static void
+stream_free(wh_h2_stream_t *st)
+{
+    wh_post_cancel(&st->posted);
+    if (st->prev != NULL) {
+        *st->prev = st->next;
+        if (st->next != NULL) st->next->prev = st->prev;
+    }
+    free(st->authority);
+    free(st->path);
+    free(st->forwarded);
+    free(st->in);
+    free(st->out);
+    free(st);
+}
+
+static void
+h2s_destroy(wh_stream_t *s)
+{
+    wh_h2_stream_t *st = (wh_h2_stream_t *) s;
+
+    st->relayed = 0;
+    if (st->conn == NULL || st->closed) {
+        stream_free(st);
+        return;
+    }
+    /* the relay is done before the client: the response ends here */
+    if (!st->out_eof) {
+        nghttp2_submit_rst_stream(st->conn->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+    }
+    conn_schedule(st->conn);
+}
+
+static const wh_stream_ops_t h2s_ops = {
+    .name = "h2",
+    .read = h2s_read,
+    .write = h2s_write,
+    .shutdown_write = h2s_shutdown_write,
+    .wait = h2s_wait,
+    .splice_fd = NULL,
+    .destroy = h2s_destroy,
+};
+
+/* --- nghttp2 callbacks ------------------------------------------------- */
+
+static ssize_t
+data_read(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
+          uint32_t *flags, nghttp2_data_source *source, void *user)
+{
+    wh_h2_stream_t *st = source->ptr;
+    size_t n = st->out_len - st->out_pos;
+
+    if (n > 0) {
+        n = wh_min(n, length);
+        memcpy(buf, st->out + st->out_pos, n);
+        st->out_pos += n;
+        if (st->out_pos == st->out_len) {
+            free(st->out);
+            st->out = NULL;
+            st->out_pos = st->out_len = 0;
+        }
+        stream_signal(st, WH_EV_WRITE);
+        return n;
+    }
+    if (st->out_eof) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (!st->in_eof) {
+            /* spec 5.4: the client has not ended its request: end it too */
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
+        }
+        return 0;
+    }
+    st->deferred = 1;
+    return NGHTTP2_ERR_DEFERRED;
+}
+
+static int
+on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    wh_h2_conn_t *c = user;
+    wh_h2_stream_t *st;
+
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        return 0;
+    }
+    st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    st->s.ops = &h2s_ops;
+    st->conn = c;
+    st->id = frame->hd.stream_id;
+    st->posted.handler = stream_posted;
+    st->next = c->streams;
+    st->prev = &c->streams;
+    if (c->streams != NULL) c->streams->prev = &st->next;
+    c->streams = st;
+    nghttp2_session_set_stream_user_data(session, st->id, st);
+    return 0;
+}
+
+static char *
+dup_n(const uint8_t *v, size_t n)
+{
+    char *p = malloc(n + 1);
+
+    if (p != NULL) {
+        memcpy(p, v, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+static int
+on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+          size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *user)
+{
+    wh_h2_stream_t *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+
+    if (st == NULL || frame->hd.type != NGHTTP2_HEADERS) {
+        return 0;
+    }
+    if (namelen == 10 && memcmp(name, ":authority", 10) == 0 && st->authority == NULL) {
+        st->authority = dup_n(value, valuelen);
+    } else if (namelen == 4 && memcmp(name, "host", 4) == 0 && st->authority == NULL) {
+        st->authority = dup_n(value, valuelen);
+    } else if (namelen == 5 && memcmp(name, ":path", 5) == 0 && st->path == NULL) {
+        st->path = dup_n(value, valuelen);
+    } else if (namelen == 15 && memcmp(name, "x-forwarded-for", 15) == 0 && st->forwarded == NULL) {
+        st->forwarded = dup_n(value, valuelen);
+    }
+    return 0;
+}
+
+/* The client address for a stream: X-Forwarded-For's first entry when it is
+ * an IP (spec 5.4), else the connection's. */
+static void
+stream_peer(wh_h2_stream_t *st, struct sockaddr_storage *sa, socklen_t *len)
+{
+    wh_sockaddr_t a;
+    char ip[64];
+    size_t n = 0;
+
+    memcpy(sa, &st->conn->peer, st->conn->peerlen);
+    *len = st->conn->peerlen;
+    if (st->forwarded == NULL) return;
+    while (st->forwarded[n] && st->forwarded[n] != ',' && n < sizeof(ip) - 1) {
+        ip[n] = st->forwarded[n];
+        n++;
+    }
+    while (n > 0 && ip[n - 1] == ' ') n--;
+    ip[n] = '\0';
+    if (wh_addr_parse_ip(ip[0] == ' ' ? ip + 1 : ip, 0, &a) == WH_OK) {
+        memcpy(sa, &a.sa, a.len);
+        *len = a.len;
+    }
+}
+
+/* The request headers are complete: answer, and relay on success. */
+static int
+start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
+{
+    wh_h2_conf_t *conf = c->ls->module_conf;
+    char date[40];
+    nghttp2_nv nv[3];
+    nghttp2_data_provider dp;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    size_t dl = http_date(date, sizeof(date));
+
+#define NV(n, v, vl) { (uint8_t *) (n), (uint8_t *) (v), sizeof(n) - 1, (vl), NGHTTP2_NV_FLAG_NONE }
+    if (!wh_h2_request_ok(conf, st->authority, st->authority ? strlen(st->authority) : 0,
+                          st->path, st->path ? strlen(st->path) : 0))
+    {
+        nghttp2_nv nf[3] = { NV(":status", "404", 3), NV("content-length", "0", 1),
+                             NV("date", date, dl) };
+        wh_log(WH_LOG_INFO, "h2 request refused (404): host \"%s\", path \"%s\", listener: %s",
+               st->authority ? st->authority : "", st->path ? st->path : "", c->ls->tag);
+        return nghttp2_submit_response(c->session, st->id, nf, 3, NULL);
+    }
+    nv[0] = (nghttp2_nv) NV(":status", "200", 3);
+    nv[1] = (nghttp2_nv) NV("cache-control", "no-store", 8);
+    nv[2] = (nghttp2_nv) NV("date", date, dl);
+#undef NV
+    dp.source.ptr = st;
+    dp.read_callback = data_read;
+    if (nghttp2_submit_response(c->session, st->id, nv, 3, &dp) != 0) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    free(st->authority);
+    free(st->path);
+    st->authority = st->path = NULL;
+
+    stream_peer(st, &peer, &peerlen);
+    st->relayed = 1;
+    wh_stream_accepted(c->ls);
+    wh_relay_start(c->ls, &st->s, (struct sockaddr *) &peer, peerlen);
+    return 0;
+}
+
+static int
+on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    wh_h2_conn_t *c = user;
+    wh_h2_stream_t *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+
+    if (st == NULL) {
+        return 0;
+    }
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST
+        && (frame->hd.flags & NGHTTP2_FLAG_END_HEADERS))
+    {
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) st->in_eof = 1;
+        return start_stream(c, st);
+    }
+    if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)
+        && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+    {
+        st->in_eof = 1;
+        stream_signal(st, WH_EV_READ);
+    }
+    return 0;
+}
+
+static int
+on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, const uint8_t *data,
+              size_t len, void *user)
+{
+    wh_h2_stream_t *st = nghttp2_session_get_stream_user_data(session, id);
+
+    /* the connection's window never waits for one stream's upstream */
+    nghttp2_session_consume_connection(session, len);
+    if (st == NULL || !st->relayed) {
+        nghttp2_session_consume_stream(session, id, len);
+        return 0;
+    }
+    if (st->in_len + len > st->in_cap) {
+        /* bounded by the stream window: the peer cannot send more */
+        uint32_t cap = wh_max(st->in_cap * 2, (uint32_t) 16384);
+        uint8_t *p;
+        if (st->in_pos > 0) {
+            memmove(st->in, st->in + st->in_pos, st->in_len - st->in_pos);
+            st->in_len -= st->in_pos;
+            st->in_pos = 0;
+        }
+        while (cap < st->in_len + len) cap *= 2;
+        p = realloc(st->in, cap);
+        if (p == NULL) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        st->in = p;
+        st->in_cap = cap;
+    }
+    memcpy(st->in + st->in_len, data, len);
+    st->in_len += len;
+    stream_signal(st, WH_EV_READ);
+    return 0;
+}
+
+static int
+on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void *user)
+{
+    wh_h2_stream_t *st = nghttp2_session_get_stream_user_data(session, id);
+
+    if (st == NULL) {
+        return 0;
+    }
+    nghttp2_session_set_stream_user_data(session, id, NULL);
+    st->closed = 1;
+    if (!st->relayed) {
+        stream_free(st);
+        return 0;
+    }
+    /* a reset before the request ended is an abort (spec 5.4) */
+    if (!st->in_eof) st->s.err = wh_err_closed;
+    stream_signal(st, WH_EV_READ | WH_EV_WRITE);
+    return 0;
+}
+
+/* --- the connection ---------------------------------------------------- */
+
+static void
+conn_flush(wh_h2_conn_t *c)
+{
+    const uint8_t *data;
+    ssize_t n, w;
+
+    if (c->closing) return;
+    while (c->out_len > 0) {
+        w = wh_stream_write(c->io, c->out + c->out_pos, c->out_len - c->out_pos);
+        if (w == WH_AGAIN) return;
+        if (w < 0) {
+            conn_close(c);
+            return;
+        }
+        c->out_pos += w;
+        if (c->out_pos < c->out_len) return;    /* io promised on_writable */
+        free(c->out);
+        c->out = NULL;
+        c->out_pos = c->out_len = 0;
+    }
+    for (;;) {
+        n = nghttp2_session_mem_send(c->session, &data);
+        if (n < 0) {
+            conn_close(c);
+            return;
+        }
+        if (n == 0) break;
+        w = wh_stream_write(c->io, data, n);
+        if (w == WH_AGAIN) w = 0;
+        if (w < 0) {
+            conn_close(c);
+            return;
+        }
+        if (w < n) {
+            c->out = malloc(n - w);
+            if (c->out == NULL) {
+                conn_close(c);
+                return;
+            }
+            memcpy(c->out, data + w, n - w);
+            c->out_len = n - w;
+            wh_stream_wait(c->io, WH_EV_WRITE);
+            return;
+        }
+    }
+    if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) {
+        conn_close(c);
+    }
+}
+
+static void
+flush_posted(wh_posted_t *ev)
+{
+    conn_flush((wh_h2_conn_t *) ((char *) ev - offsetof(wh_h2_conn_t, flush)));
+}
+
+static void
+io_readable(wh_stream_t *io)
+{
+    wh_h2_conn_t *c = io->data;
+    ssize_t n, rc;
+
+    for (;;) {
+        n = wh_stream_read(io, read_buf, sizeof(read_buf));
+        if (n == WH_AGAIN) break;
+        if (n <= 0) {
+            conn_close(c);
+            return;
+        }
+        rc = nghttp2_session_mem_recv(c->session, read_buf, n);
+        if (rc < 0) {
+            wh_log(WH_LOG_INFO, "h2 connection closed: %s, listener: %s", nghttp2_strerror(rc),
+                   c->ls->tag);
+            conn_flush(c);      /* the GOAWAY nghttp2 queued, best effort */
+            conn_close(c);
+            return;
+        }
+    }
+    conn_flush(c);
+}
+
+static void
+io_writable(wh_stream_t *io)
+{
+    conn_flush(io->data);
+}
+
+static void
+conn_close(wh_h2_conn_t *c)
+{
+    wh_h2_stream_t *st, *next;
+
+    if (c->closing) return;
+    c->closing = 1;
+    wh_post_cancel(&c->flush);
+    for (st = c->streams; st != NULL; st = next) {
+        next = st->next;
+        st->prev = NULL;
+        st->conn = NULL;
+        if (!st->relayed) {
+            stream_free(st);
+            continue;
+        }
+        st->closed = 1;
+        if (!st->in_eof) st->s.err = wh_err_closed;
+        stream_signal(st, WH_EV_READ | WH_EV_WRITE);
+    }
+    c->streams = NULL;
+    nghttp2_session_del(c->session);
+    wh_stream_close(c->io);
+    *c->prev = c->next;
+    if (c->next != NULL) c->next->prev = c->prev;
+    free(c->out);
+    free(c);
+    wh_carrier_closed();
+}
+
+void
+wh_h2_conn_drain(wh_listener_t *ls)
+{
+    wh_h2_conn_t *c;
+
+    for (c = conns; c != NULL; c = c->next) {
+        if (c->ls != ls || c->draining) continue;
+        c->draining = 1;
+        nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(c->session),
+                              NGHTTP2_NO_ERROR, NULL, 0);
+        conn_schedule(c);
+    }
+}
+
+int
+wh_h2_conn_start(wh_handshake_t *hs, const uint8_t *preread, size_t preread_len,
+                 const char *upgrade_settings, size_t settings_len, const char *authority,
+                 const char *path, const uint8_t *body, size_t body_len)
+{
+    static nghttp2_session_callbacks *callbacks;
+    static nghttp2_option *option;
+    wh_h2_conn_t *c;
+    nghttp2_settings_entry iv[3] = {
+        { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, WH_H2_MAX_STREAMS },
+        { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, WH_H2_STREAM_WINDOW },
+        { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 1048896 },
+    };
+
+    if (callbacks == NULL) {
+        nghttp2_session_callbacks_new(&callbacks);
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
+        nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+        nghttp2_option_new(&option);
+        /* windows open as the relay takes bytes, not as they arrive */
+        nghttp2_option_set_no_auto_window_update(option, 1);
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL || nghttp2_session_server_new2(&c->session, callbacks, c, option) != 0) {
+        free(c);
+        return WH_ERROR;
+    }
+    c->ls = hs->ls;
+    c->io = hs->top;
+    c->peer = hs->peer;
+    c->peerlen = hs->peerlen;
+    c->flush.handler = flush_posted;
+    c->io->data = c;
+    c->io->on_readable = io_readable;
+    c->io->on_writable = io_writable;
+    c->next = conns;
+    c->prev = &conns;
+    if (conns != NULL) conns->prev = &c->next;
+    conns = c;
+    wh_stream_taken(c->ls);
+
+    nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 3);
+    nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, WH_H2_CONN_WINDOW);
+
+    if (upgrade_settings != NULL) {
+        /* stream 1 is the upgraded HTTP/1.1 request, its body already here */
+        wh_h2_stream_t *st;
+        nghttp2_frame fake;
+
+        if (nghttp2_session_upgrade2(c->session, (const uint8_t *) upgrade_settings, settings_len,
+                                     0, NULL) != 0)
+        {
+            conn_close(c);
+            return WH_OK;
+        }
+        memset(&fake, 0, sizeof(fake));
+        fake.hd.type = NGHTTP2_HEADERS;
+        fake.hd.stream_id = 1;
+        fake.headers.cat = NGHTTP2_HCAT_REQUEST;
+        on_begin_headers(c->session, &fake, c);
+        st = nghttp2_session_get_stream_user_data(c->session, 1);
+        if (st != NULL) {
+            st->authority = authority ? wh_xstrdup(authority) : NULL;
+            st->path = path ? wh_xstrdup(path) : NULL;
+            st->in_eof = 1;
+            if (start_stream(c, st) != 0) {
+                conn_close(c);
+                return WH_OK;
+            }
+            if (body_len > 0 && st->relayed) {
+                st->in = malloc(body_len);
+                if (st->in != NULL) {
+                    memcpy(st->in, body, body_len);
+                    st->in_len = st->in_cap = body_len;
+                }
+            }
+        }
+    }
+    if (preread_len > 0 && nghttp2_session_mem_recv(c->session, preread, preread_len) < 0) {
+        conn_close(c);
+        return WH_OK;
+    }
+    io_readable(c->io);
+    return WH_OK;
+}

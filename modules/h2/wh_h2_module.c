@@ -1,0 +1,302 @@
+/*
+ * wh_h2_module.c -- the "http" transport (spec 5): httpSettings, request
+ * validation, and choosing how a connection speaks.
+ *
+ * With TLS and ALPN h2 the connection is an HTTP/2 session at once
+ * (wh_h2_conn.c). Without TLS, as V2Ray's server when its listener has no
+ * TLS (spec 5.6, for running behind a TLS-terminating proxy), it is h2c:
+ * the HTTP/2 preface (prior knowledge), or an HTTP/1.1 request with
+ * "Upgrade: h2c". Other HTTP/1.1 requests are answered 404 when host or
+ * path do not match, like V2Ray; relaying over HTTP/1.1 itself is not
+ * offered (V2Ray clients never use it).
+ *
+ * PROXY: the http transport has no setting of its own; sockopt's
+ * acceptProxyProtocol applies (spec 3.1).
+ */
+#include "wh_h2.h"
+#include "wh_http_request.h"
+#include "wh_log.h"
+#include "wh_tls.h"
+
+#include <openssl/evp.h>
+#include <strings.h>
+#include <time.h>
+
+#define WH_H2_HEAD_MAX 8192
+
+typedef struct {
+    uint32_t have;
+    uint8_t buf[WH_H2_HEAD_MAX];
+} wh_h2_head_t;
+
+static const char *const networks[] = { "h2", "http", NULL };
+static const char *const alpn[] = { "h2", "http/1.1", NULL };
+static const char *const http_names[] = { "host", "path", NULL };
+static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+static int
+add_host(wh_h2_conf_t *conf, const char *h, size_t n)
+{
+    char **p = realloc(conf->hosts, sizeof(char *) * (conf->nhosts + 1));
+
+    if (p == NULL) return WH_ERROR;
+    conf->hosts = p;
+    conf->hosts[conf->nhosts] = wh_xalloc(n + 1);
+    memcpy(conf->hosts[conf->nhosts], h, n);
+    conf->nhosts++;
+    return WH_OK;
+}
+
+static int
+h2_parse(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss)
+{
+    wh_h2_conf_t *conf = wh_xalloc(sizeof(*conf));
+    config_setting_t *http = NULL, *host;
+    const char *path = "";
+    size_t n;
+    int i;
+
+    ls->module_conf = conf;
+    ls->proxy_protocol = ls->sockopt_proxy_protocol;
+    if (ss != NULL && wh_conf_group(cf, ss, "httpSettings", &http) == WH_ERROR) {
+        return WH_ERROR;
+    }
+    if (http != NULL
+        && (wh_conf_check_names(cf, http, http_names, NULL) != WH_OK
+            || wh_conf_string(cf, http, "path", &path) == WH_ERROR))
+    {
+        return WH_ERROR;
+    }
+    host = http ? config_setting_get_member(http, "host") : NULL;
+    if (host == NULL) {
+        add_host(conf, "www.example.com", 15);
+    } else if (config_setting_type(host) == CONFIG_TYPE_STRING) {
+        /* a string is split at every ',' with nothing trimmed (spec 5.1) */
+        const char *h = config_setting_get_string(host), *comma;
+        for (;;) {
+            comma = strchr(h, ',');
+            add_host(conf, h, comma ? (size_t) (comma - h) : strlen(h));
+            if (comma == NULL) break;
+            h = comma + 1;
+        }
+    } else if (config_setting_is_array(host) || config_setting_is_list(host)) {
+        for (i = 0; i < config_setting_length(host); i++) {
+            const char *h = config_setting_get_string_elem(host, i);
+            if (h == NULL) {
+                wh_conf_error(cf, host, "\"host\" must list strings");
+                return WH_ERROR;
+            }
+            add_host(conf, h, strlen(h));
+        }
+        if (conf->nhosts == 0) add_host(conf, "www.example.com", 15);
+    } else {
+        wh_conf_error(cf, host, "\"host\" must be a string or a list of strings");
+        return WH_ERROR;
+    }
+    /* normalised like a websocket path (spec 4.1) */
+    n = strlen(path);
+    conf->path = wh_xalloc(n + 2);
+    snprintf(conf->path, n + 2, "%s%s", path[0] == '/' ? "" : "/", path);
+    return WH_OK;
+}
+
+static void
+h2_free_conf(void *p)
+{
+    wh_h2_conf_t *conf = p;
+    int i;
+
+    if (conf == NULL) return;
+    for (i = 0; i < conf->nhosts; i++) free(conf->hosts[i]);
+    free(conf->hosts);
+    free(conf->path);
+    free(conf);
+}
+
+int
+wh_h2_request_ok(const wh_h2_conf_t *conf, const char *authority, size_t alen,
+                 const char *path, size_t plen)
+{
+    char decoded[WH_H2_HEAD_MAX];
+    ssize_t dl;
+    size_t cl = strlen(conf->path);
+    int i, host_ok = 0;
+
+    for (i = 0; i < conf->nhosts && !host_ok; i++) {
+        host_ok = authority != NULL && strlen(conf->hosts[i]) == alen
+                  && memcmp(conf->hosts[i], authority, alen) == 0;
+    }
+    if (!host_ok || path == NULL) return 0;
+    /* the decoded path, query removed, must start with the configured one */
+    dl = wh_http_target_path(path, plen, decoded, sizeof(decoded));
+    return dl >= 0 && (size_t) dl >= cl && memcmp(decoded, conf->path, cl) == 0;
+}
+
+static int
+answer(wh_handshake_t *hs, const char *text, size_t len)
+{
+    return wh_stream_write(hs->top, text, len) == (ssize_t) len ? WH_OK : WH_ERROR;
+}
+
+/* An HTTP/1.1 request on an h2c port: Upgrade: h2c, or a 404/400. */
+static int
+http1_request(wh_handshake_t *hs, wh_h2_head_t *head, size_t head_len, int *cause)
+{
+    wh_http_request_t req;
+    const wh_http_header_t *host, *settings, *cl;
+    char path[WH_H2_HEAD_MAX], auth[512], date[40];
+    uint8_t payload[512];
+    unsigned long long body_len = 0;
+    int n, len;
+    time_t now = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    *cause = WH_CLOSE_BAD_INPUT;
+    if (wh_http_request_parse((const char *) head->buf, head_len, &req) != NULL
+        || wh_http_request_check_server(&req) != NULL)
+    {
+        static const char t[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; "
+                                "charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request";
+        (void) answer(hs, t, sizeof(t) - 1);
+        hs->top->err = wh_err_bad_input;
+        return WH_ERROR;
+    }
+    host = wh_http_header_find(&req, "Host");
+    snprintf(auth, sizeof(auth), "%.*s", host ? (int) wh_min(host->value_len, sizeof(auth) - 1) : 0,
+             host ? host->value : "");
+    snprintf(path, sizeof(path), "%.*s", (int) req.target_len, req.target);
+    settings = wh_http_header_find(&req, "HTTP2-Settings");
+    cl = wh_http_header_find(&req, "Content-Length");
+    if (cl != NULL) body_len = strtoull(cl->value, NULL, 10);
+
+    if (settings == NULL || wh_http_header_find(&req, "Upgrade") == NULL
+        || strncasecmp(wh_http_header_find(&req, "Upgrade")->value, "h2c", 3) != 0)
+    {
+        /* HTTP/1.1 relaying (spec 5.6) is not offered: a V2Ray client never uses it */
+        if (!wh_h2_request_ok(hs->ls->module_conf, auth, strlen(auth), path, strlen(path))) {
+            n = snprintf((char *) payload, sizeof(payload), "HTTP/1.1 404 Not Found\r\nDate: %s\r\n"
+                         "Content-Length: 0\r\nConnection: close\r\n\r\n", date);
+        } else {
+            n = snprintf((char *) payload, sizeof(payload), "HTTP/1.1 505 HTTP Version Not "
+                         "Supported\r\nDate: %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                         date);
+        }
+        (void) answer(hs, (char *) payload, n);
+        hs->top->err = "HTTP/1.1 request";
+        return WH_ERROR;
+    }
+    if (body_len > head->have - head_len) {
+        return WH_AGAIN;        /* the upgraded request's body is stream 1's uplink */
+    }
+    {
+        /* HTTP2-Settings is base64url without padding */
+        char b64[700];
+        size_t i, sl = wh_min(settings->value_len, sizeof(b64) - 4);
+        for (i = 0; i < sl; i++) {
+            char ch = settings->value[i];
+            b64[i] = ch == '-' ? '+' : ch == '_' ? '/' : ch;
+        }
+        while (sl % 4) b64[sl++] = '=';
+        len = EVP_DecodeBlock(payload, (unsigned char *) b64, (int) sl);
+        if (len < 0) {
+            hs->top->err = wh_err_bad_input;
+            return WH_ERROR;
+        }
+        len -= (settings->value_len % 4 == 2) ? 2 : (settings->value_len % 4 == 3) ? 1 : 0;
+    }
+    {
+        static const char up[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                                 "Upgrade: h2c\r\n\r\n";
+        if (answer(hs, up, sizeof(up) - 1) != WH_OK) {
+            *cause = WH_CLOSE_ERROR;
+            return WH_ERROR;
+        }
+    }
+    if (wh_h2_conn_start(hs, head->buf + head_len + body_len,
+                         head->have - head_len - body_len, (char *) payload, len, auth, path,
+                         head->buf + head_len, body_len) != WH_OK)
+    {
+        *cause = WH_CLOSE_ERROR;
+        return WH_ERROR;
+    }
+    return WH_DECLINED;
+}
+
+static int
+h2_handshake(wh_handshake_t *hs, int *cause)
+{
+    wh_h2_head_t *head = hs->module_data;
+    uint8_t *end;
+    ssize_t n;
+    size_t k;
+
+    if (hs->ls->tls != NULL && strcmp(wh_tls_alpn(hs->top), "h2") == 0) {
+        *cause = WH_CLOSE_ERROR;
+        return wh_h2_conn_start(hs, NULL, 0, NULL, 0, NULL, NULL, NULL, 0) == WH_OK
+               ? WH_DECLINED : WH_ERROR;
+    }
+    if (head == NULL) {
+        head = hs->module_data = calloc(1, sizeof(*head));
+        if (head == NULL) {
+            *cause = WH_CLOSE_ERROR;
+            return WH_ERROR;
+        }
+    }
+    for (;;) {
+        k = wh_min((size_t) head->have, sizeof(preface) - 1);
+        if (k > 0 && memcmp(head->buf, preface, k) == 0) {
+            if (k == sizeof(preface) - 1) {
+                /* h2c with prior knowledge: the session reads the preface itself */
+                *cause = WH_CLOSE_ERROR;
+                return wh_h2_conn_start(hs, head->buf, head->have, NULL, 0, NULL, NULL, NULL, 0)
+                       == WH_OK ? WH_DECLINED : WH_ERROR;
+            }
+        } else if ((end = memmem(head->buf, head->have, "\r\n\r\n", 4)) != NULL) {
+            int rc = http1_request(hs, head, end + 4 - head->buf, cause);
+            if (rc != WH_AGAIN) return rc;
+        }
+        if (head->have == sizeof(head->buf)) {
+            hs->top->err = "request head too large";
+            *cause = WH_CLOSE_BAD_INPUT;
+            return WH_ERROR;
+        }
+        n = wh_stream_read(hs->top, head->buf + head->have, sizeof(head->buf) - head->have);
+        if (n == WH_AGAIN) return WH_AGAIN;
+        if (n <= 0) {
+            *cause = head->have > 0 ? WH_CLOSE_BAD_INPUT : WH_CLOSE_DONE;
+            if (hs->top->err == NULL) hs->top->err = wh_err_closed;
+            return WH_ERROR;
+        }
+        head->have += n;
+    }
+}
+
+static void
+h2_handshake_end(wh_handshake_t *hs, int expired)
+{
+    free(hs->module_data);
+    hs->module_data = NULL;
+}
+
+static void
+h2_stop(wh_listener_t *ls)
+{
+    wh_accept_stop(ls);
+    wh_h2_conn_drain(ls);
+}
+
+const wh_module_t wh_h2_module = {
+    .name = "h2",
+    .networks = networks,
+    .alpn = alpn,
+    .parse = h2_parse,
+    .free_conf = h2_free_conf,
+    .bind = NULL,
+    .start = wh_accept_start,
+    .stop = h2_stop,
+    .handshake = h2_handshake,
+    .handshake_end = h2_handshake_end,
+    .handshake_timeout = 4.0,       /* Go's TLS handshake deadline / ReadHeaderTimeout */
+};
