@@ -58,6 +58,7 @@ struct wh_h2_stream_s {
     unsigned out_eof:1;         /* the relay ended its side */
     unsigned closed:1;          /* nghttp2 closed the stream */
     unsigned deferred:1;        /* the data provider waits for bytes */
+    unsigned gone:1;            /* the client cancelled: what comes has nowhere to go */
 };
 
 struct wh_h2_conn_s {
@@ -155,6 +156,9 @@ h2s_write(wh_stream_t *s, const void *buf, size_t size)
     wh_h2_stream_t *st = (wh_h2_stream_t *) s;
     size_t room, n;
 
+    if (st->gone) {
+        return size;    /* the client left: the upstream's last words are dropped */
+    }
     if (st->closed || st->conn == NULL) {
         s->err = wh_err_closed;
         return WH_ERROR;
@@ -484,8 +488,15 @@ on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void 
         stream_free(st);
         return 0;
     }
-    /* a reset before the request ended is an abort (spec 5.4) */
-    if (!st->in_eof) st->s.err = wh_err_closed;
+    /* The V2Ray client ends a stream with RST_STREAM(CANCEL) (spec 5.2):
+     * a cancel or a clean reset is the client being done, any other reset
+     * before the request ended is an abort (spec 5.4) */
+    if (error_code == NGHTTP2_NO_ERROR || error_code == NGHTTP2_CANCEL) {
+        st->in_eof = 1;
+        st->gone = 1;
+    } else if (!st->in_eof) {
+        st->s.err = wh_err_closed;
+    }
     stream_signal(st, WH_EV_READ | WH_EV_WRITE);
     return 0;
 }

@@ -24,8 +24,14 @@
 
 #define WH_H2_HEAD_MAX 8192
 
+/* Go's h2c upgrade reads the request body before switching; so does this,
+ * up to a bound */
+#define WH_H2_UPGRADE_BODY_MAX (1 << 20)
+
 typedef struct {
     uint32_t have;
+    uint8_t *body;              /* an upgrade request's body, when longer than buf holds */
+    uint32_t body_have, body_len;
     uint8_t buf[WH_H2_HEAD_MAX];
 } wh_h2_head_t;
 
@@ -187,8 +193,32 @@ http1_request(wh_handshake_t *hs, wh_h2_head_t *head, size_t head_len, int *caus
         hs->top->err = "HTTP/1.1 request";
         return WH_ERROR;
     }
+    if (body_len > WH_H2_UPGRADE_BODY_MAX) {
+        static const char t[] = "HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\n"
+                                "Content-Length: 0\r\n\r\n";
+        (void) answer(hs, t, sizeof(t) - 1);
+        hs->top->err = "h2c upgrade body too large";
+        return WH_ERROR;
+    }
     if (body_len > head->have - head_len) {
-        return WH_AGAIN;        /* the upgraded request's body is stream 1's uplink */
+        /* the upgraded request's body is stream 1's uplink: all of it first */
+        if (head->body == NULL) {
+            head->body = malloc(body_len);
+            if (head->body == NULL) {
+                *cause = WH_CLOSE_ERROR;
+                return WH_ERROR;
+            }
+            head->body_len = (uint32_t) body_len;
+            head->body_have = head->have - head_len;
+            if (wh_http_header_find(&req, "Expect") != NULL) {
+                /* Go's server says so when the handler starts reading */
+                static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                (void) answer(hs, cont, sizeof(cont) - 1);
+            }
+            memcpy(head->body, head->buf + head_len, head->body_have);
+            head->have = head_len;
+        }
+        if (head->body_have < head->body_len) return WH_AGAIN;
     }
     {
         /* HTTP2-Settings is base64url without padding */
@@ -214,9 +244,10 @@ http1_request(wh_handshake_t *hs, wh_h2_head_t *head, size_t head_len, int *caus
             return WH_ERROR;
         }
     }
-    if (wh_h2_conn_start(hs, head->buf + head_len + body_len,
-                         head->have - head_len - body_len, (char *) payload, len, auth, path,
-                         head->buf + head_len, body_len) != WH_OK)
+    if (wh_h2_conn_start(hs, head->body ? NULL : head->buf + head_len + body_len,
+                         head->body ? 0 : head->have - head_len - body_len, (char *) payload, len,
+                         auth, path, head->body ? head->body : head->buf + head_len,
+                         body_len) != WH_OK)
     {
         *cause = WH_CLOSE_ERROR;
         return WH_ERROR;
@@ -245,6 +276,22 @@ h2_handshake(wh_handshake_t *hs, int *cause)
         }
     }
     for (;;) {
+        if (head->body != NULL) {
+            if (head->body_have < head->body_len) {
+                n = wh_stream_read(hs->top, head->body + head->body_have,
+                                   head->body_len - head->body_have);
+                if (n == WH_AGAIN) return WH_AGAIN;
+                if (n <= 0) {
+                    *cause = WH_CLOSE_BAD_INPUT;
+                    if (hs->top->err == NULL) hs->top->err = wh_err_closed;
+                    return WH_ERROR;
+                }
+                head->body_have += n;
+                continue;
+            }
+            end = memmem(head->buf, head->have, "\r\n\r\n", 4);
+            return http1_request(hs, head, end + 4 - head->buf, cause);
+        }
         k = wh_min((size_t) head->have, sizeof(preface) - 1);
         if (k > 0 && memcmp(head->buf, preface, k) == 0) {
             if (k == sizeof(preface) - 1) {
@@ -256,6 +303,7 @@ h2_handshake(wh_handshake_t *hs, int *cause)
         } else if ((end = memmem(head->buf, head->have, "\r\n\r\n", 4)) != NULL) {
             int rc = http1_request(hs, head, end + 4 - head->buf, cause);
             if (rc != WH_AGAIN) return rc;
+            if (head->body != NULL) continue;   /* the body goes to its own buffer */
         }
         if (head->have == sizeof(head->buf)) {
             hs->top->err = "request head too large";
@@ -276,6 +324,9 @@ h2_handshake(wh_handshake_t *hs, int *cause)
 static void
 h2_handshake_end(wh_handshake_t *hs, int expired)
 {
+    wh_h2_head_t *head = hs->module_data;
+
+    if (head != NULL) free(head->body);
     free(hs->module_data);
     hs->module_data = NULL;
 }
