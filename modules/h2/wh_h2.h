@@ -26,6 +26,12 @@ int wh_h2_conn_start(wh_handshake_t *hs, const uint8_t *preread, size_t preread_
 int wh_h2_request_ok(const wh_h2_conf_t *conf, const char *authority, size_t alen,
                      const char *path, size_t plen);
 
+/* The HTTP/1.1 service of the same port (spec 5.6): lower becomes a stream
+ * whose reads are the request body (chunked, or length bytes) and whose
+ * writes go out as chunks. pre: body bytes read with the head. */
+wh_stream_t *wh_h2_http1_stream(wh_stream_t *lower, int chunked, uint64_t length,
+                                const uint8_t *pre, size_t pre_len);
+
 /* GOAWAY to every connection of the listener in this worker (drain). */
 void wh_h2_conn_drain(wh_listener_t *ls);
 

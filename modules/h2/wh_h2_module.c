@@ -6,9 +6,9 @@
  * (wh_h2_conn.c). Without TLS, as V2Ray's server when its listener has no
  * TLS (spec 5.6, for running behind a TLS-terminating proxy), it is h2c:
  * the HTTP/2 preface (prior knowledge), or an HTTP/1.1 request with
- * "Upgrade: h2c". Other HTTP/1.1 requests are answered 404 when host or
- * path do not match, like V2Ray; relaying over HTTP/1.1 itself is not
- * offered (V2Ray clients never use it).
+ * "Upgrade: h2c". Other HTTP/1.1 requests (also over TLS with ALPN
+ * http/1.1) are served as V2Ray's handler serves them: 404 when host or path
+ * do not match, else a relay with a chunked response (wh_h2_http1.c).
  *
  * PROXY: the http transport has no setting of its own; sockopt's
  * acceptProxyProtocol applies (spec 3.1).
@@ -180,18 +180,28 @@ http1_request(wh_handshake_t *hs, wh_h2_head_t *head, size_t head_len, int *caus
     if (settings == NULL || wh_http_header_find(&req, "Upgrade") == NULL
         || strncasecmp(wh_http_header_find(&req, "Upgrade")->value, "h2c", 3) != 0)
     {
-        /* HTTP/1.1 relaying (spec 5.6) is not offered: a V2Ray client never uses it */
+        /* spec 5.6: the same handler answers HTTP/1.1, relaying the request
+         * body up and a chunked response down */
         if (!wh_h2_request_ok(hs->ls->module_conf, auth, strlen(auth), path, strlen(path))) {
             n = snprintf((char *) payload, sizeof(payload), "HTTP/1.1 404 Not Found\r\nDate: %s\r\n"
                          "Content-Length: 0\r\nConnection: close\r\n\r\n", date);
-        } else {
-            n = snprintf((char *) payload, sizeof(payload), "HTTP/1.1 505 HTTP Version Not "
-                         "Supported\r\nDate: %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                         date);
+            (void) answer(hs, (char *) payload, n);
+            hs->top->err = "HTTP/1.1 request refused (404)";
+            return WH_ERROR;
         }
-        (void) answer(hs, (char *) payload, n);
-        hs->top->err = "HTTP/1.1 request";
-        return WH_ERROR;
+        n = snprintf((char *) payload, sizeof(payload), "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\n"
+                     "Date: %s\r\nTransfer-Encoding: chunked\r\n\r\n", date);
+        if (answer(hs, (char *) payload, n) != WH_OK) {
+            *cause = WH_CLOSE_ERROR;
+            return WH_ERROR;
+        }
+        hs->top = wh_h2_http1_stream(hs->top, wh_http_header_find(&req, "Transfer-Encoding") != NULL,
+                                     body_len, head->buf + head_len, head->have - head_len);
+        if (hs->top == NULL) {
+            *cause = WH_CLOSE_ERROR;
+            return WH_ERROR;
+        }
+        return WH_OK;
     }
     if (body_len > WH_H2_UPGRADE_BODY_MAX) {
         static const char t[] = "HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\n"

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 int wh_log_level = WH_LOG_INFO;
+int wh_log_also_stderr;
 
 static int log_fd = 2;
 static char *log_path;
@@ -130,4 +131,8 @@ wh_log(int level, const char *fmt, ...)
     n = wh_min(n + (size_t) (len < 0 ? 0 : len), sizeof(line) - 2);
     line[n++] = '\n';
     (void) !write(log_fd, line, n);
+    if (wh_log_also_stderr && level <= WH_LOG_ERROR && log_fd != 2) {
+        /* while the master starts, the operator at the terminal sees it too */
+        (void) !write(2, line, n);
+    }
 }

@@ -16,6 +16,7 @@ enum {
 };
 
 extern int wh_log_level;
+extern int wh_log_also_stderr;      /* errors to stderr too (master start-up) */
 
 /* Parses "debug" | "info" | "warning" | "error"; -1 if none. */
 int wh_log_level_parse(const char *name);

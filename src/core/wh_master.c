@@ -329,6 +329,7 @@ wh_master_run(wh_cycle_t *c)
 
     cycle = c;
     wh_log_level = c->log_level;
+    wh_log_also_stderr = 1;
     if (strcmp(c->error_log, "stderr") != 0
         && (ensure_parent_dir(c->error_log) != WH_OK || wh_log_open(c->error_log) != WH_OK))
     {
@@ -361,19 +362,25 @@ wh_master_run(wh_cycle_t *c)
     sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* bind before anything else, as nginx does: a second instance fails
+     * here, on the terminal, and touches neither the pid file nor the
+     * stats of the one that runs */
+    if (wh_cycle_bind(c, NULL) != WH_OK) {
+        return 1;
+    }
     if (c->daemon && daemonize() != WH_OK) {
+        wh_cycle_close(c);
         return 1;
     }
-    if (ensure_parent_dir(c->pid_path) != WH_OK || write_pid(c->pid_path) != WH_OK) {
-        return 1;
-    }
+    wh_log_also_stderr = !c->daemon;       /* a daemon's stderr is the log now */
     if (wh_stats_create(getpid()) != WH_OK || assign_stats_columns(c) != WH_OK
-        || wh_cycle_bind(c, NULL) != WH_OK)
+        || ensure_parent_dir(c->pid_path) != WH_OK || write_pid(c->pid_path) != WH_OK)
     {
-        unlink(c->pid_path);
+        wh_cycle_close(c);
         wh_stats_destroy();
         return 1;
     }
+    wh_log_also_stderr = 0;
     prctl(PR_SET_NAME, "wharf: master");
     wh_log(WH_LOG_INFO, WH_NAME "/" WH_VERSION " started: %d listeners, %d workers",
            c->nlisteners, c->worker_processes);

@@ -1095,3 +1095,32 @@ def test_ten_thousand_streams(wharf, cert):
         assert re.search(r"status codes: 10000 2xx", out), out[-1500:]
     assert w.workers() == workers and w.alive()
     assert good_request_works(addr)
+
+
+# --------------------------------------------------------------------------
+# 8. HTTP/1.1 on the same port (spec 5.6)
+
+@pytest.mark.deadline(40)
+@pytest.mark.parametrize("tls", [True, False])
+def test_http11_relay(wharf, cert, tmp_path, tls):
+    """V2Ray's handler also answers HTTP/1.1 (ALPN http/1.1 over TLS, or a
+    plain request on an h2c port): 200 with cache-control no-store and a
+    chunked body that is the upstream's bytes; the request body, with a
+    Content-Length or chunked, is the uplink."""
+    need(CURL, "curl")
+    w, addr = start_h2(wharf, cert, tls=tls)
+    data = os.urandom(300000)
+    f = tmp_path / "up.bin"
+    f.write_bytes(data)
+    scheme, port = ("https", 443) if tls else ("http", 80)
+    base = ["--http1.1", "--connect-to", "localhost:%d:127.0.0.1:%d" % (port, addr[1])]
+    url = "%s://localhost%s" % (scheme, H2_PATH)
+    for extra in ([], ["-H", "Transfer-Encoding: chunked"]):
+        rc, status, hdrs, body, err = curl_call(base + extra + [url, "--data-binary", "@%s" % f],
+                                                tmp=tmp_path)
+        assert rc == 0 and status == 200, (rc, status, err, w.log()[-600:])
+        assert hdrs.get("cache-control") == "no-store" and "date" in hdrs, hdrs
+        assert hdrs.get("transfer-encoding") == "chunked", hdrs
+        assert body == data, "echo %d of %d bytes (%r)" % (len(body), len(data), extra)
+    rc, status, hdrs, body, err = curl_call(base + ["%s://localhost/nope" % scheme], tmp=tmp_path)
+    assert status == 404 and hdrs.get("content-length") == "0", (status, hdrs)

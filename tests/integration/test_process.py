@@ -243,3 +243,18 @@ def test_signal_option_reopen(wharf, upstream):
     assert w.alive()
     rr = echo_roundtrip(w.addr("t"))
     assert rr["ok"], rr["error"]
+
+
+@pytest.mark.deadline(30)
+def test_second_instance_leaves_the_first_alone(wharf, upstream):
+    """A second master with the same configuration cannot bind: it says so
+    on stderr and exits 1, without removing the running master's pid file
+    or touching its listeners (regression: it used to unlink the pid file)."""
+    up = upstream()
+    w = wharf({"listeners": [listener("a", up.spec, port=free_port())]})
+    pid_before = w.pid_file.read_text()
+    r = w.run(timeout=10)
+    assert r.returncode == 1 and "bind()" in r.stderr, (r.returncode, r.stderr)
+    assert w.pid_file.exists() and w.pid_file.read_text() == pid_before
+    r = echo_roundtrip(w.addr("a"), b"still here")
+    assert r["ok"] and r["received"] == b"still here", r
