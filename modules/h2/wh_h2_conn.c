@@ -80,6 +80,29 @@ struct wh_h2_conn_s {
 static wh_h2_conn_t *conns;
 static uint8_t read_buf[WH_H2_READ];
 
+/* Outgoing stream buffers come and go with every burst; a small pool keeps
+ * that off malloc while idle streams still hold none. */
+#define WH_H2_POOL 32
+static uint8_t *out_pool[WH_H2_POOL];
+static int out_pool_n;
+
+static uint8_t *
+out_get(void)
+{
+    return out_pool_n > 0 ? out_pool[--out_pool_n] : malloc(WH_H2_OUT_MAX);
+}
+
+static void
+out_put(uint8_t *p)
+{
+    if (p == NULL) return;
+    if (out_pool_n < WH_H2_POOL) {
+        out_pool[out_pool_n++] = p;
+    } else {
+        free(p);
+    }
+}
+
 static void conn_close(wh_h2_conn_t *c);
 
 static size_t
@@ -173,7 +196,7 @@ h2s_write(wh_stream_t *s, const void *buf, size_t size)
         st->out_len -= st->out_pos;
         st->out_pos = 0;
     }
-    if (st->out == NULL && (st->out = malloc(WH_H2_OUT_MAX)) == NULL) {
+    if (st->out == NULL && (st->out = out_get()) == NULL) {
         s->err = wh_err_io;
         return WH_ERROR;
     }
@@ -229,7 +252,7 @@ stream_free(wh_h2_stream_t *st)
     free(st->path);
     free(st->forwarded);
     free(st->in);
-    free(st->out);
+    out_put(st->out);
     free(st);
 }
 
@@ -274,7 +297,7 @@ data_read(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
         memcpy(buf, st->out + st->out_pos, n);
         st->out_pos += n;
         if (st->out_pos == st->out_len) {
-            free(st->out);
+            out_put(st->out);
             st->out = NULL;
             st->out_pos = st->out_len = 0;
         }
@@ -680,6 +703,11 @@ wh_h2_conn_start(wh_handshake_t *hs, const uint8_t *preread, size_t preread_len,
     wh_stream_taken(c->ls);
 
     nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 3);
+    if (c->ls->runtime == NULL) {
+        /* its listener already drains (the handshake ended after the stop) */
+        c->draining = 1;
+        nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
+    }
     nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, WH_H2_CONN_WINDOW);
 
     if (upgrade_settings != NULL) {

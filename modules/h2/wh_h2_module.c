@@ -177,7 +177,7 @@ http1_request(wh_handshake_t *hs, wh_h2_head_t *head, size_t head_len, int *caus
     cl = wh_http_header_find(&req, "Content-Length");
     if (cl != NULL) body_len = strtoull(cl->value, NULL, 10);
 
-    if (settings == NULL || wh_http_header_find(&req, "Upgrade") == NULL
+    if (hs->ls->tls != NULL || settings == NULL || wh_http_header_find(&req, "Upgrade") == NULL
         || strncasecmp(wh_http_header_find(&req, "Upgrade")->value, "h2c", 3) != 0)
     {
         /* spec 5.6: the same handler answers HTTP/1.1, relaying the request
@@ -286,6 +286,12 @@ h2_handshake(wh_handshake_t *hs, int *cause)
         }
     }
     for (;;) {
+        if (hs->ls->tls != NULL) {
+            /* over TLS without ALPN h2, V2Ray's handler speaks HTTP/1.1 only */
+            end = memmem(head->buf, head->have, "\r\n\r\n", 4);
+            if (end != NULL) return http1_request(hs, head, end + 4 - head->buf, cause);
+            goto more;
+        }
         if (head->body != NULL) {
             if (head->body_have < head->body_len) {
                 n = wh_stream_read(hs->top, head->body + head->body_have,
@@ -315,6 +321,7 @@ h2_handshake(wh_handshake_t *hs, int *cause)
             if (rc != WH_AGAIN) return rc;
             if (head->body != NULL) continue;   /* the body goes to its own buffer */
         }
+    more:
         if (head->have == sizeof(head->buf)) {
             hs->top->err = "request head too large";
             *cause = WH_CLOSE_BAD_INPUT;
