@@ -21,7 +21,9 @@
  * streams finish, new ones are refused in the way Go's client retries.
  */
 #include "wh_h2.h"
+#include "wh_http_request.h"
 #include "wh_log.h"
+#include "wh_outbuf.h"
 #include "wh_relay.h"
 
 #include <nghttp2/nghttp2.h>
@@ -66,8 +68,7 @@ struct wh_h2_conn_s {
     wh_stream_t *io;
     nghttp2_session *session;
     wh_h2_stream_t *streams;
-    uint8_t *out;               /* serialised frames not yet taken by io */
-    size_t out_pos, out_len;
+    wh_outbuf_t out;            /* serialised frames not yet taken by io */
     wh_posted_t flush;
     wh_h2_conn_t *next;
     wh_h2_conn_t **prev;
@@ -104,16 +105,6 @@ out_put(uint8_t *p)
 }
 
 static void conn_close(wh_h2_conn_t *c);
-
-static size_t
-http_date(char *out, size_t size)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-
-    gmtime_r(&now, &tm);
-    return strftime(out, size, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-}
 
 /* --- the stream side, as the relay sees it ------------------------------ */
 
@@ -380,22 +371,16 @@ static void
 stream_peer(wh_h2_stream_t *st, struct sockaddr_storage *sa, socklen_t *len)
 {
     wh_sockaddr_t a;
-    char ip[64];
-    size_t n = 0;
 
-    memcpy(sa, &st->conn->peer, st->conn->peerlen);
-    *len = st->conn->peerlen;
-    if (st->forwarded == NULL) return;
-    while (st->forwarded[n] && st->forwarded[n] != ',' && n < sizeof(ip) - 1) {
-        ip[n] = st->forwarded[n];
-        n++;
-    }
-    while (n > 0 && ip[n - 1] == ' ') n--;
-    ip[n] = '\0';
-    if (wh_addr_parse_ip(ip[0] == ' ' ? ip + 1 : ip, 0, &a) == WH_OK) {
+    if (st->forwarded != NULL
+        && wh_http_forwarded_for(st->forwarded, strlen(st->forwarded), &a) == WH_OK)
+    {
         memcpy(sa, &a.sa, a.len);
         *len = a.len;
+        return;
     }
+    memcpy(sa, &st->conn->peer, st->conn->peerlen);
+    *len = st->conn->peerlen;
 }
 
 /* The request headers are complete: answer, and relay on success. */
@@ -408,7 +393,7 @@ start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
     nghttp2_data_provider dp;
     struct sockaddr_storage peer;
     socklen_t peerlen;
-    size_t dl = http_date(date, sizeof(date));
+    size_t dl = wh_http_date(date, sizeof(date));
 
 #define NV(n, v, vl) { (uint8_t *) (n), (uint8_t *) (v), sizeof(n) - 1, (vl), NGHTTP2_NV_FLAG_NONE }
     if (!wh_h2_request_ok(conf, st->authority, st->authority ? strlen(st->authority) : 0,
@@ -530,50 +515,27 @@ static void
 conn_flush(wh_h2_conn_t *c)
 {
     const uint8_t *data;
-    ssize_t n, w;
+    ssize_t n;
+    int rc;
 
     if (c->closing) return;
-    while (c->out_len > 0) {
-        w = wh_stream_write(c->io, c->out + c->out_pos, c->out_len - c->out_pos);
-        if (w == WH_AGAIN) return;
-        if (w < 0) {
-            conn_close(c);
-            return;
-        }
-        c->out_pos += w;
-        if (c->out_pos < c->out_len) return;    /* io promised on_writable */
-        free(c->out);
-        c->out = NULL;
-        c->out_pos = c->out_len = 0;
-    }
-    for (;;) {
+    rc = wh_outbuf_flush(&c->out, c->io);
+    while (rc == WH_OK) {
+        if (!wh_outbuf_empty(&c->out)) return;      /* io promised on_writable */
         n = nghttp2_session_mem_send(c->session, &data);
         if (n < 0) {
-            conn_close(c);
-            return;
+            rc = WH_ERROR;
+            break;
         }
-        if (n == 0) break;
-        w = wh_stream_write(c->io, data, n);
-        if (w == WH_AGAIN) w = 0;
-        if (w < 0) {
-            conn_close(c);
-            return;
-        }
-        if (w < n) {
-            c->out = malloc(n - w);
-            if (c->out == NULL) {
+        if (n == 0) {
+            if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) {
                 conn_close(c);
-                return;
             }
-            memcpy(c->out, data + w, n - w);
-            c->out_len = n - w;
-            wh_stream_wait(c->io, WH_EV_WRITE);
             return;
         }
+        rc = wh_outbuf_send(&c->out, c->io, data, n);
     }
-    if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) {
-        conn_close(c);
-    }
+    if (rc == WH_ERROR) conn_close(c);
 }
 
 static void
@@ -638,7 +600,7 @@ conn_close(wh_h2_conn_t *c)
     wh_stream_close(c->io);
     *c->prev = c->next;
     if (c->next != NULL) c->next->prev = c->prev;
-    free(c->out);
+    wh_outbuf_free(&c->out);
     free(c);
     wh_carrier_closed();
 }

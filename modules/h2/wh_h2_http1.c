@@ -12,6 +12,7 @@
  */
 #include "wh_h2.h"
 #include "wh_log.h"
+#include "wh_outbuf.h"
 
 #define WH_H1_CHUNK_MAX 16384
 
@@ -23,8 +24,7 @@ typedef struct {
     uint8_t *pre;               /* body bytes read with the head */
     uint32_t pre_pos, pre_len;
     uint64_t left;              /* of the Content-Length body, or of the chunk */
-    uint8_t *out;               /* a chunk not yet taken below */
-    uint32_t out_pos, out_len;
+    wh_outbuf_t out;            /* a chunk not yet taken below */
     uint8_t state;
     uint8_t want;
     char line[32];              /* a chunk-size line being read */
@@ -44,37 +44,16 @@ lower_readable(wh_stream_t *lower)
     wh_stream_notify(&h->s, ev);
 }
 
-static int
-flush_out(wh_h1_stream_t *h)
-{
-    ssize_t n;
-
-    while (h->out_pos < h->out_len) {
-        n = wh_stream_write(h->lower, h->out + h->out_pos, h->out_len - h->out_pos);
-        if (n == WH_AGAIN) return WH_AGAIN;
-        if (n < 0) {
-            h->s.err = h->lower->err;
-            return WH_ERROR;
-        }
-        h->out_pos += n;
-    }
-    free(h->out);
-    h->out = NULL;
-    h->out_pos = h->out_len = 0;
-    return WH_OK;
-}
-
 static void
 lower_writable(wh_stream_t *lower)
 {
     wh_h1_stream_t *h = lower->data;
     int ev;
 
-    if (h->out != NULL && flush_out(h) == WH_AGAIN) {
-        wh_stream_wait(lower, WH_EV_WRITE);
+    if (wh_outbuf_flush(&h->out, lower) == WH_AGAIN) {
         return;
     }
-    if (h->shut_pending && h->out == NULL) {
+    if (h->shut_pending) {
         h->shut_pending = 0;
         wh_stream_shutdown_write(lower);
     }
@@ -169,45 +148,28 @@ h1_write(wh_stream_t *s, const void *buf, size_t size)
 {
     wh_h1_stream_t *h = (wh_h1_stream_t *) s;
     size_t taken = 0, n, len;
-    ssize_t w;
 
-    if (h->out != NULL) {
-        int rc = flush_out(h);
-        if (rc == WH_ERROR) return WH_ERROR;
-        if (rc == WH_AGAIN) {
-            h->want |= WH_EV_WRITE;
-            wh_stream_wait(h->lower, WH_EV_WRITE);
-            return WH_AGAIN;
-        }
+    switch (wh_outbuf_flush(&h->out, h->lower)) {
+    case WH_ERROR:
+        s->err = h->lower->err;
+        return WH_ERROR;
+    case WH_AGAIN:
+        h->want |= WH_EV_WRITE;
+        return WH_AGAIN;
     }
-    while (taken < size) {
-        /* one chunk, framed in one buffer: one write below */
+    while (taken < size && wh_outbuf_empty(&h->out)) {
+        /* one chunk, framed in one buffer: one write below, kept whole */
         n = wh_min(size - taken, (size_t) WH_H1_CHUNK_MAX);
         len = snprintf((char *) chunk_buf, 32, "%zx\r\n", n);
         memcpy(chunk_buf + len, (const uint8_t *) buf + taken, n);
         memcpy(chunk_buf + len + n, "\r\n", 2);
-        len += n + 2;
-        w = wh_stream_write(h->lower, chunk_buf, len);
-        if (w == WH_AGAIN) w = 0;
-        if (w < 0) {
+        if (wh_outbuf_send(&h->out, h->lower, chunk_buf, len + n + 2) != WH_OK) {
             s->err = h->lower->err;
             return taken > 0 ? (ssize_t) taken : WH_ERROR;
         }
         taken += n;
-        if ((size_t) w < len) {
-            /* the chunk is promised whole: keep its tail */
-            h->out = malloc(len - w);
-            if (h->out == NULL) {
-                s->err = wh_err_io;
-                return WH_ERROR;
-            }
-            memcpy(h->out, chunk_buf + w, len - w);
-            h->out_len = len - w;
-            h->want |= WH_EV_WRITE;
-            wh_stream_wait(h->lower, WH_EV_WRITE);
-            break;
-        }
     }
+    if (!wh_outbuf_empty(&h->out)) h->want |= WH_EV_WRITE;
     return taken;
 }
 
@@ -216,17 +178,14 @@ h1_shutdown_write(wh_stream_t *s)
 {
     wh_h1_stream_t *h = (wh_h1_stream_t *) s;
     static const char last[] = "0\r\n\r\n";
-    uint8_t *o;
 
     /* the last chunk, after whatever waits */
-    o = realloc(h->out, h->out_len + sizeof(last) - 1);
-    if (o == NULL) return WH_ERROR;
-    memcpy(o + h->out_len, last, sizeof(last) - 1);
-    h->out = o;
-    h->out_len += sizeof(last) - 1;
-    if (flush_out(h) == WH_AGAIN) {
+    if (wh_outbuf_send(&h->out, h->lower, last, sizeof(last) - 1) != WH_OK) {
+        s->err = h->lower->err;
+        return WH_ERROR;
+    }
+    if (!wh_outbuf_empty(&h->out)) {
         h->shut_pending = 1;
-        wh_stream_wait(h->lower, WH_EV_WRITE);
         return WH_OK;
     }
     return wh_stream_shutdown_write(h->lower);
@@ -247,7 +206,7 @@ h1_destroy(wh_stream_t *s)
     wh_h1_stream_t *h = (wh_h1_stream_t *) s;
 
     free(h->pre);
-    free(h->out);
+    wh_outbuf_free(&h->out);
     wh_stream_close(h->lower);
     free(h);
 }

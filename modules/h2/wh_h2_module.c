@@ -154,11 +154,8 @@ http1_request(wh_handshake_t *hs, wh_h2_head_t *head, size_t head_len, int *caus
     uint8_t payload[512];
     unsigned long long body_len = 0;
     int n, len;
-    time_t now = time(NULL);
-    struct tm tm;
 
-    gmtime_r(&now, &tm);
-    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    wh_http_date(date, sizeof(date));
     *cause = WH_CLOSE_BAD_INPUT;
     if (wh_http_request_parse((const char *) head->buf, head_len, &req) != NULL
         || wh_http_request_check_server(&req) != NULL)

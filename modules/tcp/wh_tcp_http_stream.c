@@ -18,6 +18,7 @@
 #include "wh_tcp_http_header.h"
 #include "wh_tcp_http_stream.h"
 #include "wh_log.h"
+#include "wh_outbuf.h"
 
 #include <openssl/rand.h>
 
@@ -31,8 +32,7 @@ typedef struct {
     const wh_http_obfs_conf_t *conf;
     uint8_t *in;                /* the request head, then the bytes after it */
     uint32_t in_pos, in_len;
-    uint8_t *out;               /* head + first bytes not yet taken below */
-    uint32_t out_pos, out_len;
+    wh_outbuf_t out;            /* head and first bytes not yet taken below */
     uint32_t seed;
     time_t accepted;
     int16_t error;              /* 400 or 404 to answer if nothing was sent */
@@ -54,26 +54,6 @@ seeded_rand(void)
     return rng_state;
 }
 
-static int
-flush_out(wh_http_stream_t *hs)
-{
-    ssize_t n;
-
-    while (hs->out_pos < hs->out_len) {
-        n = wh_stream_write(hs->lower, hs->out + hs->out_pos, hs->out_len - hs->out_pos);
-        if (n == WH_AGAIN) return WH_AGAIN;
-        if (n < 0) {
-            hs->s.err = hs->lower->err;
-            return WH_ERROR;
-        }
-        hs->out_pos += n;
-    }
-    free(hs->out);
-    hs->out = NULL;
-    hs->out_pos = hs->out_len = 0;
-    return WH_OK;
-}
-
 static void
 lower_readable(wh_stream_t *lower)
 {
@@ -90,11 +70,10 @@ lower_writable(wh_stream_t *lower)
     wh_http_stream_t *hs = lower->data;
     int ev;
 
-    if (hs->out != NULL && flush_out(hs) == WH_AGAIN) {
-        wh_stream_wait(lower, WH_EV_WRITE);
+    if (wh_outbuf_flush(&hs->out, lower) == WH_AGAIN) {
         return;
     }
-    if (hs->shut_pending && hs->out == NULL) {
+    if (hs->shut_pending) {
         hs->shut_pending = 0;
         wh_stream_shutdown_write(hs->lower);
     }
@@ -173,24 +152,29 @@ http_read(wh_stream_t *s, void *buf, size_t size)
     return n;
 }
 
-/* The response head followed by up to size bytes of buf, as one write. */
+/* The response head followed by up to WH_HTTP_OUT_MAX bytes of buf, as one
+ * write below (one TCP segment or TLS record: spec 3.4). */
 static ssize_t
 respond(wh_http_stream_t *hs, const void *buf, size_t size)
 {
-    size_t hlen, take, max = hs->conf->resp_max + 1;
+    size_t hlen, take = wh_min(size, (size_t) WH_HTTP_OUT_MAX), max = hs->conf->resp_max + 1;
+    uint8_t *first = malloc(max + take);
+    int rc;
 
-    /* head and first bytes in one buffer: one write below */
-    hs->out = malloc(max + WH_HTTP_OUT_MAX);
-    if (hs->out == NULL) {
+    if (first == NULL) {
         hs->s.err = wh_err_io;
         return WH_ERROR;
     }
     rng_state = hs->seed ? hs->seed : 1;
-    hlen = wh_http_obfs_response(hs->conf, hs->accepted, seeded_rand, (char *) hs->out, max);
-    take = wh_min(size, (size_t) WH_HTTP_OUT_MAX);
-    memcpy(hs->out + hlen, buf, take);
-    hs->out_len = hlen + take;
+    hlen = wh_http_obfs_response(hs->conf, hs->accepted, seeded_rand, (char *) first, max);
+    memcpy(first + hlen, buf, take);
     hs->responded = 1;
+    rc = wh_outbuf_send(&hs->out, hs->lower, first, hlen + take);
+    free(first);
+    if (rc != WH_OK) {
+        hs->s.err = hs->lower->err;
+        return WH_ERROR;
+    }
     return take;
 }
 
@@ -198,33 +182,36 @@ static ssize_t
 http_write(wh_stream_t *s, const void *buf, size_t size)
 {
     wh_http_stream_t *hs = (wh_http_stream_t *) s;
-    ssize_t n, taken = 0;
-    int rc;
+    ssize_t taken = 0, n;
 
+    switch (wh_outbuf_flush(&hs->out, hs->lower)) {
+    case WH_ERROR:
+        s->err = hs->lower->err;
+        return WH_ERROR;
+    case WH_AGAIN:
+        hs->want |= WH_EV_WRITE;
+        return WH_AGAIN;
+    }
     if (!hs->responded) {
         taken = respond(hs, buf, size);
         if (taken < 0) return WH_ERROR;
-    }
-    if (hs->out != NULL) {
-        rc = flush_out(hs);
-        if (rc == WH_ERROR) return WH_ERROR;
-        if (rc == WH_AGAIN) {
-            hs->want |= WH_EV_WRITE;
-            wh_stream_wait(hs->lower, WH_EV_WRITE);
-            return taken > 0 ? taken : WH_AGAIN;
-        }
-        if ((size_t) taken == size) return taken;
         buf = (const uint8_t *) buf + taken;
         size -= taken;
     }
+    if (size == 0) return taken;
+    if (!wh_outbuf_empty(&hs->out)) {
+        hs->want |= WH_EV_WRITE;        /* the head waits: the rest after it */
+        return taken;
+    }
     n = wh_stream_write(hs->lower, buf, size);
-    if (n == WH_AGAIN || (n >= 0 && (size_t) n < size)) hs->want |= WH_EV_WRITE;
     if (n == WH_ERROR) {
         s->err = hs->lower->err;
         return taken > 0 ? taken : WH_ERROR;
     }
-    if (n == WH_AGAIN) return taken > 0 ? taken : WH_AGAIN;
-    return taken + n;
+    if (n == WH_AGAIN) n = 0;
+    if ((size_t) n < size) hs->want |= WH_EV_WRITE;
+    taken += n;
+    return taken > 0 ? taken : WH_AGAIN;
 }
 
 /* The fixed answer for a stream that ends with nothing sent (spec 3.5). */
@@ -248,9 +235,8 @@ http_shutdown_write(wh_stream_t *s)
     wh_http_stream_t *hs = (wh_http_stream_t *) s;
 
     answer_error(hs);
-    if (hs->out != NULL && flush_out(hs) == WH_AGAIN) {
+    if (wh_outbuf_flush(&hs->out, hs->lower) == WH_AGAIN) {
         hs->shut_pending = 1;
-        wh_stream_wait(hs->lower, WH_EV_WRITE);
         return WH_OK;
     }
     return wh_stream_shutdown_write(hs->lower);
@@ -270,7 +256,7 @@ http_splice_fd(wh_stream_t *s)
 {
     wh_http_stream_t *hs = (wh_http_stream_t *) s;
 
-    if (!hs->head_done || !hs->responded || hs->in != NULL || hs->out != NULL) {
+    if (!hs->head_done || !hs->responded || hs->in != NULL || !wh_outbuf_empty(&hs->out)) {
         return -1;
     }
     return wh_stream_splice_fd(hs->lower);
@@ -286,7 +272,7 @@ http_destroy(wh_stream_t *s)
         wh_stream_shutdown_write(hs->lower);
     }
     free(hs->in);
-    free(hs->out);
+    wh_outbuf_free(&hs->out);
     wh_stream_close(hs->lower);
     free(hs);
 }

@@ -152,16 +152,6 @@ has_token(const wh_http_request_t *req, const char *name, const char *token)
     return 0;
 }
 
-static size_t
-http_date(char *out, size_t size)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-
-    gmtime_r(&now, &tm);
-    return strftime(out, size, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-}
-
 /* Writes an answer in one write; a short write means the client is gone. */
 static int
 answer(wh_handshake_t *hs, const char *text, size_t len)
@@ -197,7 +187,7 @@ reply(wh_handshake_t *hs, const wh_ws_reply_t *r, const char *status, const char
     char buf[768], date[40];
     int n;
 
-    http_date(date, sizeof(date));
+    wh_http_date(date, sizeof(date));
     n = snprintf(buf, sizeof(buf), "%s %s\r\n%sDate: %s\r\n", r->proto, status, headers, date);
     if (content_length >= 0) {
         n += snprintf(buf + n, sizeof(buf) - n, "Content-Length: %d\r\n", content_length);
@@ -250,17 +240,9 @@ static void
 forwarded_for(wh_handshake_t *hs, const wh_http_request_t *req)
 {
     const wh_http_header_t *h = wh_http_header_find(req, "X-Forwarded-For");
-    char ip[64];
-    size_t n;
     wh_sockaddr_t a;
 
-    if (h == NULL) return;
-    for (n = 0; n < h->value_len && h->value[n] != ',' && n < sizeof(ip) - 1; n++) {
-        ip[n] = h->value[n];
-    }
-    while (n > 0 && ip[n - 1] == ' ') n--;
-    ip[n] = '\0';
-    if (wh_addr_parse_ip(ip[0] == ' ' ? ip + 1 : ip, 0, &a) == WH_OK) {
+    if (h != NULL && wh_http_forwarded_for(h->value, h->value_len, &a) == WH_OK) {
         memcpy(&hs->peer, &a.sa, a.len);
         hs->peerlen = a.len;
         wh_addr_format((struct sockaddr *) &hs->peer, hs->peerlen, hs->peer_text,
@@ -335,7 +317,7 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
     if (eh != NULL && !has_token(&req, "Expect", "100-continue")) {
         char buf[160], date[40];
         int n;
-        http_date(date, sizeof(date));
+        wh_http_date(date, sizeof(date));
         n = snprintf(buf, sizeof(buf), "HTTP/1.1 417 Expectation Failed\r\nConnection: close\r\n"
                      "Date: %s\r\nContent-Length: 0\r\n\r\n", date);
         (void) answer(hs, buf, n);

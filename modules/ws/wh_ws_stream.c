@@ -21,6 +21,7 @@
  */
 #include "wh_ws_stream.h"
 #include "wh_ws_frame.h"
+#include "wh_outbuf.h"
 #include "wh_log.h"
 
 /* header (4) + payload = 16384: one full TLS record */
@@ -32,8 +33,7 @@ typedef struct {
     wh_ws_decoder_t dec;
     uint8_t *early;             /* early data, then nothing */
     uint32_t early_len;
-    uint8_t *out;               /* frame bytes not yet taken below */
-    uint32_t out_pos, out_len;
+    wh_outbuf_t out;            /* frame bytes not yet taken below */
     uint8_t want;
     unsigned eof:1;             /* the peer's close was seen */
     unsigned closing:1;         /* our close frame is queued */
@@ -42,52 +42,13 @@ typedef struct {
 
 static uint8_t frame_buf[10 + WH_WS_FRAME];
 
-/* Writes bytes below, stashing what is not taken. WH_OK or WH_ERROR. */
 static int
 send_bytes(wh_ws_stream_t *ws, const uint8_t *p, size_t n)
 {
-    ssize_t w = 0;
-
-    if (ws->out == NULL) {
-        w = wh_stream_write(ws->lower, p, n);
-        if (w == WH_AGAIN) w = 0;
-        if (w < 0) {
-            ws->s.err = ws->lower->err;
-            return WH_ERROR;
-        }
-        if ((size_t) w == n) return WH_OK;
+    if (wh_outbuf_send(&ws->out, ws->lower, p, n) != WH_OK) {
+        ws->s.err = ws->lower->err;
+        return WH_ERROR;
     }
-    {
-        uint8_t *o = realloc(ws->out, ws->out_len + n - w);
-        if (o == NULL) {
-            ws->s.err = wh_err_io;
-            return WH_ERROR;
-        }
-        memcpy(o + ws->out_len, p + w, n - w);
-        ws->out = o;
-        ws->out_len += n - w;
-    }
-    wh_stream_wait(ws->lower, WH_EV_WRITE);
-    return WH_OK;
-}
-
-static int
-flush_out(wh_ws_stream_t *ws)
-{
-    ssize_t n;
-
-    while (ws->out_pos < ws->out_len) {
-        n = wh_stream_write(ws->lower, ws->out + ws->out_pos, ws->out_len - ws->out_pos);
-        if (n == WH_AGAIN) return WH_AGAIN;
-        if (n < 0) {
-            ws->s.err = ws->lower->err;
-            return WH_ERROR;
-        }
-        ws->out_pos += n;
-    }
-    free(ws->out);
-    ws->out = NULL;
-    ws->out_pos = ws->out_len = 0;
     return WH_OK;
 }
 
@@ -107,16 +68,13 @@ lower_writable(wh_stream_t *lower)
     wh_ws_stream_t *ws = lower->data;
     int ev;
 
-    if (ws->out != NULL) {
-        int rc = flush_out(ws);
-        if (rc == WH_AGAIN) {
-            wh_stream_wait(lower, WH_EV_WRITE);
-            return;
-        }
-        if (rc == WH_ERROR) {
-            wh_stream_notify(&ws->s, ws->want);     /* they will see the error */
-            return;
-        }
+    switch (wh_outbuf_flush(&ws->out, lower)) {
+    case WH_AGAIN:
+        return;
+    case WH_ERROR:
+        ws->s.err = lower->err;
+        wh_stream_notify(&ws->s, ws->want);         /* they will see the error */
+        return;
     }
     if (ws->shut_pending) {
         ws->shut_pending = 0;
@@ -150,7 +108,7 @@ answer_control(wh_ws_stream_t *ws)
         }
         if (send_bytes(ws, f, n) != WH_OK) return WH_ERROR;
         /* then the TCP connection ends (spec 4.4), once the frame is out */
-        if (ws->out != NULL) {
+        if (!wh_outbuf_empty(&ws->out)) {
             ws->shut_pending = 1;
         } else {
             wh_stream_shutdown_write(ws->lower);
@@ -211,47 +169,33 @@ ws_write(wh_stream_t *s, const void *buf, size_t size)
 {
     wh_ws_stream_t *ws = (wh_ws_stream_t *) s;
     size_t taken = 0, n, h;
-    ssize_t w;
+    int rc;
 
     if (s->err) return WH_ERROR;
-    if (ws->out != NULL) {
-        int rc = flush_out(ws);
-        if (rc == WH_ERROR) return WH_ERROR;
-        if (rc == WH_AGAIN) {
-            ws->want |= WH_EV_WRITE;
-            wh_stream_wait(ws->lower, WH_EV_WRITE);
-            return WH_AGAIN;
-        }
+    rc = wh_outbuf_flush(&ws->out, ws->lower);
+    if (rc == WH_ERROR) {
+        s->err = ws->lower->err;
+        return WH_ERROR;
+    }
+    if (rc == WH_AGAIN) {
+        ws->want |= WH_EV_WRITE;
+        return WH_AGAIN;
     }
     if (ws->closing) {
         /* the peer closed: what the upstream still says has nobody to go to */
         return size;
     }
-    while (taken < size) {
+    while (taken < size && wh_outbuf_empty(&ws->out)) {
         n = wh_min(size - taken, (size_t) WH_WS_FRAME);
         h = wh_ws_frame_header(frame_buf, 2, n);
         memcpy(frame_buf + h, (const uint8_t *) buf + taken, n);
-        w = wh_stream_write(ws->lower, frame_buf, h + n);
-        if (w == WH_AGAIN) w = 0;
-        if (w < 0) {
-            s->err = ws->lower->err;
+        /* a frame is promised whole: its tail waits if it must */
+        if (send_bytes(ws, frame_buf, h + n) != WH_OK) {
             return taken > 0 ? (ssize_t) taken : WH_ERROR;
         }
         taken += n;
-        if ((size_t) w < h + n) {
-            /* the frame is promised whole: keep its tail */
-            ws->out = malloc(h + n - w);
-            if (ws->out == NULL) {
-                s->err = wh_err_io;
-                return WH_ERROR;
-            }
-            memcpy(ws->out, frame_buf + w, h + n - w);
-            ws->out_len = h + n - w;
-            ws->want |= WH_EV_WRITE;
-            wh_stream_wait(ws->lower, WH_EV_WRITE);
-            break;
-        }
     }
+    if (!wh_outbuf_empty(&ws->out)) ws->want |= WH_EV_WRITE;
     return taken;
 }
 
@@ -268,7 +212,7 @@ ws_shutdown_write(wh_stream_t *s)
     if (send_bytes(ws, f, wh_ws_close_frame(f, WH_WS_CLOSE_NORMAL, NULL)) != WH_OK) {
         return WH_ERROR;
     }
-    if (ws->out != NULL) {
+    if (!wh_outbuf_empty(&ws->out)) {
         ws->shut_pending = 1;
         return WH_OK;
     }
@@ -295,7 +239,7 @@ ws_destroy(wh_stream_t *s)
         (void) wh_stream_write(ws->lower, f, wh_ws_close_frame(f, WH_WS_CLOSE_NORMAL, NULL));
     }
     free(ws->early);
-    free(ws->out);
+    wh_outbuf_free(&ws->out);
     wh_stream_close(ws->lower);
     free(ws);
 }

@@ -24,6 +24,8 @@
  */
 #include "wh_http_request.h"
 
+#include <time.h>
+
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
@@ -880,4 +882,30 @@ wh_http_header_find(const wh_http_request_t *req, const char *name)
         }
     }
     return NULL;
+}
+
+size_t
+wh_http_date(char *out, size_t size)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&now, &tm);
+    return strftime(out, size, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+int
+wh_http_forwarded_for(const char *value, size_t len, wh_sockaddr_t *out)
+{
+    char ip[64];
+    size_t b = 0, e;
+
+    while (b < len && value[b] == ' ') b++;
+    for (e = b; e < len && value[e] != ',' && value[e] != ' '; e++) { /* void */ }
+    if (e == b || e - b >= sizeof(ip)) {
+        return WH_DECLINED;
+    }
+    memcpy(ip, value + b, e - b);
+    ip[e - b] = '\0';
+    return wh_addr_parse_ip(ip, 0, out) == WH_OK ? WH_OK : WH_DECLINED;
 }

@@ -12,6 +12,8 @@
 #ifndef WH_HTTP_REQUEST_H
 #define WH_HTTP_REQUEST_H
 
+#include "wh_addr.h"
+
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -126,5 +128,12 @@ ssize_t wh_http_request_path(const wh_http_request_t *req, char *out, size_t siz
 
 /* Case-insensitive header lookup: the first header named name, or NULL. */
 const wh_http_header_t *wh_http_header_find(const wh_http_request_t *req, const char *name);
+
+/* The Date header value Go's server sends (IMF-fixdate, UTC) for now. */
+size_t wh_http_date(char *out, size_t size);
+
+/* X-Forwarded-For's first entry when it is an IP address: V2Ray takes it as
+ * the stream's source (spec 4.3, 5.4). WH_OK, or WH_DECLINED. */
+int wh_http_forwarded_for(const char *value, size_t len, wh_sockaddr_t *out);
 
 #endif /* WH_HTTP_REQUEST_H */
