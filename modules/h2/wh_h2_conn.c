@@ -76,6 +76,7 @@ struct wh_h2_conn_s {
     socklen_t peerlen;
     unsigned draining:1;
     unsigned closing:1;
+    unsigned upgraded:1;        /* stream 1 waits for the client's preface */
 };
 
 static wh_h2_conn_t *conns;
@@ -403,6 +404,9 @@ start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
                              NV("date", date, dl) };
         wh_log(WH_LOG_INFO, "h2 request refused (404): host \"%s\", path \"%s\", listener: %s",
                st->authority ? st->authority : "", st->path ? st->path : "", c->ls->tag);
+        /* a refused request is a stream refused for its bad input */
+        wh_stream_accepted(c->ls);
+        wh_stream_refused(c->ls, WH_CLOSE_BAD_INPUT);
         return nghttp2_submit_response(c->session, st->id, nf, 3, NULL);
     }
     nv[0] = (nghttp2_nv) NV(":status", "200", 3);
@@ -431,6 +435,14 @@ on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user)
     wh_h2_conn_t *c = user;
     wh_h2_stream_t *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
 
+    if (c->upgraded && frame->hd.type == NGHTTP2_SETTINGS) {
+        /* the client read our 101 and speaks HTTP/2 now: answer stream 1.
+         * Sooner, its bytes could land in the client's HTTP/1.1 buffer
+         * (curl has 32 KiB there) */
+        wh_h2_stream_t *up = nghttp2_session_get_stream_user_data(session, 1);
+        c->upgraded = 0;
+        if (up != NULL && start_stream(c, up) != 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
     if (st == NULL) {
         return 0;
     }
@@ -693,11 +705,8 @@ wh_h2_conn_start(wh_handshake_t *hs, const uint8_t *preread, size_t preread_len,
             st->authority = authority ? wh_xstrdup(authority) : NULL;
             st->path = path ? wh_xstrdup(path) : NULL;
             st->in_eof = 1;
-            if (start_stream(c, st) != 0) {
-                conn_close(c);
-                return WH_OK;
-            }
-            if (body_len > 0 && st->relayed) {
+            c->upgraded = 1;    /* answered once the client's SETTINGS arrive */
+            if (body_len > 0) {
                 st->in = malloc(body_len);
                 if (st->in != NULL) {
                     memcpy(st->in, body, body_len);
