@@ -57,10 +57,9 @@
 # streams, B).
 # Exit status: 0 when the run completed (target misses are reported, not failed), 1 on setup errors.
 
-set -u
-export LC_ALL=C
+# shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC2317  # (SC2317: start_* are called indirectly)
+. "$(dirname "$0")/lib.sh"
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${WHARF_SHARED:-$ROOT/../shared}
 VIA_BULK_BYTES=${VIA_BULK_BYTES:-268435456}
 BULK_REPEAT=${BULK_REPEAT:-3}
@@ -79,99 +78,34 @@ V2RAY_GOMAXPROCS=${V2RAY_GOMAXPROCS:-1}
 CLIENT_GOMAXPROCS=${CLIENT_GOMAXPROCS:-$(nproc)}
 ALL_PEERS="wharf v2ray"
 ALL_MODES="via direct"
-HOST=127.0.0.1
 H2_PATH=/wharf-h2       # the fixture's path
 H2_AUTHORITY=localhost  # one of the fixture's hosts
+V2RAY_VERSION_FIELDS=1-2,5-
 
-# "2g", "512m", "64k" or plain bytes
-to_bytes() {
-    case $1 in
-    *[kK]) echo $(( ${1%?} << 10 )) ;; *[mM]) echo $(( ${1%?} << 20 )) ;;
-    *[gG]) echo $(( ${1%?} << 30 )) ;; *) echo $(( $1 )) ;;
-    esac
-}
 VIA_BULK_BYTES=$(to_bytes "$VIA_BULK_BYTES") && H2LOAD_SMALL=$(to_bytes "$H2LOAD_SMALL") &&
     H2LOAD_BIG=$(to_bytes "$H2LOAD_BIG") || exit 1
-CLK_TCK=$(getconf CLK_TCK)
 
-say() { printf '%s\n' "$*"; }
-err() { printf 'h2.sh: %s\n' "$*" >&2; }
-
-check_list() {   # check_list WHAT "LIST" "KNOWN"
-    local p
-    for p in $2; do
-        case " $3 " in *" $p "*) ;; *) err "unknown $1 '$p' (known: $3)"; exit 1 ;; esac
-    done
-}
 check_list peer "$PEERS" "$ALL_PEERS"
 check_list mode "$MODES" "$ALL_MODES"
 for n in $STREAMS; do
     case $n in ''|*[!0-9]*|0) err "STREAMS must list positive integers, not '$n'"; exit 1 ;; esac
 done
-in_list() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
-
-WHARF=$ROOT/objs/wharf
-if in_list "$PEERS" wharf && [ ! -x "$WHARF" ]; then
-    err "objs/wharf not found: run ./configure && make at the repository root first"
-    err "(or set PEERS=v2ray to benchmark only v2ray)"
-    exit 1
-fi
-if in_list "$PEERS" wharf && ! "$WHARF" -V 2>&1 | grep -q '^modules:.* h2'; then
+need_wharf "or set PEERS=v2ray to benchmark only v2ray"
+if has_peer wharf && ! "$WHARF" -V 2>&1 | grep -q '^modules:.* h2'; then
     err "this objs/wharf has no h2 module (wharf -V); install libnghttp2-dev and run ./configure && make"
     exit 1
 fi
-if ! command -v v2ray >/dev/null 2>&1; then
-    err "v2ray is not installed (apt-get install v2ray): it is the client in A and a server"; exit 1
+need_cmd v2ray "v2ray is not installed (apt-get install v2ray): it is the client in A and a server"
+if in_list "$MODES" direct; then
+    need_cmd h2load "h2load is not installed (apt-get install -y nghttp2-client), or set MODES=via"
 fi
-if in_list "$MODES" direct && ! command -v h2load >/dev/null 2>&1; then
-    err "h2load is not installed (apt-get install -y nghttp2-client), or set MODES=via"; exit 1
-fi
-for f in render.sh mkcert.sh cases/h2/client.json cases/h2/server.json; do
-    if [ ! -r "$SHARED/interop/$f" ]; then
-        err "$SHARED/interop/$f not found (set WHARF_SHARED to the folder holding interop/)"; exit 1
-    fi
-done
-PY=/usr/bin/python3
-if [ ! -x "$PY" ]; then err "$PY not found (apt-get install python3)"; exit 1; fi
-if ! command -v openssl >/dev/null 2>&1; then
-    err "openssl not found (apt-get install openssl)"; exit 1
-fi
+need_fixtures h2
+need_cmd openssl "openssl not found (apt-get install openssl)"
 
-# file descriptors: clients, relays (2 per stream) and upstreams all inherit this
-hard=$(ulimit -Hn)
-want=$(( IDLE_N * 4 + 4096 ))
-[ "$want" -lt 65536 ] && want=65536
-if [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ]; then
-    ulimit -Hn "$want" 2>/dev/null || want=$hard
-fi
-ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-
-WORK=$(mktemp -d -t wharf-h2.XXXXXX) || exit 1
-chmod 755 "$WORK"   # workers may run as an unprivileged user
-STARTED=""
-cleanup() {
-    for pid in $STARTED; do kill "$pid" 2>/dev/null; done
-    for pid in $STARTED; do wait "$pid" 2>/dev/null; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-LG=$WORK/loadgen
-if ! cc -std=c11 -O2 -Wall -Wextra -Werror -pthread -DLOADGEN_TLS -o "$LG" "$ROOT/bench/loadgen.c" \
-        -lssl -lcrypto; then
-    err "cannot build bench/loadgen.c with OpenSSL (apt-get install libssl-dev)"
-    exit 1
-fi
-
-# the fixtures' certificate helper; the key stays in $WORK
-if ! sh "$SHARED/interop/mkcert.sh" "$WORK/pki" >/dev/null 2>"$WORK/mkcert.err"; then
-    err "cannot make a certificate:"; cat "$WORK/mkcert.err" >&2; exit 1
-fi
-chmod 755 "$WORK/pki"
-chmod 644 "$WORK/pki/cert.pem" "$WORK/pki/key.pem"   # readable by unprivileged workers; dies with the run
-CERT=$WORK/pki/cert.pem
-KEY=$WORK/pki/key.pem
+raise_nofile "$IDLE_N"
+make_work wharf-h2
+build_loadgen tls
+fixture_cert
 
 # h2load's request bodies: a loadgen bulk stream with the ack magic, so the sink answers "K" and
 # closes once the whole body has arrived
@@ -184,175 +118,25 @@ for name, n in (("small", small), ("big", big)):
         f.write(bytes(n))
 EOF
 
-# ---------------------------------------------------------------- helpers
-
-# free TCP port below the ephemeral range, not listening and not used before in this run
-USED_PORTS=" "
-free_port() {
-    local p listening
-    listening=$(ss -Htan 2>/dev/null | awk '{n=split($4,a,":"); print a[n]}' | sort -u | tr '\n' ' ')
-    while :; do
-        p=$(( 20000 + RANDOM % 12000 ))
-        case " $listening $USED_PORTS " in *" $p "*) continue ;; esac
-        USED_PORTS="$USED_PORTS$p "
-        echo "$p"
-        return
-    done
-}
-
-# a pid and all its descendants
-tree_pids() {
-    local c
-    echo "$1"
-    for c in $(pgrep -P "$1" 2>/dev/null); do tree_pids "$c"; done
-}
-
-# utime+stime (clock ticks) summed over the process tree
-cpu_ticks() {
-    local pid s sum=0
-    for pid in $(tree_pids "$1"); do
-        s=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-        s=${s##*) }           # the command name may contain spaces and parentheses
-        set -- $s             # $1 = state (field 3): utime is field 14, stime field 15
-        sum=$(( sum + ${12} + ${13} ))
-    done
-    echo "$sum"
-}
-
-# VmRSS (KiB) summed over the process tree
-rss_kib() {
-    local pid sum=0 v
-    for pid in $(tree_pids "$1"); do
-        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
-        sum=$(( sum + ${v:-0} ))
-    done
-    echo "$sum"
-}
-
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
-kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" | head -n 1; }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
-now() { date +%s.%N; }
-
-# render client|server OUT, with SERVER_PORT, UPSTREAM_PORT, LOCAL_PORT in the environment
-render() {
-    SERVER_HOST=$HOST CERT_FILE=$CERT KEY_FILE=$KEY CA_FILE=$CERT TLS_SERVER_NAME=localhost \
-        sh "$SHARED/interop/render.sh" "$SHARED/interop/cases/h2/$1.json" "$2"
-}
-
-# merge_v2ray client|server OUT TAG=FILE...: one v2ray process for the three renderings
-merge_v2ray() {
-    "$PY" - "$@" <<'EOF'
-import json, sys
-role, out, specs = sys.argv[1], sys.argv[2], sys.argv[3:]
-conf = None
-inbounds, outbounds, rules = [], [], []
-for spec in specs:
-    tag, path = spec.split("=", 1)
-    with open(path) as f:
-        c = json.load(f)
-    if conf is None:
-        conf = c
-    for ib in c["inbounds"]:
-        ib["tag"] = ib["tag"] + "-" + tag
-        inbounds.append(ib)
-    if role == "client":
-        for ob in c["outbounds"]:
-            rules.append({"type": "field", "inboundTag": [ib["tag"]],
-                          "outboundTag": ob["tag"] + "-" + tag})
-            ob["tag"] = ob["tag"] + "-" + tag
-            outbounds.append(ob)
-conf["inbounds"] = inbounds
-if role == "client":
-    conf["outbounds"] = outbounds
-    conf["routing"] = {"domainStrategy": "AsIs", "rules": rules}
-with open(out, "w") as f:
-    json.dump(conf, f, indent=2)
-EOF
-}
+now() { date +%s.%N; }   # wall clock, seconds
 
 # --------------------------------------------------------------- servers
 # start_PEER writes its config into $D, starts the h2 server in the foreground (in the background of
 # this script) and sets SERVER_PID. Ports P_UP -> U_SINK, P_DOWN -> U_SOURCE, P_RR -> U_ECHO.
 
 start_wharf() {
-    local tag port up first=1
-    {
-        printf 'daemon = false;\nworker_processes = 1;\nuser = "nobody";\npid = "wharf.pid";\n'
-        printf 'error_log = "error.log";\nlog_level = "error";\nlisteners = (\n'
-        for tag in up down rr; do
-            case $tag in
-            up) port=$P_UP; up=$U_SINK ;; down) port=$P_DOWN; up=$U_SOURCE ;; rr) port=$P_RR; up=$U_ECHO ;;
-            esac
-            [ $first = 1 ] || printf ',\n'
-            first=0
-            printf '  { tag = "%s"; listen = "%s"; port = %s; upstream = "%s:%s";\n' "$tag" $HOST "$port" $HOST "$up"
-            printf '    streamSettings = { network = "h2"; security = "tls";\n'
-            printf '      httpSettings = { host = [ "localhost", "h2.example.com" ]; path = "%s"; };\n' "$H2_PATH"
-            printf '      tlsSettings = { certificates = ( { certificateFile = "%s"; keyFile = "%s"; } ); };\n' "$CERT" "$KEY"
-            printf '    }; }'
-        done
-        printf '\n);\n'
-    } >"$D/wharf.conf"
-    if ! "$WHARF" -t -p "$D" -c "$D/wharf.conf" >"$D/test.out" 2>&1; then
-        err "wharf -t failed:"; cat "$D/test.out" >&2; return 1
-    fi
-    "$WHARF" -p "$D" -c "$D/wharf.conf" >"$D/stdout" 2>"$D/stderr" &
-    SERVER_PID=$!
+    wharf_start "network = \"h2\"; security = \"tls\";
+      httpSettings = { host = [ \"localhost\", \"h2.example.com\" ]; path = \"$H2_PATH\"; };
+      $(wharf_tls_settings)" up down rr
 }
 
-start_v2ray() {
-    SERVER_PORT=$P_UP UPSTREAM_PORT=$U_SINK render server "$D/server-up.json" &&
-    SERVER_PORT=$P_DOWN UPSTREAM_PORT=$U_SOURCE render server "$D/server-down.json" &&
-    SERVER_PORT=$P_RR UPSTREAM_PORT=$U_ECHO render server "$D/server-rr.json" &&
-    merge_v2ray server "$D/server.json" up="$D/server-up.json" down="$D/server-down.json" \
-        rr="$D/server-rr.json" || return 1
-    GOMAXPROCS=$V2RAY_GOMAXPROCS v2ray -config "$D/server.json" >"$D/stdout" 2>"$D/stderr" &
-    SERVER_PID=$!
-}
-
-# the V2Ray client of A: L_UP -> P_UP, L_DOWN -> P_DOWN, L_RR -> P_RR; sets CLIENT_PID
-start_client() {
-    LOCAL_PORT=$L_UP SERVER_PORT=$P_UP render client "$D/client-up.json" &&
-    LOCAL_PORT=$L_DOWN SERVER_PORT=$P_DOWN render client "$D/client-down.json" &&
-    LOCAL_PORT=$L_RR SERVER_PORT=$P_RR render client "$D/client-rr.json" &&
-    merge_v2ray client "$D/client.json" up="$D/client-up.json" down="$D/client-down.json" \
-        rr="$D/client-rr.json" || return 1
-    GOMAXPROCS=$CLIENT_GOMAXPROCS v2ray -config "$D/client.json" >"$D/client.stdout" 2>"$D/client.stderr" &
-    CLIENT_PID=$!
-}
-
-version_of() {
-    case $1 in
-    wharf) "$WHARF" -v 2>&1 | head -n 1 ;;
-    v2ray) v2ray -version 2>&1 | head -n 1 | cut -d' ' -f1-2,5- ;;
-    esac
-}
-
-# wait_ports PORT...: each accepts, while the server (and client) live
-wait_ports() {
-    local ep i
-    for ep in "$@"; do
-        for i in $(seq 1 100); do
-            kill -0 "$pid" 2>/dev/null && { [ -z "$cpid" ] || kill -0 "$cpid" 2>/dev/null; } ||
-                { i=dead; break; }
-            "$LG" wait $HOST "$ep" 0 2>/dev/null && break
-            sleep 0.1
-        done
-        if [ "$i" = dead ] || [ "$i" = 100 ]; then
-            err "$peer: port $ep not ready (${i/100/not listening}); output:"
-            tail -n 20 "$D/stderr" "$D/error.log" "$D/client.stderr" >&2 2>/dev/null
-            return 1
-        fi
-    done
-}
+start_v2ray() { v2ray_fixture_server h2; }
 
 # ------------------------------------------------------------------ run
 
 say "wharf HTTP/2 (http transport, h2 over TLS) benchmark: wharf vs v2ray as the h2 server"
 say "command: VIA_BULK_BYTES=$VIA_BULK_BYTES BULK_REPEAT=$BULK_REPEAT STREAMS=\"$STREAMS\" RR_COUNT=$RR_COUNT IDLE_N=$IDLE_N IDLE_HOLD=$IDLE_HOLD H2LOAD_M=$H2LOAD_M H2LOAD_SMALL=$H2LOAD_SMALL H2LOAD_SMALL_N=$H2LOAD_SMALL_N H2LOAD_BIG=$H2LOAD_BIG H2LOAD_BIG_N=$H2LOAD_BIG_N PEERS=\"$PEERS\" MODES=\"$MODES\" V2RAY_GOMAXPROCS=$V2RAY_GOMAXPROCS CLIENT_GOMAXPROCS=$CLIENT_GOMAXPROCS bench/h2.sh${*:+ $*}"
-say "machine: nproc=$(nproc) kernel=$(uname -sr) cpu=\"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)\" aes=$(grep -qw aes /proc/cpuinfo && echo yes || echo no) ulimit-n=$(ulimit -n) loadavg=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
-for p in $PEERS; do say "  $p: $(version_of "$p")"; done
+machine_header aes loadavg
 in_list "$PEERS" v2ray || say "  v2ray (client): $(version_of v2ray)"
 in_list "$MODES" direct && say "  h2load: $(h2load --version 2>&1 | head -n 1)"
 say "  loadgen: $(openssl version | cut -d' ' -f1-2)"
@@ -433,14 +217,7 @@ bulk_run() {
             err "$peer: bulk-$dir with $n stream(s) failed"
         fi
     done
-    local f
-    for f in cpu ccpu; do
-        if [ -n "${R[$k.${f}up,$peer]}" ] && [ -n "${R[$k.${f}down,$peer]}" ]; then
-            R[$k.$f,$peer]=$(calc '%.3f' "(${R[$k.${f}up,$peer]} + ${R[$k.${f}down,$peer]}) / 2")
-        else
-            R[$k.$f,$peer]=""
-        fi
-    done
+    avg_updown "$k." cpu ccpu
     say "   [$n] bulk median: up ${R[$k.up,$peer]:--} MiB/s, down ${R[$k.down,$peer]:--} MiB/s; server cpu s/GiB: up ${R[$k.cpuup,$peer]:--}, down ${R[$k.cpudown,$peer]:--}, both ${R[$k.cpu,$peer]:--}"
     say "   [$n] v2ray client: cpu s/GiB up ${R[$k.ccpuup,$peer]:--}, down ${R[$k.ccpudown,$peer]:--}, both ${R[$k.ccpu,$peer]:--}; busy cores during bulk: up ${R[$k.cbusyup,$peer]:--}, down ${R[$k.cbusydown,$peer]:--} (of nproc=$(nproc))"
 }
@@ -477,69 +254,49 @@ h2load_run() {
 
 # run_peer PEER
 run_peer() {
-    local peer=$1 pid cpid="" lgpids rss0 rss1 i n conns
-    D=$WORK/$peer
-    mkdir -p "$D"
-    chmod 755 "$D"
-    U_SINK=$(free_port); U_SOURCE=$(free_port); U_ECHO=$(free_port)
-    P_UP=$(free_port); P_DOWN=$(free_port); P_RR=$(free_port)
+    local peer=$1 pid cpid="" n conns
+    new_case "$peer"
     L_UP=$(free_port); L_DOWN=$(free_port); L_RR=$(free_port)
 
-    "$LG" sink "$U_SINK" 2>>"$D/upstreams.err" & lgpids=$!
-    "$LG" source "$U_SOURCE" 2>>"$D/upstreams.err" & lgpids="$lgpids $!"
-    "$LG" echo "$U_ECHO" 2>>"$D/upstreams.err" & lgpids="$lgpids $!"
-    STARTED="$STARTED $lgpids"
-
     stop_client() {
-        [ -n "$cpid" ] && { kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null; }
+        [ -n "$cpid" ] && stop_pids "$cpid"
         cpid=""
     }
     stop() {
         stop_client
-        kill "$pid" $lgpids 2>/dev/null
-        wait "$pid" $lgpids 2>/dev/null
+        stop_pids "$pid" "${LGPIDS[@]}"
     }
     if ! "start_$peer"; then
-        err "$peer: cannot start"; kill $lgpids 2>/dev/null; wait $lgpids 2>/dev/null; return 1
+        err "$peer: cannot start"; stop_pids "${LGPIDS[@]}"; return 1
     fi
     pid=$SERVER_PID
-    STARTED="$STARTED $pid"
-    wait_ports "$U_SINK" "$U_SOURCE" "$U_ECHO" "$P_UP" "$P_DOWN" "$P_RR" || { stop; return 1; }
+    started "$pid"
+    wait_ready "$peer: port %s not ready (%s); output:" "$U_SINK" "$U_SOURCE" "$U_ECHO" "$P_UP" "$P_DOWN" "$P_RR" ||
+        { stop; return 1; }
 
     if in_list "$MODES" via; then
-        if ! start_client; then
+        if ! v2ray_fixture_client h2; then
             err "$peer: cannot start the v2ray client"; stop; return 1
         fi
         cpid=$CLIENT_PID
-        STARTED="$STARTED $cpid"
-        wait_ports "$L_UP" "$L_DOWN" "$L_RR" || { stop; return 1; }
+        started "$cpid"
+        wait_ready "$peer: port %s not ready (%s); output:" "$L_UP" "$L_DOWN" "$L_RR" || { stop; return 1; }
         sleep 0.3
         say "== A (via v2ray client pid $cpid): server $peer (pid $pid: $(tree_pids "$pid" | wc -l) process(es))"
 
         # request/response latency; the first run's warm-up is the server's first stream
         for n in $STREAMS; do rr_run "$n"; done
 
-        # memory per idle stream on the server (stream set up, one byte echoed, then idle)
+        # memory per idle stream on the server (stream set up, one byte echoed, then idle), and the
+        # client connections that carry them
         sleep 0.5
-        rss0=$(rss_kib "$pid")
-        timeout $(( IDLE_HOLD + 120 )) "$LG" idle $HOST "$L_RR" "$IDLE_N" "$IDLE_HOLD" >"$D/idle.out" 2>&1 &
-        i=$!
-        rss1=""; conns=""
-        for _ in $(seq 1 1200); do
-            if grep -q established "$D/idle.out" 2>/dev/null; then
-                sleep 1
-                rss1=$(rss_kib "$pid")
-                conns=$(ss -Htn state established "( dport = :$P_RR )" 2>/dev/null | wc -l)
-                break
-            fi
-            kill -0 "$i" 2>/dev/null || break
-            sleep 0.1
-        done
-        wait "$i" || err "$peer: idle failed: $(cat "$D/idle.out")"
+        conns=""
+        idle_rss 1200 "$D/idle.out" idle_conns idle $HOST "$L_RR" "$IDLE_N" "$IDLE_HOLD" ||
+            err "$peer: idle failed: $(cat "$D/idle.out")"
         R[a.idle,$peer]=""
-        if [ -n "$rss1" ]; then
-            R[a.idle,$peer]=$(calc '%.2f' "($rss1 - $rss0) / $IDLE_N")
-            say "   idle: $IDLE_N streams on $conns client connection(s), server rss $rss0 -> $rss1 KiB: ${R[a.idle,$peer]} KiB/stream"
+        if [ -n "$RSS1" ]; then
+            R[a.idle,$peer]=$(calc '%.2f' "($RSS1 - $RSS0) / $IDLE_N")
+            say "   idle: $IDLE_N streams on $conns client connection(s), server rss $RSS0 -> $RSS1 KiB: ${R[a.idle,$peer]} KiB/stream"
         fi
         sleep 1.5   # let the idle streams close everywhere
 
@@ -558,19 +315,15 @@ run_peer() {
     stop
     return 0
 }
+# idle_conns: the established client connections to the server's rr port (idle_rss's hook)
+idle_conns() { conns=$(ss -Htn state established "( dport = :$P_RR )" 2>/dev/null | wc -l); }
 
 for peer in $PEERS; do
     run_peer "$peer" || err "$peer: skipped"
 done
 
 # ----------------------------------------------------------------- tables
-fmt_row() { printf '%-30s' "$1"; shift; printf ' %10s' "$@"; printf '\n'; }
-val() { local v=${R[$1,$2]:-}; if in_list "$PEERS" "$2" && [ -n "$v" ]; then echo "$v"; else echo "-"; fi; }
-ratio() {   # ratio KEY: wharf / v2ray
-    local a=${R[$1,wharf]:-} b=${R[$1,v2ray]:-}
-    if [ -z "$a" ] || [ -z "$b" ] || ! in_list "$PEERS" wharf || ! in_list "$PEERS" v2ray; then echo "-"; return; fi
-    awk -v a="$a" -v b="$b" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'
-}
+NAME_W=30 CELL_W=10
 fig_name() {
     case $1 in
     up) echo "bulk up MiB/s" ;; down) echo "bulk down MiB/s" ;;
@@ -591,12 +344,12 @@ if in_list "$MODES" via; then
         for n in $STREAMS; do
             case $f in
             ccpu|cbusy*) row+=("$(val a$n.$f wharf)" "$(val a$n.$f v2ray)" -) ;;  # the same client
-            *) row+=("$(val a$n.$f wharf)" "$(val a$n.$f v2ray)" "$(ratio a$n.$f)") ;;
+            *) row+=("$(val a$n.$f wharf)" "$(val a$n.$f v2ray)" "$(ratio a$n.$f v2ray)") ;;
             esac
         done
         fmt_row "$(fig_name $f)" "${row[@]}"
     done
-    fmt_row "idle KiB/stream (server)" "$(val a.idle wharf)" "$(val a.idle v2ray)" "$(ratio a.idle)"
+    fmt_row "idle KiB/stream (server)" "$(val a.idle wharf)" "$(val a.idle v2ray)" "$(ratio a.idle v2ray)"
 fi
 if in_list "$MODES" direct; then
     say ""
@@ -608,36 +361,25 @@ if in_list "$MODES" direct; then
         big.rps) name="big req/s" ;; big.mibps) name="big MiB/s (request bodies)" ;;
         big.cpu) name="big server cpu s/GiB" ;;
         esac
-        fmt_row "$name" "$(val b.$f wharf)" "$(val b.$f v2ray)" "$(ratio b.$f)"
+        fmt_row "$name" "$(val b.$f wharf)" "$(val b.$f v2ray)" "$(ratio b.$f v2ray)"
     done
 fi
 
 # ----------------------------------------------------------------- targets
 say ""
 say "targets (A<N> = via the V2Ray client with N streams, B = h2load):"
-# target NAME KEY FACTOR: wharf KEY <= FACTOR x v2ray KEY
-target() {
-    local name=$1 key=$2 k=$3 a b r
-    a=${R[$key,wharf]:-}; b=${R[$key,v2ray]:-}
-    if [ -z "$a" ] || [ -z "$b" ] || ! in_list "$PEERS" wharf || ! in_list "$PEERS" v2ray; then
-        r="n/a"
-    else
-        b=$(awk -v b="$b" -v k="$k" 'BEGIN { printf "%.6g", b * k }')
-        r=$(awk -v a="$a" -v b="$b" 'BEGIN { print (a <= b) ? "PASS" : "MISS" }')
-        r="$r (wharf $a, limit $b)"
-    fi
-    printf '  %-44s %s\n' "$name" "$r"
-}
+# target_v2ray NAME KEY FACTOR: wharf KEY <= FACTOR x v2ray KEY
+target_v2ray() { printf '  %-44s %s\n' "$1" "$(verdict_text "$2" le v2ray "$3")"; }
 if in_list "$MODES" via; then
     for n in $STREAMS; do
-        target "A$n server cpu s/GiB <= 1/3 x v2ray" "a$n.cpu" 0.333333
+        target_v2ray "A$n server cpu s/GiB <= 1/3 x v2ray" "a$n.cpu" 0.333333
     done
 fi
-in_list "$MODES" direct && target "B server cpu s/GiB (big) <= 1/3 x v2ray" b.big.cpu 0.333333
+in_list "$MODES" direct && target_v2ray "B server cpu s/GiB (big) <= 1/3 x v2ray" b.big.cpu 0.333333
 if in_list "$MODES" via; then
     for n in $STREAMS; do
-        target "A$n rr p99 <= 0.7 x v2ray" "a$n.p99" 0.7
+        target_v2ray "A$n rr p99 <= 0.7 x v2ray" "a$n.p99" 0.7
     done
-    target "A idle KiB/stream <= 1/10 x v2ray" a.idle 0.1
+    target_v2ray "A idle KiB/stream <= 1/10 x v2ray" a.idle 0.1
 fi
 exit 0

@@ -35,6 +35,7 @@
 #define WH_H2_OUT_MAX        65536
 #define WH_H2_MAX_STREAMS    250
 #define WH_H2_READ           65536
+#define WH_H2_LINGER         2.0     /* seconds a closed connection drains the client */
 
 typedef struct wh_h2_conn_s wh_h2_conn_t;
 typedef struct wh_h2_stream_s wh_h2_stream_t;
@@ -70,6 +71,7 @@ struct wh_h2_conn_s {
     wh_h2_stream_t *streams;
     wh_outbuf_t out;            /* serialised frames not yet taken by io */
     wh_posted_t flush;
+    ev_timer linger;            /* the lingering close, once the session is over */
     wh_h2_conn_t *next;
     wh_h2_conn_t **prev;
     struct sockaddr_storage peer;
@@ -588,6 +590,44 @@ io_writable(wh_stream_t *io)
 }
 
 static void
+conn_free(wh_h2_conn_t *c)
+{
+    ev_timer_stop(wh_loop, &c->linger);
+    wh_stream_close(c->io);
+    *c->prev = c->next;
+    if (c->next != NULL) c->next->prev = c->prev;
+    wh_outbuf_free(&c->out);
+    free(c);
+    wh_carrier_closed();
+}
+
+static void
+linger_readable(wh_stream_t *io)
+{
+    wh_h2_conn_t *c = io->data;
+    ssize_t n;
+
+    for (;;) {
+        n = wh_stream_read(io, read_buf, sizeof(read_buf));
+        if (n == WH_AGAIN) return;
+        if (n <= 0) {
+            conn_free(c);
+            return;
+        }
+    }
+}
+
+static void
+linger_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    conn_free(w->data);
+}
+
+/* Ends the session. The socket closes the way nginx's lingering close does:
+ * our FIN goes after the last frame, and what the client still sends (a
+ * WINDOW_UPDATE, a SETTINGS ack) is read and dropped for a moment, so no RST
+ * destroys frames the client has not read yet. */
+static void
 conn_close(wh_h2_conn_t *c)
 {
     wh_h2_stream_t *st, *next;
@@ -609,12 +649,15 @@ conn_close(wh_h2_conn_t *c)
     }
     c->streams = NULL;
     nghttp2_session_del(c->session);
-    wh_stream_close(c->io);
-    *c->prev = c->next;
-    if (c->next != NULL) c->next->prev = c->prev;
-    wh_outbuf_free(&c->out);
-    free(c);
-    wh_carrier_closed();
+    c->session = NULL;
+
+    c->io->on_readable = linger_readable;
+    c->io->on_writable = NULL;
+    wh_stream_shutdown_write(c->io);
+    ev_timer_init(&c->linger, linger_timeout, WH_H2_LINGER, 0);
+    c->linger.data = c;
+    ev_timer_start(wh_loop, &c->linger);
+    wh_stream_wait(c->io, WH_EV_READ);
 }
 
 void
@@ -623,7 +666,7 @@ wh_h2_conn_drain(wh_listener_t *ls)
     wh_h2_conn_t *c;
 
     for (c = conns; c != NULL; c = c->next) {
-        if (c->ls != ls || c->draining) continue;
+        if (c->ls != ls || c->draining || c->closing) continue;
         c->draining = 1;
         nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
                               nghttp2_session_get_last_proc_stream_id(c->session),

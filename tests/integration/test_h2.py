@@ -868,7 +868,11 @@ def test_reload_with_live_streams(wharf, spawn, upstream, tmp_path, cert):
             "no GOAWAY from the old worker after the reload"
         assert mine.goaway[0] >= st.id and mine.goaway[1] == NO_ERROR, mine.goaway
         mine.write(st.id, my_data[MiB:], end=True)
-        assert mine.run_until(lambda: st.end or st.rst is not None, 20), len(st.data)
+        assert mine.run_until(lambda: st.end or st.rst is not None, 20), \
+            "own stream stalled: %d of %d bytes back; sent %d of %d (end sent %s), stream " \
+            "window %d, connection window %d\n%s" % (
+                len(st.data), len(my_data), st.out_pos, len(st.out), st.end_sent, st.window,
+                mine.conn_window, w.log()[-3000:])
         assert bytes(st.data) == my_data and st.rst is None, \
             "own stream: %d of %d bytes, rst %s" % (len(st.data), len(my_data), st.rst)
         # the old worker closes the connection once its streams are done
