@@ -294,8 +294,9 @@ data_read(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
             out_put(st->out);
             st->out = NULL;
             st->out_pos = st->out_len = 0;
+            /* the relay refills a drained buffer whole, not 16 KiB at a time */
+            stream_signal(st, WH_EV_WRITE);
         }
-        stream_signal(st, WH_EV_WRITE);
         return n;
     }
     if (st->out_eof) {
@@ -525,29 +526,55 @@ on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void 
 
 /* --- the connection ---------------------------------------------------- */
 
+/* Frames go below in batches: one mem_send gives one frame (a DATA frame is
+ * 16 KiB + 9 bytes), and a write each would make two TLS records of it. */
+static uint8_t batch[4 * 16384];
+
 static void
 conn_flush(wh_h2_conn_t *c)
 {
     const uint8_t *data;
     ssize_t n;
+    size_t len = 0;
     int rc;
 
     if (c->closing) return;
     rc = wh_outbuf_flush(&c->out, c->io);
-    while (rc == WH_OK) {
-        if (!wh_outbuf_empty(&c->out)) return;      /* io promised on_writable */
+    while (rc == WH_OK && wh_outbuf_empty(&c->out)) {
         n = nghttp2_session_mem_send(c->session, &data);
         if (n < 0) {
             rc = WH_ERROR;
             break;
         }
+        if (n > 0 && len + n <= sizeof(batch)) {
+            memcpy(batch + len, data, n);
+            len += n;
+            continue;
+        }
+        if (len > 0) {
+            rc = wh_outbuf_send(&c->out, c->io, batch, len);
+            len = 0;
+        }
         if (n == 0) {
-            if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) {
+            if (rc == WH_OK && wh_outbuf_empty(&c->out) && !nghttp2_session_want_read(c->session)
+                && !nghttp2_session_want_write(c->session))
+            {
                 conn_close(c);
             }
             return;
         }
-        rc = wh_outbuf_send(&c->out, c->io, data, n);
+        if (rc == WH_OK) {
+            if (wh_outbuf_empty(&c->out) && (size_t) n < sizeof(batch)) {
+                memcpy(batch, data, n);
+                len = n;
+            } else {
+                rc = wh_outbuf_send(&c->out, c->io, data, n);
+            }
+        }
+    }
+    if (rc == WH_OK && len > 0) {
+        /* below could not take more: what was batched waits with the rest */
+        rc = wh_outbuf_send(&c->out, c->io, batch, len);
     }
     if (rc == WH_ERROR) conn_close(c);
 }
