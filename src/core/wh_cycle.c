@@ -612,13 +612,6 @@ failed:
 
 
 void
-wh_cycle_release(wh_cycle_t *old, wh_cycle_t *c)
-{
-    (void) c;   /* taken-over sockets were already cleared from old */
-    wh_cycle_close(old);
-}
-
-void
 wh_cycle_close(wh_cycle_t *c)
 {
     int i;

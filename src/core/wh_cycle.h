@@ -77,9 +77,9 @@ wh_cycle_t *wh_cycle_load(wh_conf_t *cf, const char *prefix, const char *conf_fi
 /* Binds every socket, reusing old's for unchanged addresses. On failure
  * closes what it bound itself, returns WH_ERROR (logged). */
 int wh_cycle_bind(wh_cycle_t *cycle, wh_cycle_t *old);
-/* Closes old's sockets that cycle did not take over (unlinking unix paths). */
-void wh_cycle_release(wh_cycle_t *old, wh_cycle_t *cycle);
-/* Closes every socket of cycle and unlinks its unix paths (master exit). */
+/* Closes every socket of cycle and unlinks its unix paths: at exit, and
+ * for the previous cycle after a reload (the sockets the new one took over
+ * are no longer the old one's, so they stay open). */
 void wh_cycle_close(wh_cycle_t *cycle);
 void wh_cycle_free(wh_cycle_t *cycle);
 

@@ -263,7 +263,7 @@ reload(void)
         unlink(cycle->pid_path);
     }
 
-    wh_cycle_release(cycle, c);
+    wh_cycle_close(cycle);     /* what the new cycle did not take over */
     wh_cycle_free(cycle);
     cycle = c;
 

@@ -32,6 +32,9 @@ void wh_tls_free(wh_tls_conf_t *tls);
 #define WH_TLS_MINT (-2)
 int wh_tls_choose(const wh_tls_conf_t *tls, const char *sni);
 
+/* The listener's SSL_CTX (for wh_tls_stream.c). */
+struct ssl_ctx_st *wh_tls_ctx(wh_tls_conf_t *tls);
+
 /* Wraps lower (which it then owns) as the server side of a TLS session. */
 wh_stream_t *wh_tls_server(wh_stream_t *lower, wh_tls_conf_t *tls);
 

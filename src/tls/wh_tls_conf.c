@@ -569,8 +569,6 @@ wh_tls_free(wh_tls_conf_t *t)
     free(t);
 }
 
-SSL_CTX *wh_tls_ctx(wh_tls_conf_t *t);
-
 SSL_CTX *
 wh_tls_ctx(wh_tls_conf_t *t)
 {

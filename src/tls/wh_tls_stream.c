@@ -16,8 +16,6 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-SSL_CTX *wh_tls_ctx(wh_tls_conf_t *t);
-
 typedef struct {
     wh_stream_t s;
     wh_stream_t *lower;
