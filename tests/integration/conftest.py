@@ -434,6 +434,19 @@ def listener(tag, upstream, listen="127.0.0.1", port=None, network="tcp",
 # --------------------------------------------------------------------------
 # upstream helpers (in-process, threaded)
 
+def record_until_eof(conn, rec, echo=False):
+    """An upstream handler's first part: record (and echo, if asked) what the
+    client sends until its EOF, then note the EOF in rec["eof"]."""
+    while True:
+        d = conn.recv(65536)
+        if not d:
+            rec["eof"] = True
+            return
+        rec["data"] += d
+        if echo:
+            conn.sendall(d)
+
+
 class Upstream:
     """A threaded TCP or unix server in this process.
 

@@ -24,7 +24,8 @@ import time
 
 import pytest
 
-from conftest import (CAUSES, connect, free_port, listener, recv_until_eof, wait_for)
+from conftest import (CAUSES, connect, free_port, listener, record_until_eof, recv_until_eof,
+                      wait_for)
 from test_tls import TLSClient, cert_entry, client_hello, make_cert
 
 MiB = 1 << 20
@@ -281,12 +282,7 @@ def test_lazy_head_after_client_half_close(wharf, upstream):
     """Client: head + data, then FIN. The upstream answers only after the
     EOF, then closes: the client gets the head, the reply, then EOF."""
     def handler(conn, rec):
-        while True:
-            d = conn.recv(65536)
-            if not d:
-                rec["eof"] = True
-                break
-            rec["data"] += d
+        record_until_eof(conn, rec)
         time.sleep(0.3)
         conn.sendall(b"reply:" + bytes(rec["data"]))
 
@@ -525,12 +521,7 @@ def curl_upstream_handler(conn, rec):
     """Replies at once (wharf consumes the request head: nothing arrives),
     then records until EOF."""
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
-    while True:
-        d = conn.recv(65536)
-        if not d:
-            rec["eof"] = True
-            break
-        rec["data"] += d
+    record_until_eof(conn, rec)
 
 
 @pytest.mark.deadline(40)

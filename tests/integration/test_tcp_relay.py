@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from conftest import (CAUSES, STAT_COLUMNS, connect, echo_roundtrip, echo_stream,
-                      free_port, have_ipv6_loopback, listener, recv_until_eof,
+from conftest import (CAUSES, STAT_COLUMNS, connect, echo_roundtrip, echo_stream, free_port,
+                      have_ipv6_loopback, listener, record_until_eof, recv_until_eof,
                       wait_closed, wait_for)
 
 MiB = 1 << 20
@@ -56,12 +56,7 @@ def test_client_half_close_reaches_upstream(wharf, upstream):
     """Client shutdown(SHUT_WR) -> upstream sees EOF; upstream replies and
     closes -> the client gets the reply, then EOF."""
     def handler(conn, rec):
-        while True:
-            d = conn.recv(65536)
-            if not d:
-                rec["eof"] = True
-                break
-            rec["data"] += d
+        record_until_eof(conn, rec)
         time.sleep(0.2)
         conn.sendall(b"reply:" + bytes(rec["data"]))
 
@@ -86,12 +81,7 @@ def test_upstream_half_close_reaches_client(wharf, upstream):
     def handler(conn, rec):
         conn.sendall(b"banner\n")
         conn.shutdown(socket.SHUT_WR)
-        while True:
-            d = conn.recv(65536)
-            if not d:
-                rec["eof"] = True
-                break
-            rec["data"] += d
+        record_until_eof(conn, rec)
 
     up = upstream(handler=handler)
     policy = dict(POLICY, uplinkOnly=5)
@@ -153,12 +143,7 @@ def test_uplink_only_after_upstream_fin(wharf, upstream):
         conn.shutdown(socket.SHUT_WR)
         rec["t_fin"] = time.monotonic()
         try:
-            while True:
-                d = conn.recv(65536)
-                if not d:
-                    rec["eof"] = True
-                    break
-                rec["data"] += d
+            record_until_eof(conn, rec)
         except OSError as e:
             rec["error"] = str(e)
         rec["t_end"] = time.monotonic()

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import (INTEROP, Upstream, Wharf, connect, free_port, listener,
+from conftest import (INTEROP, Upstream, Wharf, connect, free_port, listener, record_until_eof,
                       recv_until_eof, wait_for)
 from test_tls import cert_entry, make_cert
 
@@ -793,13 +793,7 @@ def b64url(b):
 @pytest.mark.deadline(30)
 def test_early_data(wharf, upstream):
     def handler(conn, rec):
-        while True:
-            d = conn.recv(65536)
-            if not d:
-                rec["eof"] = True
-                break
-            rec["data"] += d
-            conn.sendall(d)
+        record_until_eof(conn, rec, echo=True)
 
     up = upstream(handler=handler)
     ports = [free_port() for _ in range(3)]
