@@ -19,6 +19,7 @@
 struct ev_loop;
 typedef struct wh_listener_s wh_listener_t;
 typedef struct wh_handshake_s wh_handshake_t;
+typedef struct wh_udp_packet_s wh_udp_packet_t;
 
 typedef struct wh_module_s {
     const char *name;
@@ -60,6 +61,11 @@ typedef struct wh_module_s {
 
     /* Seconds the whole handshake may take; 0: policy.handshake. */
     double handshake_timeout;
+
+    /* Datagram transports (bind = wh_udp_bind): one datagram from a peer,
+     * read from this worker's sockets or passed on by another worker
+     * (src/udp/wh_udp.h). */
+    void (*datagram)(wh_listener_t *ls, wh_udp_packet_t *pkt);
 } wh_module_t;
 
 extern const wh_module_t *const wh_modules[];

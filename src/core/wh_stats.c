@@ -25,6 +25,10 @@ typedef struct {
     wh_stats_counters_t c[WH_STATS_MAX_SLOTS][WH_STATS_MAX_LISTENERS];
 } wh_stats_shm_t;
 
+const char *const wh_drop_cause_names[WH_DROP_NCAUSES] = {
+    "auth", "malformed", "refused", "send"
+};
+
 const char *const wh_close_cause_names[WH_CLOSE_NCAUSES] = {
     "done", "timeout", "upstream", "bad_input", "error", "shutdown"
 };
@@ -117,16 +121,14 @@ wh_stats_slot_retire(int slot)
         return;
     }
     for (l = 0; l < WH_STATS_MAX_LISTENERS; l++) {
-        wh_stats_counters_t *from = &shm->c[slot][l], *to = &shm->c[0][l];
+        uint64_t *from = (uint64_t *) &shm->c[slot][l], *to = (uint64_t *) &shm->c[0][l];
 
-        to->accepted += from->accepted;
         /* streams a dead worker still held were cut */
-        to->closed[WH_CLOSE_ERROR] += from->active;
-        for (k = 0; k < WH_CLOSE_NCAUSES; k++) {
-            to->closed[k] += from->closed[k];
+        shm->c[0][l].closed[WH_CLOSE_ERROR] += shm->c[slot][l].active;
+        shm->c[slot][l].active = 0;
+        for (k = 0; k < WH_STATS_NFIELDS; k++) {
+            to[k] += from[k];
         }
-        to->bytes_up += from->bytes_up;
-        to->bytes_down += from->bytes_down;
     }
     shm->slot_used[slot] = 0;
 }
@@ -171,15 +173,11 @@ wh_stats_foreach(void (*fn)(const char *tag, const wh_stats_counters_t *sum, voi
         }
         memset(&sum, 0, sizeof(sum));
         for (s = 0; s < WH_STATS_MAX_SLOTS; s++) {
-            const wh_stats_counters_t *c = &shm->c[s][l];
+            const uint64_t *c = (const uint64_t *) &shm->c[s][l];
             if (!shm->slot_used[s]) continue;
-            sum.accepted += __atomic_load_n(&c->accepted, __ATOMIC_RELAXED);
-            sum.active += __atomic_load_n(&c->active, __ATOMIC_RELAXED);
-            for (k = 0; k < WH_CLOSE_NCAUSES; k++) {
-                sum.closed[k] += __atomic_load_n(&c->closed[k], __ATOMIC_RELAXED);
+            for (k = 0; k < WH_STATS_NFIELDS; k++) {
+                ((uint64_t *) &sum)[k] += __atomic_load_n(&c[k], __ATOMIC_RELAXED);
             }
-            sum.bytes_up += __atomic_load_n(&c->bytes_up, __ATOMIC_RELAXED);
-            sum.bytes_down += __atomic_load_n(&c->bytes_down, __ATOMIC_RELAXED);
         }
         fn(shm->listeners[l].tag, &sum, arg);
     }

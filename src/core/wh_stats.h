@@ -27,13 +27,31 @@ enum {
 
 extern const char *const wh_close_cause_names[WH_CLOSE_NCAUSES];
 
+/* Why a datagram of a UDP transport was dropped. */
+enum {
+    WH_DROP_AUTH = 0,       /* outer layer failed: header, checksum, AEAD */
+    WH_DROP_MALFORMED,      /* the transport could not parse what was inside */
+    WH_DROP_REFUSED,        /* no session for it, and none may be opened */
+    WH_DROP_SEND,           /* outgoing: the socket buffer was full */
+    WH_DROP_NCAUSES
+};
+
+extern const char *const wh_drop_cause_names[WH_DROP_NCAUSES];
+
 typedef struct {
     uint64_t accepted;
     uint64_t active;
     uint64_t closed[WH_CLOSE_NCAUSES];
     uint64_t bytes_up;      /* client -> upstream */
     uint64_t bytes_down;    /* upstream -> client */
+    uint64_t datagrams_in;  /* UDP transports: read from the sockets */
+    uint64_t datagrams_out;
+    uint64_t datagrams_passed;              /* handed to the worker owning the session */
+    uint64_t datagrams_dropped[WH_DROP_NCAUSES];
 } wh_stats_counters_t;
+
+/* every field is a uint64_t: folding and summing walk them as an array */
+#define WH_STATS_NFIELDS (sizeof(wh_stats_counters_t) / sizeof(uint64_t))
 
 #define WH_STATS_MAX_LISTENERS 256
 #define WH_STATS_MAX_SLOTS     128

@@ -78,6 +78,19 @@ metric_lines(const char *tag, const wh_stats_counters_t *c, void *arg)
                 (unsigned long long) c->bytes_up);
     text_printf(t, "wharf_bytes_total{listener=\"%s\",direction=\"down\"} %llu\n", tag,
                 (unsigned long long) c->bytes_down);
+    if (c->datagrams_in + c->datagrams_out == 0) {
+        return;     /* a stream listener */
+    }
+    text_printf(t, "wharf_datagrams_total{listener=\"%s\",direction=\"in\"} %llu\n", tag,
+                (unsigned long long) c->datagrams_in);
+    text_printf(t, "wharf_datagrams_total{listener=\"%s\",direction=\"out\"} %llu\n", tag,
+                (unsigned long long) c->datagrams_out);
+    text_printf(t, "wharf_datagrams_passed_total{listener=\"%s\"} %llu\n", tag,
+                (unsigned long long) c->datagrams_passed);
+    for (k = 0; k < WH_DROP_NCAUSES; k++) {
+        text_printf(t, "wharf_datagrams_dropped_total{listener=\"%s\",cause=\"%s\"} %llu\n", tag,
+                    wh_drop_cause_names[k], (unsigned long long) c->datagrams_dropped[k]);
+    }
 }
 
 char *
@@ -92,7 +105,14 @@ wh_stats_prometheus(size_t *len)
                     "# HELP wharf_streams_closed_total Streams closed, by cause.\n"
                     "# TYPE wharf_streams_closed_total counter\n"
                     "# HELP wharf_bytes_total Bytes relayed (up: client to upstream).\n"
-                    "# TYPE wharf_bytes_total counter\n");
+                    "# TYPE wharf_bytes_total counter\n"
+                    "# HELP wharf_datagrams_total UDP transports: datagrams read and sent.\n"
+                    "# TYPE wharf_datagrams_total counter\n"
+                    "# HELP wharf_datagrams_passed_total Datagrams passed to the worker owning "
+                    "their session (after a reload).\n"
+                    "# TYPE wharf_datagrams_passed_total counter\n"
+                    "# HELP wharf_datagrams_dropped_total Datagrams dropped, by cause.\n"
+                    "# TYPE wharf_datagrams_dropped_total counter\n");
     wh_stats_foreach(metric_lines, &t);
     *len = t.len;
     return t.buf;

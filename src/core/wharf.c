@@ -91,6 +91,30 @@ print_row(const char *tag, const wh_stats_counters_t *c, void *arg)
     printf(" %14llu %14llu\n", (unsigned long long) c->bytes_up, (unsigned long long) c->bytes_down);
 }
 
+static void
+print_datagram_row(const char *tag, const wh_stats_counters_t *c, void *arg)
+{
+    int k;
+
+    if (c->datagrams_in + c->datagrams_out == 0) {
+        return;
+    }
+    if (*(int *) arg == 0) {
+        printf("\n%-20s %12s %12s %10s", "listener", "datagrams_in", "datagrams_out", "passed");
+        for (k = 0; k < WH_DROP_NCAUSES; k++) {
+            printf(" %10s", wh_drop_cause_names[k]);
+        }
+        printf("\n");
+        *(int *) arg = 1;
+    }
+    printf("%-20s %12llu %12llu %10llu", tag, (unsigned long long) c->datagrams_in,
+           (unsigned long long) c->datagrams_out, (unsigned long long) c->datagrams_passed);
+    for (k = 0; k < WH_DROP_NCAUSES; k++) {
+        printf(" %10llu", (unsigned long long) c->datagrams_dropped[k]);
+    }
+    printf("\n");
+}
+
 static int
 print_stats(wh_cycle_t *c)
 {
@@ -111,6 +135,8 @@ print_stats(wh_cycle_t *c)
     }
     printf(" %14s %14s\n", "bytes_up", "bytes_down");
     wh_stats_foreach(print_row, NULL);
+    k = 0;
+    wh_stats_foreach(print_datagram_row, &k);
     return 0;
 }
 

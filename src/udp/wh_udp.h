@@ -1,0 +1,72 @@
+/*
+ * wh_udp.h -- the datagram side shared by the UDP transports (quic, kcp).
+ *
+ * The master binds, per UDP listener, one SO_REUSEPORT socket per worker
+ * (wh_udp_bind as the module's bind hook), so the kernel keeps one peer
+ * address on one socket. Those sockets are kept across reloads like stream
+ * listening sockets: a new worker reads the same sockets its predecessor
+ * read, which stops reading them (but keeps them to send) when it drains.
+ *
+ * Sessions that outlive a reload therefore arrive at a worker that does
+ * not own them. Every session is registered, by peer address, in a table
+ * shared by all workers (an anonymous shared mapping made by the master);
+ * a worker that gets a datagram for an unknown peer asks the table, and
+ * when an older worker owns that peer it passes the datagram to it over
+ * that worker's mailbox (a unix datagram socketpair made by the master).
+ * V2Ray clients keep their 4-tuple for the life of a QUIC connection or
+ * an mKCP session (one UDP socket per dial, no migration), so the peer
+ * address names the session even when the outer layer hides every id.
+ *
+ * Modules call wh_udp_start/wh_udp_stop from their start/stop hooks and
+ * get every datagram through their descriptor's datagram hook.
+ */
+#ifndef WH_UDP_H
+#define WH_UDP_H
+
+#include "wh_cycle.h"
+
+struct ev_loop;
+
+/* The largest datagram read or forwarded: V2Ray reads into 2048 bytes. */
+#define WH_UDP_MAX_DATAGRAM 2048
+
+struct wh_udp_packet_s {
+    wh_sockaddr_t peer;
+    uint8_t *data;              /* writable: transports decrypt in place */
+    size_t len;
+    unsigned forwarded:1;       /* passed on by another worker: the session was
+                                 * ours; never open a new one for it */
+};
+
+/* master: the module's bind hook for UDP transports */
+int wh_udp_bind(wh_listener_t *ls);
+/* master, once before the first worker: the routing table */
+int wh_udp_init(void);
+/* master: a worker exited; forget the sessions it owned */
+void wh_udp_forget(uint32_t worker_serial);
+
+/* worker: read this worker's share of ls's sockets (and the mailbox) */
+int wh_udp_start(wh_listener_t *ls, struct ev_loop *loop);
+/* worker: stop reading ls's sockets (draining); sending still works */
+void wh_udp_stop(wh_listener_t *ls);
+
+/* Sends one datagram to peer from the listener's address. WH_OK, or
+ * WH_ERROR when it was dropped (counted; UDP is lossy, callers go on). */
+int wh_udp_send(wh_listener_t *ls, const wh_sockaddr_t *peer, const void *data, size_t len);
+/* Sends len bytes cut into datagrams of seg bytes (the last may be
+ * shorter) in one system call where the kernel offers UDP GSO. */
+int wh_udp_send_gso(wh_listener_t *ls, const wh_sockaddr_t *peer, const void *data, size_t len,
+                    size_t seg);
+
+/* Session ownership, by peer address, for routing across a reload.
+ * wh_udp_own when a session is opened, wh_udp_disown when it ends. */
+void wh_udp_own(wh_listener_t *ls, const wh_sockaddr_t *peer);
+void wh_udp_disown(wh_listener_t *ls, const wh_sockaddr_t *peer);
+/* For a datagram that would open a session: 1 if another live worker owns
+ * its peer and the datagram was passed to it (the caller drops it), else 0. */
+int wh_udp_forward(wh_listener_t *ls, const wh_udp_packet_t *pkt);
+
+/* Counts a dropped datagram (a WH_DROP_* cause, wh_stats.h). */
+void wh_udp_dropped(wh_listener_t *ls, int cause);
+
+#endif
