@@ -51,7 +51,7 @@ typedef struct {
 } wh_stats_counters_t;
 
 /* every field is a uint64_t: folding and summing walk them as an array */
-#define WH_STATS_NFIELDS (sizeof(wh_stats_counters_t) / sizeof(uint64_t))
+#define WH_STATS_NFIELDS ((int) (sizeof(wh_stats_counters_t) / sizeof(uint64_t)))
 
 #define WH_STATS_MAX_LISTENERS 256
 #define WH_STATS_MAX_SLOTS     128
