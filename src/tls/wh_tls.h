@@ -32,6 +32,14 @@ void wh_tls_free(wh_tls_conf_t *tls);
 #define WH_TLS_MINT (-2)
 int wh_tls_choose(const wh_tls_conf_t *tls, const char *sni);
 
+/* For a TLS stack other than OpenSSL (QUIC runs GnuTLS, spec 8.4): the
+ * number of certificates; certificate i (with its chain) and its key as
+ * malloc'ed PEM text, WH_DECLINED for one without a key ("verify"); the
+ * ALPN list in wire format (length-prefixed names). */
+int wh_tls_ncerts(const wh_tls_conf_t *tls);
+int wh_tls_cert_pem(const wh_tls_conf_t *tls, int i, char **cert, char **key);
+const unsigned char *wh_tls_alpn_list(const wh_tls_conf_t *tls, size_t *len);
+
 /* The listener's SSL_CTX (for wh_tls_stream.c). */
 struct ssl_ctx_st *wh_tls_ctx(wh_tls_conf_t *tls);
 

@@ -574,3 +574,57 @@ wh_tls_ctx(wh_tls_conf_t *t)
 {
     return t->ctx;
 }
+
+int
+wh_tls_ncerts(const wh_tls_conf_t *t)
+{
+    return t->ncerts;
+}
+
+static char *
+bio_text(BIO *bio)
+{
+    char *data, *text = NULL;
+    long n = BIO_get_mem_data(bio, &data);
+
+    if (n > 0 && (text = malloc(n + 1)) != NULL) {
+        memcpy(text, data, n);
+        text[n] = '\0';
+    }
+    BIO_free(bio);
+    return text;
+}
+
+int
+wh_tls_cert_pem(const wh_tls_conf_t *t, int i, char **cert, char **key)
+{
+    const wh_tls_cert_t *c = &t->certs[i];
+    BIO *b;
+    int j;
+
+    *cert = *key = NULL;
+    if (c->key == NULL || c->usage != WH_CERT_ENCIPHERMENT) {
+        return WH_DECLINED;
+    }
+    b = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(b, c->cert);
+    for (j = 0; j < sk_X509_num(c->chain); j++) PEM_write_bio_X509(b, sk_X509_value(c->chain, j));
+    *cert = bio_text(b);
+    b = BIO_new(BIO_s_mem());
+    PEM_write_bio_PrivateKey(b, c->key, NULL, NULL, 0, NULL, NULL);
+    *key = bio_text(b);
+    if (*cert == NULL || *key == NULL) {
+        free(*cert);
+        free(*key);
+        *cert = *key = NULL;
+        return WH_ERROR;
+    }
+    return WH_OK;
+}
+
+const unsigned char *
+wh_tls_alpn_list(const wh_tls_conf_t *t, size_t *len)
+{
+    *len = t->alpn_len;
+    return t->alpn;
+}

@@ -1,0 +1,147 @@
+/*
+ * wh_quic.h -- the quic transport's private declarations (spec 8).
+ *
+ * Four parts, one file each: the module (quicSettings, the datagram hook
+ * that opens the outer layer and finds the connection by peer address),
+ * the connection (ngtcp2 and its callbacks, timers, sending), the stream
+ * (the wh_stream_t the relay sees, one per client bidirectional stream)
+ * and the TLS credentials (GnuTLS, which ngtcp2's crypto helper drives).
+ * The connection is a carrier, as an HTTP/2 connection is: it counts as
+ * live in the worker but not as a stream; each QUIC stream does.
+ */
+#ifndef WH_QUIC_H
+#define WH_QUIC_H
+
+#include "wh_cycle.h"
+#include "wh_event.h"
+#include "wh_quic_outer.h"
+#include "wh_udp.h"
+
+#include <gnutls/gnutls.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+
+/* spec 8.5: what V2Ray's server advertises */
+#define WH_QUIC_STREAM_WINDOW    (512 * 1024)
+#define WH_QUIC_CONN_WINDOW      786432
+#define WH_QUIC_MAX_STREAMS      32
+#define WH_QUIC_IDLE_TIMEOUT     45
+#define WH_QUIC_HANDSHAKE_TIMEOUT 8
+#define WH_QUIC_CID_LEN          12
+
+/* Unacknowledged outgoing bytes a stream may hold: ngtcp2 keeps pointers
+ * into them until they are acknowledged, so they live in chunks that never
+ * move and are freed as acknowledgements arrive. */
+#define WH_QUIC_CHUNK            16384
+#define WH_QUIC_OUT_CHUNKS       16
+
+typedef struct {
+    wh_quic_outer_conf_t outer;
+    unsigned default_outer:1;   /* quicSettings absent: also accept ChaCha20 under the same K */
+} wh_quic_conf_t;
+
+typedef struct wh_quic_conn_s wh_quic_conn_t;
+typedef struct wh_quic_stream_s wh_quic_stream_t;
+typedef struct wh_quic_tls_s wh_quic_tls_t;
+
+/* A listener in a worker (ls->runtime). */
+typedef struct {
+    wh_listener_t *ls;
+    wh_quic_outer_t outer[2];   /* [1]: ChaCha20 beside the default AES-GCM */
+    int nouter;
+    wh_quic_tls_t *tls;
+    wh_quic_conn_t *conns;
+    uint8_t reset_secret[32];   /* stateless reset tokens */
+    unsigned draining:1;
+} wh_quic_rt_t;
+
+typedef struct wh_quic_chunk_s wh_quic_chunk_t;
+struct wh_quic_chunk_s {
+    wh_quic_chunk_t *next;
+    uint32_t len;
+    uint8_t data[WH_QUIC_CHUNK];
+};
+
+struct wh_quic_stream_s {
+    wh_stream_t s;
+    wh_quic_conn_t *conn;       /* NULL once the connection is gone */
+    wh_quic_stream_t *next, **prev;         /* the connection's streams */
+    wh_quic_stream_t *sq_next, **sq_prev;   /* its send queue */
+    int64_t id;
+    uint8_t *in;                /* received, not yet read by the relay */
+    uint32_t in_pos, in_len, in_cap;
+    wh_quic_chunk_t *head, *tail;           /* written by the relay, not yet acknowledged */
+    wh_quic_chunk_t *send;      /* the first chunk with bytes not yet given to ngtcp2 */
+    uint32_t head_acked;        /* acknowledged bytes at the start of head */
+    uint32_t send_pos;
+    uint32_t nchunks;
+    wh_posted_t posted;
+    uint8_t want, ready;
+    unsigned fresh:1;           /* opened, not yet handed to the relay */
+    unsigned relayed:1;         /* the relay owns s */
+    unsigned peer_reset:1;      /* RESET_STREAM or STOP_SENDING from the client */
+    unsigned in_eof:1;          /* the client's FIN */
+    unsigned out_eof:1;         /* the relay ended its side */
+    unsigned fin_sent:1;
+    unsigned closed:1;          /* ngtcp2 closed the stream */
+    unsigned blocked:1;         /* flow control: retried after the next packet in */
+};
+
+struct wh_quic_conn_s {
+    wh_quic_rt_t *rt;
+    wh_listener_t *ls;
+    ngtcp2_conn *conn;
+    gnutls_session_t tls;
+    ngtcp2_crypto_conn_ref ref;
+    wh_quic_outer_t *outer;
+    wh_sockaddr_t peer;
+    wh_sockaddr_t local;
+    ngtcp2_path path;
+    ev_timer timer;
+    wh_posted_t write_ev;
+    wh_quic_stream_t *streams;
+    wh_quic_stream_t *sq_head, **sq_tail;
+    wh_quic_conn_t *next, **prev;           /* the listener's connections */
+    wh_quic_conn_t *hnext;                  /* peer hash chain */
+    uint64_t hash;
+    unsigned nstreams;
+    unsigned closing:1;
+    unsigned handshake_done:1;
+};
+
+/* module */
+wh_quic_conn_t *wh_quic_conn_find(wh_quic_rt_t *rt, const wh_sockaddr_t *peer, uint64_t *hash);
+void wh_quic_conn_link(wh_quic_conn_t *c);
+void wh_quic_conn_unlink(wh_quic_conn_t *c);
+uint64_t wh_quic_now(void);
+
+/* connection */
+wh_quic_conn_t *wh_quic_conn_accept(wh_quic_rt_t *rt, wh_quic_outer_t *outer,
+                                    const wh_sockaddr_t *peer, uint64_t hash,
+                                    const uint8_t *pkt, size_t len);
+int wh_quic_conn_read(wh_quic_conn_t *c, const uint8_t *pkt, size_t len);
+void wh_quic_conn_schedule(wh_quic_conn_t *c);
+void wh_quic_conn_drain(wh_quic_conn_t *c);
+void wh_quic_conn_stream_done(wh_quic_conn_t *c);
+void wh_quic_conn_sendq_add(wh_quic_stream_t *st);
+void wh_quic_conn_sendq_remove(wh_quic_stream_t *st);
+int wh_quic_conn_callbacks(ngtcp2_callbacks *cb);
+
+/* stream */
+wh_quic_stream_t *wh_quic_stream_new(wh_quic_conn_t *c, int64_t id);
+int wh_quic_stream_recv(wh_quic_stream_t *st, const uint8_t *data, size_t len, int fin);
+void wh_quic_stream_acked(wh_quic_stream_t *st, uint64_t len);
+void wh_quic_stream_closed(wh_quic_stream_t *st, int reset);
+void wh_quic_stream_detach(wh_quic_stream_t *st);
+void wh_quic_stream_signal(wh_quic_stream_t *st, int events);
+int wh_quic_stream_pending(const wh_quic_stream_t *st);
+int wh_quic_stream_vecs(wh_quic_stream_t *st, ngtcp2_vec *vec, int max, int *fin);
+void wh_quic_stream_sent(wh_quic_stream_t *st, size_t n, int fin);
+
+/* TLS */
+wh_quic_tls_t *wh_quic_tls_new(wh_listener_t *ls);
+void wh_quic_tls_free(wh_quic_tls_t *t);
+int wh_quic_tls_session(wh_quic_tls_t *t, wh_quic_conn_t *c);
+int wh_quic_tls_alpn_ok(wh_quic_conn_t *c);
+
+#endif

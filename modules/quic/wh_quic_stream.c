@@ -1,0 +1,363 @@
+/*
+ * wh_quic_stream.c -- one client bidirectional QUIC stream as the relay
+ * sees it (spec 8.6): a wh_stream_t.
+ *
+ * Incoming: ngtcp2 hands over stream data in order; it waits in a buffer
+ * until the relay reads it, and only then is the stream's flow-control
+ * window opened again, so a stream never holds more than its window and a
+ * slow upstream throttles its own client stream. The connection's window is
+ * opened on receipt (the stream windows bound memory already), so one
+ * stalled stream never stops the others.
+ *
+ * Outgoing: ngtcp2 keeps pointers into the data it sent until the peer
+ * acknowledges it, so the relay's writes are copied into fixed chunks
+ * that never move; a chunk is freed once acknowledged. A bounded number of
+ * chunks makes write() answer WH_AGAIN, and acknowledgements make room and
+ * keep the on_writable promise. An idle stream holds no buffer.
+ *
+ * ngtcp2 callbacks never call into the relay: readiness is posted
+ * (wh_post), so the relay runs outside ngtcp2's stack. The object lives
+ * until both ngtcp2 (stream close) and the relay (destroy) are done.
+ */
+#include "wh_quic.h"
+#include "wh_log.h"
+#include "wh_relay.h"
+
+/* Chunks come and go with every burst; a small pool keeps that off malloc
+ * while idle streams still hold none. */
+#define WH_QUIC_POOL 64
+static wh_quic_chunk_t *pool[WH_QUIC_POOL];
+static int pool_n;
+
+static wh_quic_chunk_t *
+chunk_get(void)
+{
+    wh_quic_chunk_t *ch = pool_n > 0 ? pool[--pool_n] : malloc(sizeof(*ch));
+
+    if (ch != NULL) {
+        ch->next = NULL;
+        ch->len = 0;
+    }
+    return ch;
+}
+
+static void
+chunk_put(wh_quic_chunk_t *ch)
+{
+    if (pool_n < WH_QUIC_POOL) {
+        pool[pool_n++] = ch;
+    } else {
+        free(ch);
+    }
+}
+
+static void
+stream_posted(wh_posted_t *ev)
+{
+    wh_quic_stream_t *st = (wh_quic_stream_t *) ((char *) ev - offsetof(wh_quic_stream_t, posted));
+    int events = st->ready & st->want;
+
+    st->ready = 0;
+    st->want &= ~events;
+    wh_stream_notify(&st->s, events);
+}
+
+void
+wh_quic_stream_signal(wh_quic_stream_t *st, int events)
+{
+    if (st->relayed && (st->want & events)) {
+        st->ready |= events;
+        wh_post(&st->posted);
+    }
+}
+
+static int
+out_full(const wh_quic_stream_t *st)
+{
+    return st->nchunks == WH_QUIC_OUT_CHUNKS && st->tail->len == WH_QUIC_CHUNK;
+}
+
+static ssize_t
+qs_read(wh_stream_t *s, void *buf, size_t size)
+{
+    wh_quic_stream_t *st = (wh_quic_stream_t *) s;
+    size_t n = st->in_len - st->in_pos;
+
+    if (n > 0) {
+        n = wh_min(n, size);
+        memcpy(buf, st->in + st->in_pos, n);
+        st->in_pos += n;
+        if (st->in_pos == st->in_len) {
+            free(st->in);
+            st->in = NULL;
+            st->in_pos = st->in_len = st->in_cap = 0;
+        }
+        if (st->conn != NULL && !st->closed && !st->in_eof) {
+            ngtcp2_conn_extend_max_stream_offset(st->conn->conn, st->id, n);
+            wh_quic_conn_schedule(st->conn);
+        }
+        return n;
+    }
+    if (st->in_eof) return 0;
+    if (st->closed || st->conn == NULL || st->peer_reset) {
+        s->err = wh_err_closed;
+        return WH_ERROR;
+    }
+    st->want |= WH_EV_READ;
+    return WH_AGAIN;
+}
+
+static ssize_t
+qs_write(wh_stream_t *s, const void *buf, size_t size)
+{
+    wh_quic_stream_t *st = (wh_quic_stream_t *) s;
+    const uint8_t *p = buf;
+    size_t done = 0, n;
+
+    if (st->closed || st->conn == NULL || st->out_eof || st->peer_reset) {
+        s->err = wh_err_closed;
+        return WH_ERROR;
+    }
+    while (done < size) {
+        if (st->tail == NULL || st->tail->len == WH_QUIC_CHUNK) {
+            wh_quic_chunk_t *ch;
+            if (st->nchunks == WH_QUIC_OUT_CHUNKS || (ch = chunk_get()) == NULL) break;
+            if (st->tail != NULL) {
+                st->tail->next = ch;
+            } else {
+                st->head = ch;
+            }
+            if (st->send == NULL) {
+                st->send = ch;
+                st->send_pos = 0;
+            }
+            st->tail = ch;
+            st->nchunks++;
+        }
+        n = wh_min(size - done, (size_t) (WH_QUIC_CHUNK - st->tail->len));
+        memcpy(st->tail->data + st->tail->len, p + done, n);
+        st->tail->len += n;
+        done += n;
+    }
+    if (done < size) st->want |= WH_EV_WRITE;
+    if (done == 0) return WH_AGAIN;
+    wh_quic_conn_sendq_add(st);
+    wh_quic_conn_schedule(st->conn);
+    return done;
+}
+
+static int
+qs_shutdown_write(wh_stream_t *s)
+{
+    wh_quic_stream_t *st = (wh_quic_stream_t *) s;
+
+    st->out_eof = 1;
+    if (st->conn != NULL && !st->closed) {
+        wh_quic_conn_sendq_add(st);
+        wh_quic_conn_schedule(st->conn);
+    }
+    return WH_OK;
+}
+
+static void
+qs_wait(wh_stream_t *s, int events)
+{
+    wh_quic_stream_t *st = (wh_quic_stream_t *) s;
+
+    st->want |= events;
+    if ((events & WH_EV_READ) && (st->in_len > st->in_pos || st->in_eof || st->closed
+                                  || st->conn == NULL || st->peer_reset))
+    {
+        wh_quic_stream_signal(st, WH_EV_READ);
+    }
+    if ((events & WH_EV_WRITE) && (!out_full(st) || st->closed || st->conn == NULL
+                                   || st->peer_reset))
+    {
+        wh_quic_stream_signal(st, WH_EV_WRITE);
+    }
+}
+
+static void
+stream_free(wh_quic_stream_t *st)
+{
+    wh_quic_chunk_t *ch;
+
+    wh_post_cancel(&st->posted);
+    wh_quic_stream_detach(st);
+    while ((ch = st->head) != NULL) {
+        st->head = ch->next;
+        chunk_put(ch);
+    }
+    free(st->in);
+    free(st);
+}
+
+static void
+qs_destroy(wh_stream_t *s)
+{
+    wh_quic_stream_t *st = (wh_quic_stream_t *) s;
+
+    st->relayed = 0;
+    if (st->conn == NULL || st->closed) {
+        stream_free(st);
+        return;
+    }
+    if (!st->out_eof || !st->in_eof) {
+        /* the relay ended before the stream did (a timeout, a failed
+         * upstream): reset what is still open, so ngtcp2 closes it */
+        ngtcp2_conn_shutdown_stream(st->conn->conn, st->id, 0);
+        wh_quic_conn_sendq_remove(st);
+    }
+    wh_quic_conn_schedule(st->conn);
+}
+
+static const wh_stream_ops_t qs_ops = {
+    .name = "quic",
+    .read = qs_read,
+    .write = qs_write,
+    .shutdown_write = qs_shutdown_write,
+    .wait = qs_wait,
+    .splice_fd = NULL,
+    .destroy = qs_destroy,
+};
+
+wh_quic_stream_t *
+wh_quic_stream_new(wh_quic_conn_t *c, int64_t id)
+{
+    wh_quic_stream_t *st = calloc(1, sizeof(*st));
+
+    if (st == NULL) return NULL;
+    st->s.ops = &qs_ops;
+    st->conn = c;
+    st->id = id;
+    st->posted.handler = stream_posted;
+    st->next = c->streams;
+    st->prev = &c->streams;
+    if (c->streams != NULL) c->streams->prev = &st->next;
+    c->streams = st;
+    c->nstreams++;
+    return st;
+}
+
+/* Off the connection's lists (it is closing, or the stream is freed). */
+void
+wh_quic_stream_detach(wh_quic_stream_t *st)
+{
+    if (st->conn == NULL) return;
+    wh_quic_conn_sendq_remove(st);
+    *st->prev = st->next;
+    if (st->next != NULL) st->next->prev = st->prev;
+    st->conn->nstreams--;
+    wh_quic_conn_stream_done(st->conn);
+    st->conn = NULL;
+}
+
+int
+wh_quic_stream_recv(wh_quic_stream_t *st, const uint8_t *data, size_t len, int fin)
+{
+    if (!st->relayed && !st->fresh) {
+        /* the relay is gone: what still comes has nowhere to go */
+        ngtcp2_conn_extend_max_stream_offset(st->conn->conn, st->id, len);
+        return 0;
+    }
+    if (len > 0) {
+        if (st->in_len + len > st->in_cap) {
+            /* bounded by the stream window: the peer cannot send more */
+            uint32_t cap = wh_max(st->in_cap * 2, (uint32_t) 16384);
+            uint8_t *p;
+            if (st->in_pos > 0) {
+                memmove(st->in, st->in + st->in_pos, st->in_len - st->in_pos);
+                st->in_len -= st->in_pos;
+                st->in_pos = 0;
+            }
+            while (cap < st->in_len + len) cap *= 2;
+            p = realloc(st->in, cap);
+            if (p == NULL) return WH_ERROR;
+            st->in = p;
+            st->in_cap = cap;
+        }
+        memcpy(st->in + st->in_len, data, len);
+        st->in_len += len;
+    }
+    if (fin) st->in_eof = 1;
+    wh_quic_stream_signal(st, WH_EV_READ);
+    return 0;
+}
+
+void
+wh_quic_stream_acked(wh_quic_stream_t *st, uint64_t len)
+{
+    wh_quic_chunk_t *ch;
+    int freed = 0;
+
+    while (len > 0 && (ch = st->head) != NULL) {
+        uint32_t n = (uint32_t) wh_min(len, (uint64_t) (ch->len - st->head_acked));
+        st->head_acked += n;
+        len -= n;
+        if (st->head_acked < ch->len) break;
+        /* all of it was sent and acknowledged: ngtcp2 needs it no more */
+        st->head = ch->next;
+        if (st->tail == ch) st->tail = NULL;
+        if (st->send == ch) {
+            st->send = ch->next;
+            st->send_pos = 0;
+        }
+        st->head_acked = 0;
+        st->nchunks--;
+        chunk_put(ch);
+        freed = 1;
+    }
+    if (freed) wh_quic_stream_signal(st, WH_EV_WRITE);
+}
+
+void
+wh_quic_stream_closed(wh_quic_stream_t *st, int reset)
+{
+    st->closed = 1;
+    if (!st->relayed) {
+        stream_free(st);
+        return;
+    }
+    if (reset && !st->in_eof) st->s.err = wh_err_closed;
+    wh_quic_stream_signal(st, WH_EV_READ | WH_EV_WRITE);
+}
+
+int
+wh_quic_stream_pending(const wh_quic_stream_t *st)
+{
+    if (st->send != NULL && st->send_pos < st->send->len) return 1;
+    return st->out_eof && !st->fin_sent;
+}
+
+int
+wh_quic_stream_vecs(wh_quic_stream_t *st, ngtcp2_vec *vec, int max, int *fin)
+{
+    wh_quic_chunk_t *ch = st->send;
+    uint32_t pos = st->send_pos;
+    int n = 0;
+
+    for (; ch != NULL && n < max; ch = ch->next, pos = 0) {
+        if (pos == ch->len) continue;
+        vec[n].base = ch->data + pos;
+        vec[n].len = ch->len - pos;
+        n++;
+    }
+    /* FIN rides with the last bytes when every byte is in the vectors */
+    *fin = st->out_eof && !st->fin_sent && ch == NULL;
+    return n;
+}
+
+void
+wh_quic_stream_sent(wh_quic_stream_t *st, size_t n, int fin)
+{
+    while (n > 0 && st->send != NULL) {
+        uint32_t k = (uint32_t) wh_min(n, (size_t) (st->send->len - st->send_pos));
+        st->send_pos += k;
+        n -= k;
+        if (st->send_pos == st->send->len && st->send->next != NULL) {
+            st->send = st->send->next;
+            st->send_pos = 0;
+        }
+    }
+    if (fin) st->fin_sent = 1;
+}
