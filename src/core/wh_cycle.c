@@ -341,13 +341,16 @@ parse_listener(wh_conf_t *cf, wh_cycle_t *c, wh_listener_t *ls, config_setting_t
     wh_addr_format((struct sockaddr *) &ls->addr.sa, ls->addr.len, ls->addr_text,
                    sizeof(ls->addr_text));
     for (i = 0; i < c->nlisteners; i++) {
-        if (wh_addr_equal(&c->listeners[i].addr, &ls->addr)) {
+        /* TCP and UDP ports are apart: h2 and quic on 443 is usual */
+        if (wh_addr_equal(&c->listeners[i].addr, &ls->addr)
+            && (c->listeners[i].module->datagram == NULL) == (ls->module->datagram == NULL))
+        {
             wh_conf_error(cf, where, "duplicate listen address %s, first used by \"%s\"",
                           ls->addr_text, c->listeners[i].tag);
             return WH_ERROR;
         }
     }
-    if (c->stats_enabled && wh_addr_equal(&c->stats_addr, &ls->addr)) {
+    if (c->stats_enabled && ls->module->datagram == NULL && wh_addr_equal(&c->stats_addr, &ls->addr)) {
         wh_conf_error(cf, where, "listen address %s is the stats listener's", ls->addr_text);
         return WH_ERROR;
     }
