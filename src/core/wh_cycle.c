@@ -261,6 +261,8 @@ parse_listener(wh_conf_t *cf, wh_cycle_t *c, wh_listener_t *ls, config_setting_t
 
     ls->fd = -1;
     ls->lock_fd = -1;
+    ls->udp_fds = NULL;
+    ls->udp_nfds = 0;
     ls->cycle = c;
     ls->file = config_setting_source_file(g) ?: cf->file;
     ls->line = config_setting_source_line(g);
@@ -339,13 +341,16 @@ parse_listener(wh_conf_t *cf, wh_cycle_t *c, wh_listener_t *ls, config_setting_t
     wh_addr_format((struct sockaddr *) &ls->addr.sa, ls->addr.len, ls->addr_text,
                    sizeof(ls->addr_text));
     for (i = 0; i < c->nlisteners; i++) {
-        if (wh_addr_equal(&c->listeners[i].addr, &ls->addr)) {
+        /* TCP and UDP ports are apart: h2 and quic on 443 is usual */
+        if (wh_addr_equal(&c->listeners[i].addr, &ls->addr)
+            && (c->listeners[i].module->datagram == NULL) == (ls->module->datagram == NULL))
+        {
             wh_conf_error(cf, where, "duplicate listen address %s, first used by \"%s\"",
                           ls->addr_text, c->listeners[i].tag);
             return WH_ERROR;
         }
     }
-    if (c->stats_enabled && wh_addr_equal(&c->stats_addr, &ls->addr)) {
+    if (c->stats_enabled && ls->module->datagram == NULL && wh_addr_equal(&c->stats_addr, &ls->addr)) {
         wh_conf_error(cf, where, "listen address %s is the stats listener's", ls->addr_text);
         return WH_ERROR;
     }
@@ -509,6 +514,10 @@ close_listener(wh_listener_t *ls)
     const char *path = wh_addr_unix_path(&ls->addr);
     char lock[sizeof(((struct sockaddr_un *) 0)->sun_path) + 8];
 
+    if (ls->udp_nfds > 0) {
+        while (ls->udp_nfds > 0) close(ls->udp_fds[--ls->udp_nfds]);
+        ls->fd = -1;
+    }
     if (ls->fd != -1) {
         close(ls->fd);
         ls->fd = -1;
@@ -520,6 +529,16 @@ close_listener(wh_listener_t *ls)
         close(ls->lock_fd);
         ls->lock_fd = -1;
     }
+}
+
+static void
+give_udp(wh_listener_t *from, wh_listener_t *to)
+{
+    free(to->udp_fds);
+    to->udp_fds = from->udp_fds;
+    to->udp_nfds = from->udp_nfds;
+    from->udp_fds = NULL;
+    from->udp_nfds = 0;
 }
 
 /* The old cycle's socket for the same address and kind, marked as taken. */
@@ -535,6 +554,7 @@ take_over(wh_cycle_t *old, wh_listener_t *ls)
             o->fd = -1;     /* now the new cycle's */
             ls->lock_fd = o->lock_fd;
             o->lock_fd = -1;
+            give_udp(o, ls);
             return fd;
         }
     }
@@ -551,7 +571,7 @@ wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
         wh_listener_t *ls = &c->listeners[i];
 
         ls->fd = take_over(old, ls);
-        if (ls->fd != -1) {
+        if (ls->fd != -1 && ls->module->datagram == NULL) {
             continue;
         }
         if (ls->module->bind != NULL) {
@@ -588,6 +608,7 @@ failed:
                 o->fd = ls->fd;
                 o->lock_fd = ls->lock_fd;
                 ls->lock_fd = -1;
+                give_udp(ls, o);
                 given = 1;
                 break;
             }
@@ -636,6 +657,7 @@ wh_cycle_free(wh_cycle_t *c)
     for (i = 0; i < c->nlisteners; i++) {
         free(c->listeners[i].tag);
         free(c->listeners[i].upstream.text);
+        free(c->listeners[i].udp_fds);
         if (c->listeners[i].module != NULL && c->listeners[i].module->free_conf != NULL) {
             c->listeners[i].module->free_conf(c->listeners[i].module_conf);
         } else {

@@ -38,13 +38,17 @@ struct wh_listener_s {
     int sockopt_proxy_protocol; /* sockopt.acceptProxyProtocol, for modules that heed it */
     int mark;                   /* sockopt.mark on the listening socket, 0 = none */
     int tcp_fast_open;
-    int fd;                     /* listening socket, -1 until bound */
+    int fd;                     /* listening socket, -1 until bound; a UDP
+                                 * listener's first socket */
+    int *udp_fds;               /* UDP transports: one SO_REUSEPORT socket per worker */
+    int udp_nfds;
     int lock_fd;                /* "<path>.lock" of a unix path (spec 6.3), or -1 */
     int stats_index;            /* column in the stats segment */
 
     /* worker side */
     wh_stats_counters_t *stats; /* this worker's slot */
     void *runtime;              /* the module's accept state */
+    void *udp;                  /* wh_udp.c's reading state */
     struct wh_cycle_s *cycle;
 };
 

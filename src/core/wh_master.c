@@ -15,6 +15,7 @@
  */
 #include "wh_process.h"
 #include "wh_log.h"
+#include "wh_udp.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -22,6 +23,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +36,9 @@ typedef struct {
     pid_t pid;
     int slot;
     int generation;
+    int index;                      /* place in its generation */
+    uint32_t serial;
+    int mailbox;                    /* sending end, -1 if none */
     unsigned exiting:1;
     double started;
 } wh_worker_t;
@@ -43,6 +48,12 @@ static volatile sig_atomic_t sig_reap, sig_terminate, sig_quit, sig_reconfigure,
 static wh_cycle_t *cycle;
 static wh_worker_t workers[WH_MAX_WORKERS];
 static int generation;
+static uint32_t last_serial;
+
+int wh_worker_index;
+int wh_worker_count = 1;
+uint32_t wh_worker_serial;
+int wh_worker_mailbox = -1;
 static int respawn_pending;
 static int respawn_failures;
 static double respawn_at;
@@ -102,10 +113,66 @@ signal_workers(int signo, int only_old)
     }
 }
 
+int
+wh_master_mailbox(uint32_t serial)
+{
+    int i;
+
+    /* the table as it was when this worker was forked: older workers only */
+    for (i = 0; i < WH_MAX_WORKERS; i++) {
+        if (workers[i].pid > 0 && workers[i].serial == serial) {
+            return workers[i].mailbox;
+        }
+    }
+    return -1;
+}
+
+/* The lowest place of the current generation no live worker holds (a
+ * respawned worker takes the place of the one that died). */
+static int
+free_index(void)
+{
+    int i, index;
+
+    for (index = 0;; index++) {
+        for (i = 0; i < WH_MAX_WORKERS; i++) {
+            if (workers[i].pid > 0 && workers[i].generation == generation && !workers[i].exiting
+                && workers[i].index == index)
+            {
+                break;
+            }
+        }
+        if (i == WH_MAX_WORKERS) {
+            return index;
+        }
+    }
+}
+
+/* A unix datagram socketpair: the worker keeps sv[1], the master (and every
+ * worker forked later) sv[0], to pass it datagrams of its UDP sessions. */
+static void
+make_mailbox(int sv[2])
+{
+    int size = 4 << 20;
+
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) == -1) {
+        wh_log(WH_LOG_WARN, "socketpair() failed (%s): UDP sessions of this worker will not "
+               "survive a reload", strerror(errno));
+        sv[0] = sv[1] = -1;
+        return;
+    }
+    if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) == -1) {
+        setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    }
+    if (setsockopt(sv[1], SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) == -1) {
+        setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    }
+}
+
 static int
 spawn_worker(void)
 {
-    int i, slot;
+    int i, slot, index, sv[2];
     pid_t pid;
 
     for (i = 0; i < WH_MAX_WORKERS && workers[i].pid > 0; i++) { /* void */ }
@@ -114,16 +181,28 @@ spawn_worker(void)
         wh_log(WH_LOG_ERROR, "too many worker processes (old ones still draining)");
         return WH_ERROR;
     }
+    index = free_index();
+    make_mailbox(sv);
+    last_serial++;
     pid = fork();
     if (pid == -1) {
         wh_log(WH_LOG_ERROR, "fork() failed (%s)", strerror(errno));
         wh_stats_slot_retire(slot);
+        if (sv[0] != -1) close(sv[0]);
+        if (sv[1] != -1) close(sv[1]);
         return WH_ERROR;
     }
     if (pid == 0) {
+        if (sv[0] != -1) close(sv[0]);
+        wh_worker_index = index;
+        wh_worker_count = cycle->worker_processes;
+        wh_worker_serial = last_serial;
+        wh_worker_mailbox = sv[1];
         wh_worker_run(cycle, slot);
     }
+    if (sv[1] != -1) close(sv[1]);
     workers[i] = (wh_worker_t) { .pid = pid, .slot = slot, .generation = generation,
+                                 .index = index, .serial = last_serial, .mailbox = sv[0],
                                  .started = now() };
     wh_log(WH_LOG_INFO, "start worker process %d", (int) pid);
     return WH_OK;
@@ -177,6 +256,11 @@ reap(void)
             wh_log(WH_LOG_INFO, "worker process %d exited", (int) pid);
         }
         wh_stats_slot_retire(w->slot);
+        wh_udp_forget(w->serial);
+        if (w->mailbox != -1) {
+            close(w->mailbox);
+            w->mailbox = -1;
+        }
 
         if (!w->exiting && !stopping && w->generation == generation) {
             if (now() - w->started < 1.0) {
@@ -373,7 +457,8 @@ wh_master_run(wh_cycle_t *c)
         return 1;
     }
     wh_log_also_stderr = !c->daemon;       /* a daemon's stderr is the log now */
-    if (wh_stats_create(getpid()) != WH_OK || assign_stats_columns(c) != WH_OK
+    if (wh_stats_create(getpid()) != WH_OK || wh_udp_init() != WH_OK
+        || assign_stats_columns(c) != WH_OK
         || ensure_parent_dir(c->pid_path) != WH_OK || write_pid(c->pid_path) != WH_OK)
     {
         wh_cycle_close(c);

@@ -7,6 +7,17 @@
 
 #include "wh_cycle.h"
 
+/* Set in a worker before wh_worker_run: its place in its generation
+ * (0..count-1), a serial no other worker ever gets, and the receiving end
+ * of its mailbox (wh_udp.c). */
+extern int wh_worker_index;
+extern int wh_worker_count;
+extern uint32_t wh_worker_serial;
+extern int wh_worker_mailbox;
+
+/* In a worker: the sending end of an older worker's mailbox, or -1. */
+int wh_master_mailbox(uint32_t serial);
+
 /* Runs the master until a stop; returns the exit status. */
 int wh_master_run(wh_cycle_t *cycle);
 

@@ -1,0 +1,414 @@
+/*
+ * wh_udp.c -- UDP sockets, datagram dispatch and hand-over for the UDP
+ * transports (the design is in wh_udp.h).
+ *
+ * Reading uses recvmmsg(2) into one per-worker batch of buffers: a
+ * transport handles each datagram synchronously and keeps nothing of the
+ * buffer, so a worker needs no per-session receive memory. The mailbox
+ * carries a small header (listener address, peer address) and the
+ * datagram; the owner finds its listener by address, since the listener
+ * of the old configuration may carry another tag.
+ */
+#include "wh_udp.h"
+#include "wh_udp_route.h"
+#include "wh_event.h"
+#include "wh_log.h"
+#include "wh_process.h"
+
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+#define WH_UDP_BATCH      32
+#define WH_UDP_ROUTES     (1u << 18)            /* 4 MiB of shared memory */
+#define WH_UDP_SOCKBUF    (4 << 20)
+#define WH_UDP_GSO_MAX    64
+
+typedef struct {
+    wh_sockaddr_t local;
+    wh_sockaddr_t peer;
+} wh_udp_mail_t;
+
+typedef struct {
+    wh_listener_t *ls;
+    ev_io *reads;               /* this worker's share of ls->udp_fds */
+    int nreads;
+    int send_fd;
+} wh_udp_listener_t;
+
+static wh_udp_routes_t routes;
+static int gso_off;                             /* the kernel refused UDP_SEGMENT */
+
+static ev_io mailbox_io;
+static wh_cycle_t *mail_cycle;
+
+static uint8_t batch_buf[WH_UDP_BATCH][WH_UDP_MAX_DATAGRAM + sizeof(wh_udp_mail_t)];
+
+int
+wh_udp_init(void)
+{
+    size_t size = WH_UDP_ROUTES * sizeof(wh_udp_route_t);
+    void *p;
+
+    if (routes.slots != NULL) {
+        return WH_OK;
+    }
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        wh_log(WH_LOG_EMERG, "mmap(%zu) for the UDP session table failed (%s)", size, strerror(errno));
+        return WH_ERROR;
+    }
+    routes.slots = p;
+    routes.mask = WH_UDP_ROUTES - 1;
+    routes.seed = (uint64_t) getpid() << 32 ^ (uint64_t) time(NULL) ^ (uint64_t) (uintptr_t) p;
+    return WH_OK;
+}
+
+void
+wh_udp_forget(uint32_t serial)
+{
+    if (routes.slots != NULL) {
+        wh_udp_route_forget(&routes, serial);
+    }
+}
+
+static int
+bind_one(wh_listener_t *ls)
+{
+    int fd, one = 1, size = WH_UDP_SOCKBUF;
+
+    fd = socket(ls->addr.sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        wh_log(WH_LOG_EMERG, "socket() for udp %s failed (%s)", ls->addr_text, strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (ls->addr.sa.ss_family == AF_INET6) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    /* the master is root: FORCE lifts net.core.[rw]mem_max, which is far too
+     * small for a busy UDP transport; fall back quietly when not root */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) == -1) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) == -1) {
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    }
+    if (ls->mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &ls->mark, sizeof(ls->mark)) == -1) {
+        wh_log(WH_LOG_WARN, "setsockopt(SO_MARK) on udp %s failed (%s)", ls->addr_text,
+               strerror(errno));
+    }
+    if (bind(fd, (const struct sockaddr *) &ls->addr.sa, ls->addr.len) == -1) {
+        wh_log(WH_LOG_EMERG, "bind() to udp %s failed (%s)", ls->addr_text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int
+wh_udp_bind(wh_listener_t *ls)
+{
+    int want = wh_max(ls->cycle->worker_processes, 1), fd;
+
+    if (ls->addr.sa.ss_family != AF_INET && ls->addr.sa.ss_family != AF_INET6) {
+        wh_log(WH_LOG_EMERG, "listener \"%s\": a UDP transport needs an IP address, not %s",
+               ls->tag, ls->addr_text);
+        return WH_ERROR;
+    }
+    /* a listener taken over from the previous cycle keeps its sockets (and
+     * so the kernel's peer-to-socket hashing); more workers need more */
+    if (ls->udp_nfds < want) {
+        int *fds = realloc(ls->udp_fds, want * sizeof(int));
+        if (fds == NULL) {
+            wh_log(WH_LOG_EMERG, "out of memory binding udp %s", ls->addr_text);
+            return WH_ERROR;
+        }
+        ls->udp_fds = fds;
+    }
+    while (ls->udp_nfds < want) {
+        fd = bind_one(ls);
+        if (fd == -1) {
+            return WH_ERROR;
+        }
+        ls->udp_fds[ls->udp_nfds++] = fd;
+    }
+    ls->fd = ls->udp_fds[0];
+    return WH_OK;
+}
+
+static wh_listener_t *
+listener_by_addr(const wh_sockaddr_t *local)
+{
+    int i;
+
+    for (i = 0; mail_cycle != NULL && i < mail_cycle->nlisteners; i++) {
+        wh_listener_t *ls = &mail_cycle->listeners[i];
+        if (ls->module->datagram != NULL && wh_addr_equal(&ls->addr, local)) {
+            return ls;
+        }
+    }
+    return NULL;
+}
+
+static void
+mailbox_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct mmsghdr msgs[WH_UDP_BATCH];
+    struct iovec iov[WH_UDP_BATCH];
+    int i, n;
+
+    memset(msgs, 0, sizeof(msgs));
+    for (i = 0; i < WH_UDP_BATCH; i++) {
+        iov[i].iov_base = batch_buf[i];
+        iov[i].iov_len = sizeof(batch_buf[i]);
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    n = recvmmsg(w->fd, msgs, WH_UDP_BATCH, MSG_DONTWAIT, NULL);
+    for (i = 0; i < n; i++) {
+        wh_udp_mail_t mail;
+        wh_udp_packet_t pkt;
+        wh_listener_t *ls;
+
+        if (msgs[i].msg_len <= sizeof(mail)) continue;
+        memcpy(&mail, batch_buf[i], sizeof(mail));
+        ls = listener_by_addr(&mail.local);
+        if (ls == NULL) continue;
+        pkt.peer = mail.peer;
+        pkt.data = batch_buf[i] + sizeof(mail);
+        pkt.len = msgs[i].msg_len - sizeof(mail);
+        pkt.forwarded = 1;
+        ls->module->datagram(ls, &pkt);
+    }
+}
+
+static void
+read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    wh_listener_t *ls = w->data;
+    struct mmsghdr msgs[WH_UDP_BATCH];
+    struct iovec iov[WH_UDP_BATCH];
+    wh_udp_packet_t pkts[WH_UDP_BATCH];
+    int i, n, rounds = 0;
+
+    /* a few batches per wake-up, then let the other sockets and timers run */
+    do {
+        memset(msgs, 0, sizeof(msgs));
+        for (i = 0; i < WH_UDP_BATCH; i++) {
+            iov[i].iov_base = batch_buf[i];
+            iov[i].iov_len = WH_UDP_MAX_DATAGRAM;
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name = &pkts[i].peer.sa;
+            msgs[i].msg_hdr.msg_namelen = sizeof(pkts[i].peer.sa);
+        }
+        n = recvmmsg(w->fd, msgs, WH_UDP_BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0) {
+            if (n == -1 && errno != EAGAIN && errno != EINTR) {
+                wh_log(WH_LOG_ERROR, "recvmmsg() on udp %s failed (%s)", ls->addr_text,
+                       strerror(errno));
+            }
+            return;
+        }
+        wh_stats_add(ls->stats->datagrams_in, n);
+        for (i = 0; i < n; i++) {
+            if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+                wh_udp_dropped(ls, WH_DROP_MALFORMED);     /* longer than any peer sends */
+                continue;
+            }
+            pkts[i].peer.len = msgs[i].msg_hdr.msg_namelen;
+            pkts[i].data = batch_buf[i];
+            pkts[i].len = msgs[i].msg_len;
+            pkts[i].forwarded = 0;
+            ls->module->datagram(ls, &pkts[i]);
+        }
+    } while (n == WH_UDP_BATCH && ++rounds < 4);
+}
+
+int
+wh_udp_start(wh_listener_t *ls, struct ev_loop *loop)
+{
+    wh_udp_listener_t *u;
+    int k;
+
+    u = calloc(1, sizeof(*u));
+    if (u == NULL) {
+        return WH_ERROR;
+    }
+    u->ls = ls;
+    u->reads = calloc(ls->udp_nfds, sizeof(ev_io));
+    if (u->reads == NULL) {
+        free(u);
+        return WH_ERROR;
+    }
+    u->send_fd = -1;
+    /* socket k belongs to worker k mod n: after a reload that lowered
+     * worker_processes every socket still has a reader */
+    for (k = 0; k < ls->udp_nfds; k++) {
+        if (k % wh_worker_count != wh_worker_index) continue;
+        ev_io *io = &u->reads[u->nreads++];
+        ev_io_init(io, read_cb, ls->udp_fds[k], EV_READ);
+        io->data = ls;
+        ev_io_start(loop, io);
+        if (u->send_fd == -1) u->send_fd = ls->udp_fds[k];
+    }
+    if (u->send_fd == -1) {
+        u->send_fd = ls->udp_fds[0];
+    }
+    ls->udp = u;
+
+    if (wh_worker_mailbox != -1 && !ev_is_active(&mailbox_io)) {
+        mail_cycle = ls->cycle;
+        ev_io_init(&mailbox_io, mailbox_cb, wh_worker_mailbox, EV_READ);
+        ev_io_start(loop, &mailbox_io);
+    }
+    return WH_OK;
+}
+
+void
+wh_udp_stop(wh_listener_t *ls)
+{
+    wh_udp_listener_t *u = ls->udp;
+    int i;
+
+    /* the sockets stay open: the live sessions still send from them, and
+     * the next generation reads them */
+    for (i = 0; u != NULL && i < u->nreads; i++) {
+        ev_io_stop(wh_loop, &u->reads[i]);
+    }
+}
+
+static int
+send_failed(wh_listener_t *ls, int err)
+{
+    wh_udp_dropped(ls, WH_DROP_SEND);
+    if (err != EAGAIN && err != ENOBUFS && err != ECONNREFUSED && err != EPERM) {
+        wh_log(WH_LOG_ERROR, "sendmsg() on udp %s failed (%s)", ls->addr_text, strerror(err));
+    }
+    return WH_ERROR;
+}
+
+int
+wh_udp_send(wh_listener_t *ls, const wh_sockaddr_t *peer, const void *data, size_t len)
+{
+    wh_udp_listener_t *u = ls->udp;
+
+    if (sendto(u->send_fd, data, len, MSG_DONTWAIT, (const struct sockaddr *) &peer->sa,
+               peer->len) == -1)
+    {
+        return send_failed(ls, errno);
+    }
+    wh_stats_add(ls->stats->datagrams_out, 1);
+    return WH_OK;
+}
+
+int
+wh_udp_send_gso(wh_listener_t *ls, const wh_sockaddr_t *peer, const void *data, size_t len,
+                size_t seg)
+{
+    wh_udp_listener_t *u = ls->udp;
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = { (void *) data, len };
+    struct msghdr msg = { .msg_name = (void *) &peer->sa, .msg_namelen = peer->len,
+                          .msg_iov = &iov, .msg_iovlen = 1 };
+    struct cmsghdr *cm;
+    size_t off, count = (len + seg - 1) / seg;
+
+    if (count <= 1 || gso_off || count > WH_UDP_GSO_MAX) {
+        goto one_by_one;
+    }
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = sizeof(ctl.buf);
+    cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    *(uint16_t *) (void *) CMSG_DATA(cm) = (uint16_t) seg;
+    if (sendmsg(u->send_fd, &msg, MSG_DONTWAIT) != -1) {
+        wh_stats_add(ls->stats->datagrams_out, count);
+        return WH_OK;
+    }
+    if (errno != EIO && errno != EINVAL && errno != ENOPROTOOPT && errno != EOPNOTSUPP) {
+        return send_failed(ls, errno);
+    }
+    gso_off = 1;        /* no GSO on this kernel or device: never ask again */
+
+one_by_one:
+    for (off = 0; off < len; off += seg) {
+        if (wh_udp_send(ls, peer, (const uint8_t *) data + off, wh_min(seg, len - off)) != WH_OK) {
+            return WH_ERROR;
+        }
+    }
+    return WH_OK;
+}
+
+void
+wh_udp_own(wh_listener_t *ls, const wh_sockaddr_t *peer)
+{
+    if (routes.slots != NULL) {
+        wh_udp_route_set(&routes, wh_udp_route_key(&routes, &ls->addr, peer), wh_worker_serial);
+    }
+}
+
+void
+wh_udp_disown(wh_listener_t *ls, const wh_sockaddr_t *peer)
+{
+    if (routes.slots != NULL) {
+        wh_udp_route_del(&routes, wh_udp_route_key(&routes, &ls->addr, peer), wh_worker_serial);
+    }
+}
+
+int
+wh_udp_forward(wh_listener_t *ls, const wh_udp_packet_t *pkt)
+{
+    wh_udp_mail_t mail;
+    struct iovec iov[2];
+    struct msghdr msg;
+    uint32_t owner;
+    int fd;
+
+    if (pkt->forwarded || routes.slots == NULL) {
+        return 0;
+    }
+    owner = wh_udp_route_get(&routes, wh_udp_route_key(&routes, &ls->addr, &pkt->peer));
+    if (owner == 0 || owner == wh_worker_serial || (fd = wh_master_mailbox(owner)) == -1) {
+        return 0;
+    }
+    memset(&mail, 0, sizeof(mail));
+    mail.local = ls->addr;
+    mail.peer = pkt->peer;
+    iov[0] = (struct iovec) { &mail, sizeof(mail) };
+    iov[1] = (struct iovec) { pkt->data, pkt->len };
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
+    if (sendmsg(fd, &msg, MSG_DONTWAIT) == -1) {
+        if (errno == ECONNREFUSED) {
+            return 0;           /* the owner has just exited: the session is gone */
+        }
+        /* the owner is swamped: lose the datagram rather than open a
+         * second session for the peer here */
+        wh_udp_dropped(ls, WH_DROP_SEND);
+        return 1;
+    }
+    wh_stats_add(ls->stats->datagrams_passed, 1);
+    return 1;
+}
+
+void
+wh_udp_dropped(wh_listener_t *ls, int cause)
+{
+    wh_stats_add(ls->stats->datagrams_dropped[cause], 1);
+}
