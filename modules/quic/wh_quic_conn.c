@@ -400,6 +400,12 @@ stream_reset_cb(ngtcp2_conn *conn, int64_t id, uint64_t final_size, uint64_t cod
 }
 
 static int
+stop_sending_cb(ngtcp2_conn *conn, int64_t id, uint64_t code, void *user, void *stream_user)
+{
+    return stream_reset_cb(conn, id, 0, code, user, stream_user);
+}
+
+static int
 extend_stream_data_cb(ngtcp2_conn *conn, int64_t id, uint64_t max_data, void *user,
                       void *stream_user)
 {
@@ -427,7 +433,7 @@ wh_quic_conn_callbacks(ngtcp2_callbacks *cb)
     cb->get_new_connection_id = new_cid_cb;
     cb->update_key = ngtcp2_crypto_update_key_cb;
     cb->stream_reset = stream_reset_cb;
-    cb->stream_stop_sending = stream_reset_cb;
+    cb->stream_stop_sending = stop_sending_cb;
     cb->extend_max_stream_data = extend_stream_data_cb;
     cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
     cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
