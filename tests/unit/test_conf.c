@@ -117,7 +117,7 @@ test_listeners(void **state)
             2, "needs [brackets]");
     refused(L("streamSettings = {\n network = \"carrier-pigeon\"; };"), 2,
             "unknown network \"carrier-pigeon\"");
-    refused(L("streamSettings = {\n network = \"quic\"; };"), 2, "is not built into this wharf");
+    refused(L("streamSettings = {\n network = \"kcp\"; };"), 2, "is not built into this wharf");
     refused(L("streamSettings = {\n tcpSettings = { header = {\n type = \"bogus\"; }; }; };"), 3,
             "unknown header type \"bogus\"");
     refused(L("streamSettings = {\n tcpSettings = {\n header = { }; }; };"), 3, "has no \"type\"");
