@@ -58,6 +58,10 @@
  *            4.34's ws client writes 2048-byte payloads, one frame per write,
  *            observed with strace on a bulk transfer; spec 4.4 gives 4096 as
  *            its largest frame).
+ *   --poke   bulk-down writes one byte ("\n", which the source discards)
+ *            right after connect: a V2Ray QUIC client opens its stream only
+ *            once the application writes, so a server-speaks-first
+ *            transfer would otherwise never start.
  *   --ack    bulk-up announces itself with the magic "WHARFBLA" instead of
  *            "WHARFBLK": the sink then writes one byte ("K") once it has
  *            received all announced bytes, before it closes, and the client
@@ -473,7 +477,7 @@ static int serve(enum kind kind, int port)
 /* ------------------------------------------------------------------ */
 /* client connections: plain, TLS, V2Ray "http" header                  */
 
-static int opt_tls, opt_http, opt_ack;
+static int opt_tls, opt_http, opt_ack, opt_poke;
 static const char *opt_ws;         /* --ws PATH, or NULL */
 static size_t opt_ws_frame = 2048; /* --ws-frame */
 static char ws_host[128];          /* Host header value */
@@ -1178,6 +1182,9 @@ static int bulk_down(const struct target *t, unsigned long long bytes)
         die("connect");
     if (lc_start(&c) < 0)
         die("send");
+    /* QUIC: the V2Ray client opens a stream only once its application writes */
+    if (opt_poke && lc_write(&c, "\n", 1) < 0)
+        die("send");
     unsigned long long got = 0;
     while (got < bytes) {
         size_t want = bytes - got < sizeof buf ? (size_t)(bytes - got) : sizeof buf;
@@ -1355,6 +1362,8 @@ int main(int argc, char **argv)
             opt_http = 1;
         else if (!strcmp(argv[1], "--ack"))
             opt_ack = 1;
+        else if (!strcmp(argv[1], "--poke"))
+            opt_poke = 1;
         else if (!strcmp(argv[1], "--ws") && argc > 2 && argv[2][0] == '/') {
             opt_ws = argv[2];
             argv++;
@@ -1372,7 +1381,7 @@ int main(int argc, char **argv)
         usage();
     const char *m = argv[1];
     if (!strcmp(m, "sink") || !strcmp(m, "source") || !strcmp(m, "echo")) {
-        if (argc != 3 || opt_tls || opt_http || opt_ws || opt_ack)
+        if (argc != 3 || opt_tls || opt_http || opt_ws || opt_ack || opt_poke)
             usage();
         enum kind k = !strcmp(m, "sink") ? K_SINK : !strcmp(m, "source") ? K_SOURCE : K_ECHO;
         return serve(k, (int)parse_num(argv[2], 1));

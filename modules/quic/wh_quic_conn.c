@@ -483,7 +483,9 @@ wh_quic_conn_read(wh_quic_conn_t *c, const uint8_t *pkt, size_t len)
     }
     for (st = c->sq_head; st != NULL; st = st->sq_next) st->blocked = 0;
     start_streams(c);
-    if (!c->closing) conn_write(c);
+    /* written once the whole batch of datagrams read together is in: one
+     * ACK for all of them instead of one every second packet */
+    wh_quic_conn_schedule(c);
     return WH_OK;
 }
 
