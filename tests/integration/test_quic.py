@@ -158,11 +158,17 @@ def test_two_workers(wharf, spawn, tmp_path):
 
 
 @pytest.mark.deadline(150)
-def test_default_quic_settings(wharf, spawn, tmp_path):
-    """No quicSettings on either side: V2Ray's AES-128-GCM under K("")."""
+@pytest.mark.parametrize("client", ["absent", "chacha20-poly1305"])
+def test_default_quic_settings(client, wharf, spawn, tmp_path):
+    """No quicSettings on wharf's side: V2Ray's default, AES-128-GCM under
+    K(""), for a client without quicSettings; and ChaCha20-Poly1305 under the
+    same K, what V2Ray builds for other CPUs use by default."""
     s = setup_case("quic", tmp_path, spawn)
     cj = json.loads(s["client_json"].read_text())
-    del cj["outbounds"][0]["streamSettings"]["quicSettings"]
+    if client == "absent":
+        del cj["outbounds"][0]["streamSettings"]["quicSettings"]
+    else:
+        cj["outbounds"][0]["streamSettings"]["quicSettings"] = {"security": client, "key": ""}
     s["client_json"].write_text(json.dumps(cj))
     ss = {"network": "quic"}
     ls = {"tag": "q", "listen": "127.0.0.1", "port": s["server_port"],
@@ -266,3 +272,22 @@ def test_reload_mid_transfer(wharf, spawn, tmp_path):
     # the client keeps its connection until idle; the old workers exit once
     # the connection has no stream left (they close it themselves)
     wait_for(lambda: not (set(old) & set(w.workers())), 20, what="old workers exit")
+
+
+@pytest.mark.deadline(90)
+def test_alpn_must_overlap(wharf, spawn, tmp_path):
+    """A client offering only "h3" to the default list (h2, http/1.1) fails its
+    handshake: some ALPN must be selected (spec 8.4); no stream reaches the
+    relay."""
+    s = setup_case("quic-tls", tmp_path, spawn)
+    cj = json.loads(s["client_json"].read_text())
+    cj["outbounds"][0]["streamSettings"]["tlsSettings"]["alpn"] = ["h3"]
+    s["client_json"].write_text(json.dumps(cj))
+    ls = {"tag": "q", "listen": "127.0.0.1", "port": s["server_port"],
+          "upstream": "127.0.0.1:%d" % s["up_port"], "streamSettings": s["ss"]}
+    w = start_wharf(wharf, {"listeners": [ls]}, s["server_port"])
+    spawn([V2RAY, "-config", s["client_json"]], "v2ray")
+    p = push(s["local_port"], nbytes=1024, streams=1, timeout=5)
+    assert p.returncode != 0, p.stdout
+    assert w.stats()["q"]["accepted"] == 0
+    assert len(w.workers()) == 1
