@@ -125,7 +125,6 @@ void wh_quic_conn_drain(wh_quic_conn_t *c);
 void wh_quic_conn_stream_done(wh_quic_conn_t *c);
 void wh_quic_conn_sendq_add(wh_quic_stream_t *st);
 void wh_quic_conn_sendq_remove(wh_quic_stream_t *st);
-int wh_quic_conn_callbacks(ngtcp2_callbacks *cb);
 
 /* stream */
 wh_quic_stream_t *wh_quic_stream_new(wh_quic_conn_t *c, int64_t id);

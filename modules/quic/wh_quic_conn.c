@@ -415,8 +415,8 @@ extend_stream_data_cb(ngtcp2_conn *conn, int64_t id, uint64_t max_data, void *us
     return 0;
 }
 
-int
-wh_quic_conn_callbacks(ngtcp2_callbacks *cb)
+static void
+conn_callbacks(ngtcp2_callbacks *cb)
 {
     memset(cb, 0, sizeof(*cb));
     cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
@@ -439,7 +439,6 @@ wh_quic_conn_callbacks(ngtcp2_callbacks *cb)
     cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
     cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
     cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
-    return WH_OK;
 }
 
 /* --- life --------------------------------------------------------------- */
@@ -504,7 +503,7 @@ wh_quic_conn_accept(wh_quic_rt_t *rt, wh_quic_outer_t *outer, const wh_sockaddr_
 
     if (ngtcp2_accept(&hd, pkt, len) != 0) return NULL;
     if (!have_callbacks) {
-        wh_quic_conn_callbacks(&callbacks);
+        conn_callbacks(&callbacks);
         have_callbacks = 1;
     }
     c = calloc(1, sizeof(*c));

@@ -24,7 +24,7 @@
 #include <netinet/in.h>
 
 #define WH_QUIC_HASH_SIZE  4096         /* buckets of the peer table, per worker */
-#define WH_QUIC_MAX_CONNS  8192         /* per listener and worker: floods stop here */
+#define WH_QUIC_MAX_CONNS  8192         /* per worker: a flood of Initials stops here */
 
 static const char *const networks[] = { "quic", NULL };
 static const char *const alpn[] = { "h2", "http/1.1", NULL };
