@@ -171,11 +171,13 @@ conn_output(wh_kcp_session_t *k, const wh_kcp_seg_t *seg)
 
 /* ------------------------------------------------------- session table */
 
+/* By peer address only (conv is compared in the chain), so "do we know
+ * this peer at all" is one bucket walk too. */
 static uint32_t
-key_hash(const wh_sockaddr_t *peer, uint16_t conv)
+key_hash(const wh_sockaddr_t *peer)
 {
     const uint8_t *p = (const uint8_t *) &peer->sa;
-    uint32_t h = 0x811c9dc5u ^ conv;
+    uint32_t h = 0x811c9dc5u;
     socklen_t i;
 
     for (i = 0; i < peer->len; i++) {
@@ -191,11 +193,23 @@ table_find(wh_kcp_listener_t *kl, const wh_sockaddr_t *peer, uint16_t conv)
     wh_kcp_conn_t *c;
 
     if (kl->buckets == NULL) return NULL;
-    h = key_hash(peer, conv);
+    h = key_hash(peer);
     for (c = kl->buckets[h & kl->mask]; c != NULL; c = c->hnext) {
         if (c->hash == h && c->k.conv == conv && wh_addr_equal(&c->peer, peer)) return c;
     }
     return NULL;
+}
+
+static int
+table_knows_peer(wh_kcp_listener_t *kl, const wh_sockaddr_t *peer)
+{
+    uint32_t h = key_hash(peer);
+    wh_kcp_conn_t *c;
+
+    for (c = kl->buckets[h & kl->mask]; c != NULL; c = c->hnext) {
+        if (c->hash == h && wh_addr_equal(&c->peer, peer)) return 1;
+    }
+    return 0;
 }
 
 static int
@@ -515,7 +529,7 @@ conn_create(wh_kcp_listener_t *kl, const wh_sockaddr_t *peer, uint16_t conv)
     c->kl = kl;
     c->peer = *peer;
     c->born = wh_kcp_now_ms();
-    c->hash = key_hash(peer, conv);
+    c->hash = key_hash(peer);
     c->posted.handler = conn_posted;
     c->attached = 1;
     wh_kcp_session_init(&c->k, &kl->conf->params, conv, conn_output, c);
@@ -533,12 +547,17 @@ kcp_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
     wh_kcp_seg_t segs[WH_KCP_MAX_SEGS];
     const uint8_t *body = pkt->data;
     size_t len = pkt->len;
-    uint8_t *plain;
+    uint8_t *plain, orig[WH_UDP_MAX_DATAGRAM];
+    wh_udp_packet_t copy;
     ssize_t n;
-    int nsegs;
+    int nsegs, keep;
     wh_kcp_conn_t *c;
 
     if (kl == NULL) return;
+    /* opening works in place; a datagram of a peer we do not know may have
+     * to be passed on as it came, to the worker that owns it */
+    keep = !pkt->forwarded && pkt->len <= sizeof(orig) && !table_knows_peer(kl, &pkt->peer);
+    if (keep) memcpy(orig, pkt->data, pkt->len);
     if (wh_pkt_header_strip(kl->conf->header, &body, &len) != WH_OK
         || (n = wh_kcp_crypt_open(&kl->crypt, (uint8_t *) body, len, &plain)) < 0)
     {
@@ -556,8 +575,12 @@ kcp_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
             wh_udp_dropped(ls, WH_DROP_REFUSED);    /* a goodbye to a session gone */
             return;
         }
-        if (wh_udp_forward(ls, pkt)) {
-            return;         /* a worker of the previous generation owns this peer */
+        if (keep) {
+            copy = *pkt;
+            copy.data = orig;
+            if (wh_udp_forward(ls, &copy)) {
+                return;     /* a worker of the previous generation owns this peer */
+            }
         }
         if (pkt->forwarded || kl->count >= WH_KCP_MAX_SESSIONS) {
             wh_udp_dropped(ls, WH_DROP_REFUSED);

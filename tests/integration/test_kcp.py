@@ -206,3 +206,135 @@ def test_lossy_relay(wharf, spawn, tmp_path):
     """3 % of datagrams dropped and 3 % delayed (reordered) both ways."""
     run_case("kcp", wharf, spawn, tmp_path, nbytes=2 << 20, streams=2,
              relay=["--loss", "0.03", "--reorder", "0.03", "--seed", "7"], timeout=100)
+
+
+# ------------------------------------------------------------- bad input
+
+def fnv1a32(b):
+    h = 0x811C9DC5
+    for x in b:
+        h = ((h ^ x) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def simple_seal(plain):
+    """Spec 9.2 simple security."""
+    body = bytearray(struct.pack(">IH", fnv1a32(struct.pack(">H", len(plain)) + plain),
+                                 len(plain)) + plain)
+    for i in range(4, len(body)):
+        body[i] ^= body[i - 4]
+    return bytes(body)
+
+
+def cmd_segment(conv, cmd, una=0, rcv_next=0, rto=100, opt=0):
+    return struct.pack(">HBBIII", conv, cmd, opt, una, rcv_next, rto)
+
+
+def test_simple_seal_vector():
+    # spec 10: PING una=5 rcv_next=5 rto=5, conv 0xccac
+    assert simple_seal(cmd_segment(0xCCAC, 3, 5, 5, 5)).hex() == \
+        "9d12069d9d02ca319e02ca319e07ca319e02ca319e07"
+
+
+@pytest.mark.deadline(150)
+def test_bad_input_and_flood(wharf, spawn, tmp_path):
+    """Garbage, truncated and oversized segments, stray TERMINATEs and a
+    flood of new conversations, while a v2ray client pushes 4 MiB x 2: the
+    transfer completes, the workers survive, every drop is counted."""
+    if V2RAY is None:
+        pytest.skip("v2ray is not installed (apt-get install v2ray)")
+    env = kcp_env("kcp", tmp_path)
+    port = int(env["SERVER_PORT"])
+    ss = server_stream_settings("kcp", env, tmp_path)
+    client = client_conf("kcp", env, tmp_path)
+    start_echo(spawn, env["UPSTREAM_PORT"])
+    ls = {"tag": "kcp", "listen": "127.0.0.1", "port": port,
+          "upstream": "127.0.0.1:%s" % env["UPSTREAM_PORT"], "streamSettings": ss}
+    w = start_wharf(wharf, ls)
+    workers = set(w.workers())
+    spawn([V2RAY, "-config", client], "v2ray")
+    result = {}
+
+    def good():
+        result["r"] = push(int(env["LOCAL_PORT"]), 4 << 20, 2, 90)
+    t = threading.Thread(target=good, daemon=True)
+    t.start()
+    time.sleep(1.0)
+
+    rnd = random.Random(5)
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(8)]
+    dst = ("127.0.0.1", port)
+    n_garbage, n_trunc, n_huge, n_term, n_flood = 300, 100, 100, 50, 200
+    for i in range(n_garbage):
+        socks[i % 8].sendto(bytes(rnd.getrandbits(8) for _ in range(rnd.randint(1, 1500))), dst)
+    for i in range(n_trunc):
+        # a DATA segment cut short inside a valid envelope
+        seg = struct.pack(">HBBIII", 7000 + i, 1, 0, 0, 0, 0)[:4 + rnd.randint(0, 13)]
+        socks[i % 8].sendto(simple_seal(seg), dst)
+    for i in range(n_huge):
+        # a DATA segment claiming 60000 payload bytes
+        seg = struct.pack(">HBBIIIH", 8000 + i, 1, 0, 0, 0, 0, 60000) + b"x" * 100
+        socks[i % 8].sendto(simple_seal(seg), dst)
+    for i in range(n_term):
+        socks[i % 8].sendto(simple_seal(cmd_segment(9000 + i, 2)), dst)
+    for i in range(n_flood):
+        socks[i % 8].sendto(simple_seal(cmd_segment(10000 + i, 3)), dst)
+        if i % 50 == 49:
+            time.sleep(0.05)
+
+    t.join(110)
+    r = result.get("r")
+    assert r is not None and r.returncode == 0, "%s\n%s" % (r and r.stdout, w.diagnostics())
+    assert set(w.workers()) == workers, "a worker died"
+    d = wait_for(lambda: (lambda s: s if s.get("kcp", {}).get("refused", 0) >= n_term
+                          else None)(datagram_stats(w)), 5)
+    assert d, datagram_stats(w)
+    d = d["kcp"]
+    assert d["auth"] >= n_garbage - 2, d
+    assert d["malformed"] >= n_trunc + n_huge, d
+    assert d["refused"] >= n_term, d
+    st = w.stats()["kcp"]
+    # every flood PING opened a session (V2Ray does too), beside the 2 good ones
+    assert st["accepted"] >= n_flood + 2, st
+    for s in socks:
+        s.close()
+
+
+# ---------------------------------------------------------------- reload
+
+@pytest.mark.deadline(150)
+def test_reload_mid_transfer(wharf, spawn, tmp_path):
+    """Sessions opened before a reload finish on their old worker (their
+    datagrams are handed over by the new workers); new sessions work."""
+    if V2RAY is None:
+        pytest.skip("v2ray is not installed (apt-get install v2ray)")
+    env = kcp_env("kcp", tmp_path)
+    port = int(env["SERVER_PORT"])
+    ss = server_stream_settings("kcp", env, tmp_path)
+    client = client_conf("kcp", env, tmp_path)
+    start_echo(spawn, env["UPSTREAM_PORT"])
+    ls = {"tag": "kcp", "listen": "127.0.0.1", "port": port,
+          "upstream": "127.0.0.1:%s" % env["UPSTREAM_PORT"], "streamSettings": ss}
+    w = start_wharf(wharf, ls, shutdown_timeout=60)
+    spawn([V2RAY, "-config", client], "v2ray")
+    result = {}
+
+    def run():
+        result["r"] = push(int(env["LOCAL_PORT"]), 24 << 20, 2, 100)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    time.sleep(2.0)
+    assert t.is_alive(), "the transfer ended before the reload"
+    old = set(w.workers())
+    w.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: len(set(w.workers()) - old) >= 2, 10), w.diagnostics()
+    assert t.is_alive(), "the reload did not overlap the transfer"
+    t.join(120)
+    r = result.get("r")
+    assert r is not None and r.returncode == 0, "%s\n%s" % (r and r.stdout, w.diagnostics())
+    # a new session after the reload
+    r = push(int(env["LOCAL_PORT"]), 1 << 20, 1, 60)
+    assert r.returncode == 0, r.stdout + w.diagnostics()
+    # the old workers exit once their sessions said goodbye
+    assert wait_for(lambda: not (old & set(w.workers())), 40), w.diagnostics()
+    assert datagram_stats(w)["kcp"]["passed"] > 0
