@@ -57,6 +57,7 @@ need_fixtures kcp
 raise_nofile "$IDLE_N"
 make_work wharf-kcp
 build_loadgen
+CERT="" KEY=""   # render() fills the TLS variables too; the kcp fixture has none
 
 start_wharf() {
     wharf_start "network = \"kcp\"; security = \"none\"; kcpSettings = { mtu = 1350; tti = 50;
