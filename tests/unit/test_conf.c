@@ -117,7 +117,12 @@ test_listeners(void **state)
             2, "needs [brackets]");
     refused(L("streamSettings = {\n network = \"carrier-pigeon\"; };"), 2,
             "unknown network \"carrier-pigeon\"");
+#ifndef WH_HAVE_MODULE_KCP
     refused(L("streamSettings = {\n network = \"kcp\"; };"), 2, "is not built into this wharf");
+#endif
+#ifndef WH_HAVE_MODULE_QUIC
+    refused(L("streamSettings = {\n network = \"quic\"; };"), 2, "is not built into this wharf");
+#endif
     refused(L("streamSettings = {\n tcpSettings = { header = {\n type = \"bogus\"; }; }; };"), 3,
             "unknown header type \"bogus\"");
     refused(L("streamSettings = {\n tcpSettings = {\n header = { }; }; };"), 3, "has no \"type\"");

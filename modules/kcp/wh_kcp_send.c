@@ -1,0 +1,263 @@
+/*
+ * wh_kcp_send.c -- the sending half of an mKCP session (spec 9.7): the
+ * send queue, its window, acks, fast resend and the optional loss-based
+ * control window.
+ *
+ * The queue is a list sorted by sn, each node one MSS-sized allocation
+ * made when the application writes and freed when acknowledged. The sns
+ * an ACK lists are mostly ascending, so each removal starts from where the
+ * previous one stopped instead of from the head.
+ *
+ * One deliberate difference from V2Ray, invisible to the peer: V2Ray sends
+ * up to 20·cwnd due segments per flush even beyond the peer's window,
+ * where the peer drops them. We send within remote_wnd, plus one probe
+ * segment beyond it (so a peer whose window reopened answers with an ACK
+ * carrying the new wnd: PINGs carry none): the same goodput for less
+ * work and less loss.
+ */
+#include "wh_core.h"
+
+#include "wh_kcp_session.h"
+
+static int
+send_closed(const wh_kcp_session_t *k)
+{
+    return k->state != WH_KCP_ACTIVE && k->state != WH_KCP_READY_TO_CLOSE;
+}
+
+int
+wh_kcp_writable(const wh_kcp_session_t *k)
+{
+    return k->state != WH_KCP_ACTIVE || k->snd_count <= k->p->send_queue;
+}
+
+int
+wh_kcp_busy(const wh_kcp_session_t *k)
+{
+    return (k->snd_head != NULL && !send_closed(k)) || k->nacks > 0 || k->acks_dirty
+           || k->una_moved;
+}
+
+ssize_t
+wh_kcp_write(wh_kcp_session_t *k, const uint8_t *buf, size_t size)
+{
+    size_t taken = 0, n;
+    wh_kcp_dseg_t *s;
+
+    if (k->state != WH_KCP_ACTIVE) {
+        return size;        /* nobody will read it (9.10): dropped */
+    }
+    /* V2Ray pushes while the queue holds at most SendQueue: up to one more */
+    while (taken < size && k->snd_count <= k->p->send_queue) {
+        n = wh_min(size - taken, (size_t) k->p->mss);
+        s = malloc(sizeof(*s) + n);
+        if (s == NULL) break;
+        memcpy(s->data, buf + taken, n);
+        s->len = n;
+        s->off = 0;
+        s->sn = k->snd_next++;
+        s->ts = 0;
+        s->resend_at = 0;
+        s->transmissions = 0;
+        s->next = NULL;
+        if (k->snd_tail) k->snd_tail->next = s;
+        else k->snd_head = s;
+        k->snd_tail = s;
+        k->snd_count++;
+        taken += n;
+    }
+    return taken > 0 ? (ssize_t) taken : WH_AGAIN;
+}
+
+static void
+unlink_seg(wh_kcp_session_t *k, wh_kcp_dseg_t **pp, wh_kcp_dseg_t *prev)
+{
+    wh_kcp_dseg_t *s = *pp;
+
+    *pp = s->next;
+    if (k->snd_tail == s) k->snd_tail = prev;
+    if (s->transmissions > 0 && k->in_flight > 0) k->in_flight--;
+    k->snd_count--;
+    free(s);
+}
+
+static void
+update_una(wh_kcp_session_t *k)
+{
+    uint32_t una = k->snd_head ? k->snd_head->sn : k->snd_next;
+
+    if (una != k->snd_una) {
+        k->snd_una = una;
+        k->una_moved = 1;
+    }
+}
+
+void
+wh_kcp_send_discard(wh_kcp_session_t *k)
+{
+    while (k->snd_head != NULL) {
+        unlink_seg(k, &k->snd_head, NULL);
+    }
+    k->in_flight = 0;
+}
+
+/* Drops queued segments below rcv_next from the head (plain unsigned). */
+void
+wh_kcp_send_rcv_next(wh_kcp_session_t *k, uint32_t rcv_next)
+{
+    while (k->snd_head != NULL && k->snd_head->sn < rcv_next) {
+        unlink_seg(k, &k->snd_head, NULL);
+    }
+    update_una(k);
+}
+
+/* Removes sn; *hint: a node before it to start from (NULL: the head). */
+static int
+remove_sn(wh_kcp_session_t *k, uint32_t sn, wh_kcp_dseg_t **hint)
+{
+    wh_kcp_dseg_t **pp = &k->snd_head, *prev = NULL;
+
+    if (*hint != NULL && wh_kcp_before((*hint)->sn, sn)) {
+        prev = *hint;
+        pp = &prev->next;
+    }
+    for (; *pp != NULL && wh_kcp_before((*pp)->sn, sn); pp = &(*pp)->next) {
+        prev = *pp;
+    }
+    if (*pp == NULL || (*pp)->sn != sn) {
+        return 0;
+    }
+    unlink_seg(k, pp, prev);
+    *hint = prev;
+    return 1;
+}
+
+void
+wh_kcp_send_ack(wh_kcp_session_t *k, uint32_t now, const wh_kcp_ack_t *a)
+{
+    wh_kcp_dseg_t *hint = NULL, *s;
+    uint32_t maxack = 0, sn, third;
+    int removed, max_removed = 0;
+    unsigned i;
+
+    if (send_closed(k)) {
+        return;
+    }
+    if (k->remote_wnd < a->wnd) {
+        k->remote_wnd = a->wnd;
+    }
+    wh_kcp_send_rcv_next(k, a->rcv_next);
+    for (i = 0; i < a->count; i++) {
+        sn = a->sn_list ? a->sn_list[i] : wh_kcp_ack_sn(a, i);
+        removed = 0;
+        if (!wh_kcp_before(sn, k->snd_una) && wh_kcp_before(sn, k->snd_next)) {
+            removed = remove_sn(k, sn, &hint);
+            if (removed) update_una(k);
+        }
+        if (maxack < sn) {
+            maxack = sn;
+            max_removed = removed;
+        }
+    }
+    if (!max_removed) {
+        return;
+    }
+    /* fast resend: what was sent before the newest acked sn is likely lost */
+    third = k->rtt.rto / 3;
+    for (s = k->snd_head; s != NULL && wh_kcp_before(s->sn, maxack); s = s->next) {
+        if (s->transmissions > 0 && s->resend_at > third) {
+            s->resend_at -= third;
+        }
+    }
+    if (now - a->ts < 10000) {
+        wh_kcp_rtt_sample(&k->rtt, now - a->ts, now);
+    }
+}
+
+void
+wh_kcp_ping(wh_kcp_session_t *k, uint32_t now, uint8_t cmd)
+{
+    wh_kcp_seg_t seg;
+
+    seg.conv = k->conv;
+    seg.cmd = cmd;
+    seg.opt = k->state == WH_KCP_READY_TO_CLOSE ? WH_KCP_OPT_CLOSE : 0;
+    seg.u.cmd.una = k->snd_una;
+    seg.u.cmd.rcv_next = k->rcv_next;
+    seg.u.cmd.rto = k->rtt.rto;
+    k->output(k, &seg);
+    k->last_ping = now;
+}
+
+static void
+on_loss(wh_kcp_session_t *k, uint32_t rate)
+{
+    uint32_t max = 2 * k->p->send_in_flight;
+
+    if (rate >= 15) {
+        k->ctrl_wnd = 3 * k->ctrl_wnd / 4;
+    } else if (rate <= 5) {
+        k->ctrl_wnd += k->ctrl_wnd / 4;
+    }
+    if (k->ctrl_wnd < 16) k->ctrl_wnd = 16;
+    if (k->ctrl_wnd > max) k->ctrl_wnd = max;
+}
+
+void
+wh_kcp_send_flush(wh_kcp_session_t *k, uint32_t now)
+{
+    uint32_t cwnd, limit, sent = 0, lost = 0;
+    int probed = 0, moved;
+    wh_kcp_dseg_t *s;
+    wh_kcp_seg_t seg;
+
+    if (send_closed(k)) {
+        k->una_moved = 0;
+        return;
+    }
+    if (k->snd_head == NULL) {
+        moved = k->una_moved;
+        k->una_moved = 0;
+        if (moved) {
+            wh_kcp_ping(k, now, WH_KCP_CMD_PING);   /* the peer may drop its acks */
+        }
+        return;
+    }
+    k->una_moved = 0;
+
+    cwnd = k->p->send_in_flight;
+    if (cwnd > k->remote_wnd - k->snd_una) cwnd = k->remote_wnd - k->snd_una;
+    if (k->p->congestion && cwnd > k->ctrl_wnd) cwnd = k->ctrl_wnd;
+    limit = cwnd * 20;      /* V2Ray's "magic" */
+
+    seg.conv = k->conv;
+    seg.cmd = WH_KCP_CMD_DATA;
+    seg.opt = k->state == WH_KCP_READY_TO_CLOSE ? WH_KCP_OPT_CLOSE : 0;
+    for (s = k->snd_head; s != NULL; s = s->next) {
+        if (now - s->resend_at >= 0x7fffffffu) {
+            continue;       /* not due */
+        }
+        if (!wh_kcp_before(s->sn, k->remote_wnd)) {
+            if (probed) break;
+            probed = 1;
+        }
+        if (s->transmissions == 0) {
+            k->in_flight++;
+        } else {
+            lost++;
+        }
+        s->resend_at = now + k->rtt.rto;
+        s->ts = now;
+        s->transmissions++;
+        seg.u.data.ts = now;
+        seg.u.data.sn = s->sn;
+        seg.u.data.una = k->snd_una;
+        seg.u.data.len = s->len;
+        seg.u.data.payload = s->data;
+        k->output(k, &seg);
+        if (++sent >= limit) break;
+    }
+    if (k->p->congestion && sent > 0 && k->in_flight != 0 && k->rtt.rto != 0) {
+        on_loss(k, lost * 100 / k->in_flight);
+    }
+}

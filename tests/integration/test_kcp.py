@@ -1,0 +1,340 @@
+"""The mKCP transport (spec 9) with the real Debian v2ray client.
+
+- the four interop cases (kcp, kcp-seed, kcp-wechat, kcp-dtls): 10 MiB
+  echoed byte-exact on 4 parallel sessions, as test_interop.py runs the
+  stream transports;
+- other headers (srtp, utp, wireguard), seed with dtls, and TLS over mKCP,
+  by editing the kcp case's client streamSettings;
+- a run through lossy_udp_relay.py (drops and reorders a few percent);
+- bad input (random datagrams, truncated segments, a huge len, a flood of
+  new conversations) while a good client keeps transferring, with the
+  datagram counters checked;
+- a reload in the middle of a transfer.
+"""
+import json
+import os
+import random
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import INTEROP, PYTHON, REPO, free_port, wait_for
+from test_interop import V2RAY, make_pki, server_stream_settings
+
+RELAY = REPO / "tests" / "integration" / "lossy_udp_relay.py"
+KCP_SEED = "wharf-interop-kcp-seed"
+
+
+# --------------------------------------------------------------- helpers
+
+def datagram_stats(w):
+    """{tag: {datagrams_in, datagrams_out, passed, auth, malformed, refused,
+    send}} from the second table of `wharf -S`."""
+    r = w.run("-S", timeout=10)
+    assert r.returncode == 0, r.stderr
+    out, header = {}, None
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if parts and parts[0] == "listener" and "datagrams_in" in parts:
+            header = parts[1:]
+            continue
+        if header and len(parts) == len(header) + 1:
+            try:
+                out[parts[0]] = {c: int(v) for c, v in zip(header, parts[1:])}
+            except ValueError:
+                pass
+    return out
+
+
+def udp_bound(port):
+    """Some socket is bound to UDP port (any address) per /proc/net/udp."""
+    want = ":%04X" % port
+    for f in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(f) as fh:
+                for line in fh.readlines()[1:]:
+                    if line.split()[1].endswith(want):
+                        return True
+        except OSError:
+            pass
+    return False
+
+
+def start_wharf(wharf, ls, workers=2, **conf):
+    c = {"worker_processes": workers, "listeners": [ls]}
+    c.update(conf)
+    w = wharf(c, start=False)
+    w.start(wait=False)
+    ok = wait_for(lambda: udp_bound(ls["port"]) and len(w.workers()) >= workers
+                  and w.pid_file.exists(), 10)
+    assert ok, w.diagnostics()
+    return w
+
+
+def render(template, out, env):
+    r = subprocess.run(["sh", str(INTEROP / "render.sh"), str(template), str(out)], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10, text=True)
+    assert r.returncode == 0, "render.sh: %s" % r.stdout
+
+
+def kcp_env(case, tmp_path, server_port=None):
+    env = dict(os.environ, SERVER_HOST="127.0.0.1",
+               SERVER_PORT=str(server_port or free_port()),
+               LOCAL_PORT=str(free_port()), UPSTREAM_PORT=str(free_port()),
+               KCP_SEED=KCP_SEED)
+    return env
+
+
+def client_conf(case, env, tmp_path, edit=None, connect_port=None):
+    """The case's client.json, optionally with its streamSettings edited and
+    the server port replaced (to go through a relay)."""
+    path = tmp_path / "client.json"
+    render(INTEROP / "cases" / case / "client.json", path, env)
+    if edit or connect_port:
+        conf = json.loads(path.read_text())
+        out = conf["outbounds"][0]
+        if edit:
+            edit(out["streamSettings"])
+        if connect_port:
+            out["settings"]["redirect"] = "127.0.0.1:%d" % connect_port
+            conf["inbounds"][0]["settings"]["port"] = connect_port
+        path.write_text(json.dumps(conf))
+    return path
+
+
+def start_echo(spawn, port, lifetime=170):
+    echo = spawn([PYTHON, INTEROP / "echo.py", port, "--lifetime", str(lifetime)], "echo",
+                 stdout=subprocess.PIPE)
+    assert echo.stdout.readline().startswith(b"ready")
+    return echo
+
+
+def push(local_port, nbytes=10485760, streams=4, timeout=90):
+    return subprocess.run([PYTHON, str(INTEROP / "push.py"), str(local_port),
+                           "--bytes", str(nbytes), "--streams", str(streams),
+                           "--timeout", str(timeout), "--wait-port", "10"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          timeout=timeout + 30, text=True)
+
+
+def run_case(case, wharf, spawn, tmp_path, edit=None, server_edit=None, nbytes=10485760,
+             streams=4, tls=False, relay=None, timeout=90):
+    """One v2ray client -> wharf run; returns the Wharf for more checks."""
+    if V2RAY is None:
+        pytest.skip("v2ray is not installed (apt-get install v2ray)")
+    env = kcp_env(case, tmp_path)
+    server_port = int(env["SERVER_PORT"])
+    ss = server_stream_settings(case, env, tmp_path)
+    if server_edit:
+        server_edit(ss)
+    if tls:
+        pki = make_pki(tmp_path)
+        ss["security"] = "tls"
+        ss["tlsSettings"] = {"certificates": [{"certificateFile": str(pki / "cert.pem"),
+                                               "keyFile": str(pki / "key.pem")}]}
+
+        def tls_edit(cs, inner=edit):
+            cs["security"] = "tls"
+            cs["tlsSettings"] = {"serverName": "localhost", "allowInsecure": False,
+                                 "certificates": [{"usage": "verify",
+                                                   "certificateFile": str(pki / "cert.pem")}]}
+            if inner:
+                inner(cs)
+        edit = tls_edit
+    connect_port = None
+    if relay is not None:
+        connect_port = free_port()
+        spawn([PYTHON, RELAY, "--listen", "127.0.0.1:%d" % connect_port,
+               "--to", "127.0.0.1:%d" % server_port] + relay, "relay")
+    client = client_conf(case, env, tmp_path, edit, connect_port)
+    start_echo(spawn, env["UPSTREAM_PORT"])
+    ls = {"tag": "kcp", "listen": "127.0.0.1", "port": server_port,
+          "upstream": "127.0.0.1:%s" % env["UPSTREAM_PORT"], "streamSettings": ss}
+    w = start_wharf(wharf, ls)
+    v2 = spawn([V2RAY, "-config", client], "v2ray")
+    r = push(int(env["LOCAL_PORT"]), nbytes, streams, timeout)
+    v2log = v2.log_path.read_text(errors="replace") if v2.log_path.exists() else ""
+    assert r.returncode == 0, "push.py failed:\n%s\n--- v2ray ---\n%s\n%s" % (
+        r.stdout, v2log[-3000:], w.diagnostics())
+    st = w.stats()["kcp"]
+    assert st["bytes_up"] >= streams * nbytes and st["bytes_down"] >= streams * nbytes, st
+    assert st["bad_input"] == 0 and st["upstream"] == 0, st
+    return w
+
+
+# ----------------------------------------------------------------- cases
+
+@pytest.mark.deadline(150)
+@pytest.mark.parametrize("case", ["kcp", "kcp-seed", "kcp-wechat", "kcp-dtls"])
+def test_v2ray_client(case, wharf, spawn, tmp_path):
+    w = run_case(case, wharf, spawn, tmp_path)
+    # the sessions end: the client closes, the server hears TERMINATE
+    w.wait_stat("kcp", "active", lambda v: v == 0, timeout=20)
+
+
+def header(kind):
+    def edit(ss):
+        ss["kcpSettings"]["header"] = {"type": kind}
+    return edit
+
+
+def seed_dtls(ss):
+    ss["kcpSettings"]["header"] = {"type": "dtls"}
+    ss["kcpSettings"]["seed"] = KCP_SEED
+
+
+@pytest.mark.deadline(120)
+@pytest.mark.parametrize("variant", ["srtp", "utp", "wireguard", "seed-dtls"])
+def test_v2ray_variants(variant, wharf, spawn, tmp_path):
+    edit = seed_dtls if variant == "seed-dtls" else header(variant)
+    run_case("kcp", wharf, spawn, tmp_path, edit=edit, server_edit=edit,
+             nbytes=2 << 20, streams=2)
+
+
+@pytest.mark.deadline(120)
+def test_v2ray_tls(wharf, spawn, tmp_path):
+    run_case("kcp", wharf, spawn, tmp_path, tls=True, nbytes=2 << 20, streams=2)
+
+
+@pytest.mark.deadline(150)
+def test_lossy_relay(wharf, spawn, tmp_path):
+    """3 % of datagrams dropped and 3 % delayed (reordered) both ways."""
+    run_case("kcp", wharf, spawn, tmp_path, nbytes=2 << 20, streams=2,
+             relay=["--loss", "0.03", "--reorder", "0.03", "--seed", "7"], timeout=100)
+
+
+# ------------------------------------------------------------- bad input
+
+def fnv1a32(b):
+    h = 0x811C9DC5
+    for x in b:
+        h = ((h ^ x) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def simple_seal(plain):
+    """Spec 9.2 simple security."""
+    body = bytearray(struct.pack(">IH", fnv1a32(struct.pack(">H", len(plain)) + plain),
+                                 len(plain)) + plain)
+    for i in range(4, len(body)):
+        body[i] ^= body[i - 4]
+    return bytes(body)
+
+
+def cmd_segment(conv, cmd, una=0, rcv_next=0, rto=100, opt=0):
+    return struct.pack(">HBBIII", conv, cmd, opt, una, rcv_next, rto)
+
+
+def test_simple_seal_vector():
+    # spec 10: PING una=5 rcv_next=5 rto=5, conv 0xccac
+    assert simple_seal(cmd_segment(0xCCAC, 3, 5, 5, 5)).hex() == \
+        "9d12069d9d02ca319e02ca319e07ca319e02ca319e07"
+
+
+@pytest.mark.deadline(150)
+def test_bad_input_and_flood(wharf, spawn, tmp_path):
+    """Garbage, truncated and oversized segments, stray TERMINATEs and a
+    flood of new conversations, while a v2ray client pushes 4 MiB x 2: the
+    transfer completes, the workers survive, every drop is counted."""
+    if V2RAY is None:
+        pytest.skip("v2ray is not installed (apt-get install v2ray)")
+    env = kcp_env("kcp", tmp_path)
+    port = int(env["SERVER_PORT"])
+    ss = server_stream_settings("kcp", env, tmp_path)
+    client = client_conf("kcp", env, tmp_path)
+    start_echo(spawn, env["UPSTREAM_PORT"])
+    ls = {"tag": "kcp", "listen": "127.0.0.1", "port": port,
+          "upstream": "127.0.0.1:%s" % env["UPSTREAM_PORT"], "streamSettings": ss}
+    w = start_wharf(wharf, ls)
+    workers = set(w.workers())
+    spawn([V2RAY, "-config", client], "v2ray")
+    result = {}
+
+    def good():
+        result["r"] = push(int(env["LOCAL_PORT"]), 4 << 20, 2, 90)
+    t = threading.Thread(target=good, daemon=True)
+    t.start()
+    time.sleep(1.0)
+
+    rnd = random.Random(5)
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(8)]
+    dst = ("127.0.0.1", port)
+    n_garbage, n_trunc, n_huge, n_term, n_flood = 300, 100, 100, 50, 200
+    for i in range(n_garbage):
+        socks[i % 8].sendto(bytes(rnd.getrandbits(8) for _ in range(rnd.randint(1, 1500))), dst)
+    for i in range(n_trunc):
+        # a DATA segment cut short inside a valid envelope
+        seg = struct.pack(">HBBIII", 7000 + i, 1, 0, 0, 0, 0)[:4 + rnd.randint(0, 13)]
+        socks[i % 8].sendto(simple_seal(seg), dst)
+    for i in range(n_huge):
+        # a DATA segment claiming 60000 payload bytes
+        seg = struct.pack(">HBBIIIH", 8000 + i, 1, 0, 0, 0, 0, 60000) + b"x" * 100
+        socks[i % 8].sendto(simple_seal(seg), dst)
+    for i in range(n_term):
+        socks[i % 8].sendto(simple_seal(cmd_segment(9000 + i, 2)), dst)
+    for i in range(n_flood):
+        socks[i % 8].sendto(simple_seal(cmd_segment(10000 + i, 3)), dst)
+        if i % 50 == 49:
+            time.sleep(0.05)
+
+    t.join(110)
+    r = result.get("r")
+    assert r is not None and r.returncode == 0, "%s\n%s" % (r and r.stdout, w.diagnostics())
+    assert set(w.workers()) == workers, "a worker died"
+    d = wait_for(lambda: (lambda s: s if s.get("kcp", {}).get("refused", 0) >= n_term
+                          else None)(datagram_stats(w)), 5)
+    assert d, datagram_stats(w)
+    d = d["kcp"]
+    assert d["auth"] >= n_garbage - 2, d
+    assert d["malformed"] >= n_trunc + n_huge, d
+    assert d["refused"] >= n_term, d
+    st = w.stats()["kcp"]
+    # every flood PING opened a session (V2Ray does too), beside the 2 good ones
+    assert st["accepted"] >= n_flood + 2, st
+    for s in socks:
+        s.close()
+
+
+# ---------------------------------------------------------------- reload
+
+@pytest.mark.deadline(150)
+def test_reload_mid_transfer(wharf, spawn, tmp_path):
+    """Sessions opened before a reload finish on their old worker (their
+    datagrams are handed over by the new workers); new sessions work."""
+    if V2RAY is None:
+        pytest.skip("v2ray is not installed (apt-get install v2ray)")
+    env = kcp_env("kcp", tmp_path)
+    port = int(env["SERVER_PORT"])
+    ss = server_stream_settings("kcp", env, tmp_path)
+    client = client_conf("kcp", env, tmp_path)
+    start_echo(spawn, env["UPSTREAM_PORT"])
+    ls = {"tag": "kcp", "listen": "127.0.0.1", "port": port,
+          "upstream": "127.0.0.1:%s" % env["UPSTREAM_PORT"], "streamSettings": ss}
+    w = start_wharf(wharf, ls, shutdown_timeout=60)
+    spawn([V2RAY, "-config", client], "v2ray")
+    result = {}
+
+    def run():
+        result["r"] = push(int(env["LOCAL_PORT"]), 24 << 20, 2, 100)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    time.sleep(2.0)
+    assert t.is_alive(), "the transfer ended before the reload"
+    old = set(w.workers())
+    w.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: len(set(w.workers()) - old) >= 2, 10), w.diagnostics()
+    assert t.is_alive(), "the reload did not overlap the transfer"
+    t.join(120)
+    r = result.get("r")
+    assert r is not None and r.returncode == 0, "%s\n%s" % (r and r.stdout, w.diagnostics())
+    # a new session after the reload
+    r = push(int(env["LOCAL_PORT"]), 1 << 20, 1, 60)
+    assert r.returncode == 0, r.stdout + w.diagnostics()
+    # the old workers exit once their sessions said goodbye
+    assert wait_for(lambda: not (old & set(w.workers())), 40), w.diagnostics()
+    assert datagram_stats(w)["kcp"]["passed"] > 0
