@@ -45,6 +45,7 @@
 #define WH_KCP_MAX_SESSIONS   4096      /* per listener per worker */
 #define WH_KCP_IDLE_FLUSH     5000      /* ms: V2Ray's background flush */
 #define WH_KCP_CLOSING_FLUSH  1000
+#define WH_KCP_PACE_FLUSH     1         /* ms: the rest of a paced flush (wh_kcp_send.c) */
 #define WH_KCP_MAX_SEGS       128       /* 2048 / 16: the most one datagram holds */
 #define WH_KCP_GSO_MAX        64
 #define WH_KCP_GSO_BYTES      65000     /* a GSO send is one UDP payload: < 64 KiB */
@@ -336,7 +337,10 @@ conn_fire(wh_kcp_sched_t *s, wh_kcp_timer_t *t, uint64_t now)
     conn_notify_later(c);
     if (c->k.state == WH_KCP_TERMINATING) {
         next = WH_KCP_CLOSING_FLUSH;
-    } else if (wh_kcp_busy(&c->k)) {
+    } else if (c->k.paced) {
+        next = WH_KCP_PACE_FLUSH;
+    } else if (wh_kcp_busy(&c->k) || c->k.state != WH_KCP_ACTIVE) {
+        /* closing states move on in a flush: not 5 s later (spec 9.10) */
         next = c->k.p->tti;
     } else {
         next = WH_KCP_IDLE_FLUSH;

@@ -11,9 +11,15 @@
  * One deliberate difference from V2Ray, invisible to the peer: V2Ray sends
  * up to 20·cwnd due segments per flush even beyond the peer's window,
  * where the peer drops them. We send within remote_wnd, plus one probe
- * segment beyond it (so a peer whose window reopened answers with an ACK
- * carrying the new wnd: PINGs carry none): the same goodput for less
- * work and less loss.
+ * segment beyond it per tti (so a peer whose window reopened answers with
+ * an ACK carrying the new wnd: PINGs carry none): the same goodput for
+ * less work and less loss.
+ *
+ * And a flush stops after WH_KCP_BURST transmissions (k->paced); the
+ * module flushes again a millisecond later. A whole window at once (776
+ * datagrams, a megabyte, with the defaults) overflows the receive buffer
+ * of a client on a fast path, Go's default one on loopback already, and
+ * the loss then costs an RTO each time.
  */
 #include "wh_core.h"
 
@@ -23,6 +29,31 @@ static int
 send_closed(const wh_kcp_session_t *k)
 {
     return k->state != WH_KCP_ACTIVE && k->state != WH_KCP_READY_TO_CLOSE;
+}
+
+/* The RTO as a retransmission timer: never under 1.5 tti. A V2Ray peer
+ * acknowledges only in its flush, every tti, yet advertises RTOs of a few
+ * ms on a fast path (its first RTT sample is not clamped, spec 9.8), which
+ * we adopt; resending before its ACK can come only floods it with
+ * duplicates (25 per segment was measured, at 0.7 MiB/s). The RTO we
+ * advertise stays V2Ray's arithmetic. */
+static uint32_t
+resend_after(const wh_kcp_session_t *k)
+{
+    return wh_max(k->rtt.rto, k->p->tti + k->p->tti / 2);
+}
+
+/* Whether a flush that stopped before from would still send something. */
+static int
+more_due(const wh_kcp_session_t *k, const wh_kcp_dseg_t *from, uint32_t now, int may_probe)
+{
+    for (; from != NULL; from = from->next) {
+        if (now - from->resend_at >= 0x7fffffffu) {
+            continue;
+        }
+        return wh_kcp_before(from->sn, k->remote_wnd) || may_probe;
+    }
+    return 0;
 }
 
 int
@@ -207,10 +238,11 @@ void
 wh_kcp_send_flush(wh_kcp_session_t *k, uint32_t now)
 {
     uint32_t cwnd, limit, sent = 0, lost = 0;
-    int probed = 0, moved;
+    int may_probe, moved;
     wh_kcp_dseg_t *s;
     wh_kcp_seg_t seg;
 
+    k->paced = 0;
     if (send_closed(k)) {
         k->una_moved = 0;
         return;
@@ -229,6 +261,8 @@ wh_kcp_send_flush(wh_kcp_session_t *k, uint32_t now)
     if (cwnd > k->remote_wnd - k->snd_una) cwnd = k->remote_wnd - k->snd_una;
     if (k->p->congestion && cwnd > k->ctrl_wnd) cwnd = k->ctrl_wnd;
     limit = cwnd * 20;      /* V2Ray's "magic" */
+    /* one probe beyond the window per tti, not one per paced flush */
+    may_probe = now - k->last_probe >= k->p->tti;
 
     seg.conv = k->conv;
     seg.cmd = WH_KCP_CMD_DATA;
@@ -238,15 +272,16 @@ wh_kcp_send_flush(wh_kcp_session_t *k, uint32_t now)
             continue;       /* not due */
         }
         if (!wh_kcp_before(s->sn, k->remote_wnd)) {
-            if (probed) break;
-            probed = 1;
+            if (!may_probe) break;
+            may_probe = 0;
+            k->last_probe = now;
         }
         if (s->transmissions == 0) {
             k->in_flight++;
         } else {
             lost++;
         }
-        s->resend_at = now + k->rtt.rto;
+        s->resend_at = now + resend_after(k);
         s->ts = now;
         s->transmissions++;
         seg.u.data.ts = now;
@@ -256,6 +291,10 @@ wh_kcp_send_flush(wh_kcp_session_t *k, uint32_t now)
         seg.u.data.payload = s->data;
         k->output(k, &seg);
         if (++sent >= limit) break;
+        if (sent >= WH_KCP_BURST) {
+            k->paced = more_due(k, s->next, now, may_probe);
+            break;
+        }
     }
     if (k->p->congestion && sent > 0 && k->in_flight != 0 && k->rtt.rto != 0) {
         on_loss(k, lost * 100 / k->in_flight);

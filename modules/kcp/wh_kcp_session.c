@@ -45,6 +45,7 @@ wh_kcp_session_init(wh_kcp_session_t *k, const wh_kcp_params_t *p, uint16_t conv
     k->state = WH_KCP_ACTIVE;
     k->remote_wnd = WH_KCP_INITIAL_REMOTE_WND;
     k->ctrl_wnd = p->send_in_flight;
+    k->last_probe = 0 - p->tti;
     wh_kcp_rtt_init(&k->rtt, p->tti);
 }
 

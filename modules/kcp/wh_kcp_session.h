@@ -53,6 +53,7 @@ enum {
 #define WH_KCP_INITIAL_RTO       100
 #define WH_KCP_MAX_RTO           10000
 #define WH_KCP_INITIAL_REMOTE_WND 32
+#define WH_KCP_BURST             32     /* data transmissions per flush call (pacing) */
 
 /* A queued DATA payload: in the send queue until acknowledged, in the
  * receive buffer until read. */
@@ -94,10 +95,12 @@ struct wh_kcp_session_s {
     uint8_t state;
     uint8_t acks_dirty:1;
     uint8_t una_moved:1;        /* snd_una changed since the last flush */
+    uint8_t paced:1;            /* the last flush stopped at WH_KCP_BURST: more are due */
     uint8_t had_input:1;        /* something arrived since the last flush */
     uint32_t state_since;
     uint32_t last_receive;
     uint32_t last_ping;
+    uint32_t last_probe;        /* a DATA beyond the peer's window was sent */
     wh_kcp_rtt_t rtt;
 
     /* receiving (9.6) */

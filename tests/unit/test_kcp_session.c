@@ -294,8 +294,13 @@ test_send_queue_and_window(void **state)
     assert_int_equal(k.snd_count, 1554);
     assert_false(wh_kcp_writable(&k));
     assert_int_equal(wh_kcp_write(&k, big, 10), WH_AGAIN);
-    /* the first flush: within the initial remote window of 32, plus one probe */
+    /* the first flush: within the initial remote window of 32, plus one
+     * probe; paced, so one burst now and the rest a flush later */
     wh_kcp_flush(&k, 0);
+    assert_int_equal(count_cmd(WH_KCP_CMD_DATA), WH_KCP_BURST);
+    assert_true(k.paced);
+    wh_kcp_flush(&k, 1);
+    assert_false(k.paced);
     data = count_cmd(WH_KCP_CMD_DATA);
     assert_int_equal(data, 33);
     for (i = 0; i < nout; i++) {
