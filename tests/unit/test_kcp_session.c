@@ -358,6 +358,28 @@ test_resend_and_fast_ack(void **state)
     wh_kcp_session_free(&k);
 }
 
+/* Regression: a V2Ray client on a fast path advertises an RTO of a few ms
+ * (adopted, spec 9.8) but acks only once per tti; resending on that RTO
+ * sent each segment 25 times. Resends wait at least 1.5 tti. */
+static void
+test_resend_waits_for_the_peers_flush(void **state)
+{
+    wh_kcp_session_t k;
+    uint8_t b[4000];
+
+    mk(&k);
+    assert_int_equal(wh_kcp_write(&k, b, 3 * 1326), 3 * 1326);
+    k.rtt.rto = 5;
+    wh_kcp_flush(&k, 0);
+    assert_int_equal(count_cmd(WH_KCP_CMD_DATA), 3);
+    nout = 0;
+    wh_kcp_flush(&k, 50);
+    assert_int_equal(count_cmd(WH_KCP_CMD_DATA), 0);
+    wh_kcp_flush(&k, 75);
+    assert_int_equal(count_cmd(WH_KCP_CMD_DATA), 3);
+    wh_kcp_session_free(&k);
+}
+
 static void
 test_ping_when_queue_drains(void **state)
 {
@@ -556,6 +578,7 @@ main(void)
         cmocka_unit_test(test_ack_list),
         cmocka_unit_test(test_send_queue_and_window),
         cmocka_unit_test(test_resend_and_fast_ack),
+        cmocka_unit_test(test_resend_waits_for_the_peers_flush),
         cmocka_unit_test(test_ping_when_queue_drains),
         cmocka_unit_test(test_congestion),
         cmocka_unit_test(test_ping_and_idle),
