@@ -67,6 +67,7 @@ struct wh_kcp_conn_s {
     unsigned in_table:1;
     unsigned lingering:1;       /* counted in wh_streams_live after the close */
     wh_sockaddr_t peer;
+    wh_udp_local_t local;       /* where the client sends to (wildcard listeners) */
 };
 
 struct wh_kcp_listener_s {
@@ -96,6 +97,7 @@ static int sched_ready;
 static struct {
     wh_listener_t *ls;
     const wh_sockaddr_t *peer;
+    const wh_udp_local_t *local;
     size_t seg;
     size_t len;
     int count;
@@ -123,9 +125,9 @@ static void
 out_flush(void)
 {
     if (out.count == 1) {
-        (void) wh_udp_send(out.ls, out.peer, out.buf, out.len);
+        (void) wh_udp_send(out.ls, out.peer, out.local, out.buf, out.len);
     } else if (out.count > 1) {
-        (void) wh_udp_send_gso(out.ls, out.peer, out.buf, out.len, out.seg);
+        (void) wh_udp_send_gso(out.ls, out.peer, out.local, out.buf, out.len, out.seg);
     }
     out.count = 0;
     out.len = 0;
@@ -133,7 +135,8 @@ out_flush(void)
 }
 
 static void
-out_add(wh_listener_t *ls, const wh_sockaddr_t *peer, const uint8_t *d, size_t n)
+out_add(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local_t *local,
+        const uint8_t *d, size_t n)
 {
     if (out.count > 0 && (out.ls != ls || out.peer != peer || out.ended || n > out.seg
                           || out.count == WH_KCP_GSO_MAX || out.len + n > WH_KCP_GSO_BYTES))
@@ -143,6 +146,7 @@ out_add(wh_listener_t *ls, const wh_sockaddr_t *peer, const uint8_t *d, size_t n
     if (out.count == 0) {
         out.ls = ls;
         out.peer = peer;
+        out.local = local;
         out.seg = n;
     } else if (n < out.seg) {
         out.ended = 1;
@@ -167,7 +171,7 @@ conn_output(wh_kcp_session_t *k, const wh_kcp_seg_t *seg)
                                NULL);
     if (sealed < 0) return;
     wh_pkt_header_write(h, &kl->header, dgram);
-    out_add(kl->ls, &c->peer, dgram, h->size + sealed);
+    out_add(kl->ls, &c->peer, &c->local, dgram, h->size + sealed);
 }
 
 /* ------------------------------------------------------- session table */
@@ -595,6 +599,7 @@ kcp_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
             wh_udp_dropped(ls, WH_DROP_REFUSED);
             return;
         }
+        c->local = pkt->local;
         wh_udp_own(ls, &pkt->peer);
         wh_stream_accepted(ls);
         wh_kcp_input(&c->k, conn_now(c, wh_kcp_now_ms()), segs, nsegs);
@@ -606,6 +611,7 @@ kcp_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
         }
         return;
     }
+    c->local = pkt->local;
     wh_kcp_input(&c->k, conn_now(c, wh_kcp_now_ms()), segs, nsegs);
     conn_wake(c);
     conn_notify_later(c);

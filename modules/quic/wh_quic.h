@@ -96,6 +96,7 @@ struct wh_quic_conn_s {
     wh_quic_outer_t *outer;
     wh_sockaddr_t peer;
     wh_sockaddr_t local;
+    wh_udp_local_t dst;         /* where the client sends to (wildcard listeners) */
     ngtcp2_path path;
     ev_timer timer;
     wh_posted_t write_ev;

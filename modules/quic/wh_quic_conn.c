@@ -97,9 +97,9 @@ static void
 batch_flush(wh_quic_conn_t *c)
 {
     if (batch_n == 1) {
-        wh_udp_send(c->ls, &c->peer, batch, batch_off);
+        wh_udp_send(c->ls, &c->peer, &c->dst, batch, batch_off);
     } else if (batch_n > 1) {
-        wh_udp_send_gso(c->ls, &c->peer, batch, batch_off, batch_seg);
+        wh_udp_send_gso(c->ls, &c->peer, &c->dst, batch, batch_off, batch_seg);
     }
     batch_n = 0;
     batch_off = 0;

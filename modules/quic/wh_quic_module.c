@@ -149,6 +149,7 @@ quic_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
             wh_udp_dropped(ls, WH_DROP_AUTH);
             return;
         }
+        c->dst = pkt->local;
         wh_quic_conn_read(c, inner, n);
         return;
     }
@@ -179,6 +180,7 @@ quic_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
         wh_udp_dropped(ls, (inner[0] & 0x80) ? WH_DROP_MALFORMED : WH_DROP_REFUSED);
         return;
     }
+    c->dst = pkt->local;
     if (wh_quic_conn_read(c, inner, n) != WH_OK) {
         wh_udp_dropped(ls, WH_DROP_MALFORMED);
     }

@@ -33,15 +33,20 @@
 #define WH_UDP_GSO_MAX    64
 
 typedef struct {
-    wh_sockaddr_t local;
+    wh_sockaddr_t listener;
     wh_sockaddr_t peer;
+    wh_udp_local_t local;
 } wh_udp_mail_t;
+
+/* room for IP_PKTINFO or IPV6_PKTINFO, and UDP_SEGMENT */
+#define WH_UDP_CTL_SIZE (CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t)))
 
 typedef struct {
     wh_listener_t *ls;
     ev_io *reads;               /* this worker's share of ls->udp_fds */
     int nreads;
     int send_fd;
+    int wildcard;               /* bound to 0.0.0.0 or ::: replies need IP_PKTINFO */
 } wh_udp_listener_t;
 
 static wh_udp_routes_t routes;
@@ -51,6 +56,76 @@ static ev_io mailbox_io;
 static wh_cycle_t *mail_cycle;
 
 static uint8_t batch_buf[WH_UDP_BATCH][WH_UDP_MAX_DATAGRAM + sizeof(wh_udp_mail_t)];
+static union {
+    char buf[WH_UDP_CTL_SIZE];
+    struct cmsghdr align;
+} batch_ctl[WH_UDP_BATCH];
+
+static int
+is_wildcard(const wh_sockaddr_t *a)
+{
+    if (a->sa.ss_family == AF_INET) {
+        return ((const struct sockaddr_in *) &a->sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+    }
+    return a->sa.ss_family == AF_INET6
+           && IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *) &a->sa)->sin6_addr);
+}
+
+/* The destination address of a datagram read on a wildcard socket. */
+static void
+get_local(struct msghdr *msg, wh_udp_local_t *local)
+{
+    struct cmsghdr *cm;
+
+    local->family = 0;
+    for (cm = CMSG_FIRSTHDR(msg); cm != NULL; cm = CMSG_NXTHDR(msg, cm)) {
+        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+            local->family = AF_INET;
+            local->addr.v4 = pi.ipi_addr;
+            local->ifindex = 0;     /* the route decides the way out */
+        } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+            struct in6_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+            local->family = AF_INET6;
+            local->addr.v6 = pi.ipi6_addr;
+            local->ifindex = (int) pi.ipi6_ifindex;     /* link-local needs it */
+        }
+    }
+}
+
+/* Appends the source address to msg's control data (at msg_controllen). */
+static void
+put_local(struct msghdr *msg, const wh_udp_local_t *local)
+{
+    struct cmsghdr *cm;
+
+    if (local == NULL || local->family == 0) {
+        return;
+    }
+    cm = (struct cmsghdr *) ((char *) msg->msg_control + msg->msg_controllen);
+    if (local->family == AF_INET) {
+        struct in_pktinfo pi;
+        memset(&pi, 0, sizeof(pi));
+        pi.ipi_spec_dst = local->addr.v4;
+        cm->cmsg_level = IPPROTO_IP;
+        cm->cmsg_type = IP_PKTINFO;
+        cm->cmsg_len = CMSG_LEN(sizeof(pi));
+        memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+        msg->msg_controllen += CMSG_SPACE(sizeof(pi));
+    } else {
+        struct in6_pktinfo pi;
+        memset(&pi, 0, sizeof(pi));
+        pi.ipi6_addr = local->addr.v6;
+        pi.ipi6_ifindex = (unsigned) local->ifindex;
+        cm->cmsg_level = IPPROTO_IPV6;
+        cm->cmsg_type = IPV6_PKTINFO;
+        cm->cmsg_len = CMSG_LEN(sizeof(pi));
+        memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+        msg->msg_controllen += CMSG_SPACE(sizeof(pi));
+    }
+}
 
 int
 wh_udp_init(void)
@@ -93,6 +168,14 @@ bind_one(wh_listener_t *ls)
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (ls->addr.sa.ss_family == AF_INET6) {
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    if (is_wildcard(&ls->addr)
+        && (ls->addr.sa.ss_family == AF_INET
+            ? setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one))
+            : setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one))) == -1)
+    {
+        wh_log(WH_LOG_WARN, "setsockopt(PKTINFO) on udp %s failed (%s): replies may leave "
+               "from another address than the client sent to", ls->addr_text, strerror(errno));
     }
     /* the master is root: FORCE lifts net.core.[rw]mem_max, which is far too
      * small for a busy UDP transport; fall back quietly when not root */
@@ -181,9 +264,10 @@ mailbox_cb(struct ev_loop *loop, ev_io *w, int revents)
 
         if (msgs[i].msg_len <= sizeof(mail)) continue;
         memcpy(&mail, batch_buf[i], sizeof(mail));
-        ls = listener_by_addr(&mail.local);
+        ls = listener_by_addr(&mail.listener);
         if (ls == NULL) continue;
         pkt.peer = mail.peer;
+        pkt.local = mail.local;
         pkt.data = batch_buf[i] + sizeof(mail);
         pkt.len = msgs[i].msg_len - sizeof(mail);
         pkt.forwarded = 1;
@@ -195,6 +279,7 @@ static void
 read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     wh_listener_t *ls = w->data;
+    wh_udp_listener_t *u = ls->udp;
     struct mmsghdr msgs[WH_UDP_BATCH];
     struct iovec iov[WH_UDP_BATCH];
     wh_udp_packet_t pkts[WH_UDP_BATCH];
@@ -210,6 +295,10 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
             msgs[i].msg_hdr.msg_iovlen = 1;
             msgs[i].msg_hdr.msg_name = &pkts[i].peer.sa;
             msgs[i].msg_hdr.msg_namelen = sizeof(pkts[i].peer.sa);
+            if (u->wildcard) {
+                msgs[i].msg_hdr.msg_control = batch_ctl[i].buf;
+                msgs[i].msg_hdr.msg_controllen = sizeof(batch_ctl[i].buf);
+            }
         }
         n = recvmmsg(w->fd, msgs, WH_UDP_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0) {
@@ -226,6 +315,10 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
                 continue;
             }
             pkts[i].peer.len = msgs[i].msg_hdr.msg_namelen;
+            pkts[i].local.family = 0;
+            if (u->wildcard) {
+                get_local(&msgs[i].msg_hdr, &pkts[i].local);
+            }
             pkts[i].data = batch_buf[i];
             pkts[i].len = msgs[i].msg_len;
             pkts[i].forwarded = 0;
@@ -251,6 +344,7 @@ wh_udp_start(wh_listener_t *ls, struct ev_loop *loop)
         return WH_ERROR;
     }
     u->send_fd = -1;
+    u->wildcard = is_wildcard(&ls->addr);
     /* socket k belongs to worker k mod n: after a reload that lowered
      * worker_processes every socket still has a reader */
     for (k = 0; k < ls->udp_nfds; k++) {
@@ -298,13 +392,24 @@ send_failed(wh_listener_t *ls, int err)
 }
 
 int
-wh_udp_send(wh_listener_t *ls, const wh_sockaddr_t *peer, const void *data, size_t len)
+wh_udp_send(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local_t *local,
+            const void *data, size_t len)
 {
     wh_udp_listener_t *u = ls->udp;
+    union {
+        char buf[WH_UDP_CTL_SIZE];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = { (void *) data, len };
+    struct msghdr msg = { .msg_name = (void *) &peer->sa, .msg_namelen = peer->len,
+                          .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf };
 
-    if (sendto(u->send_fd, data, len, MSG_DONTWAIT, (const struct sockaddr *) &peer->sa,
-               peer->len) == -1)
-    {
+    memset(&ctl, 0, sizeof(ctl));
+    put_local(&msg, local);
+    if (msg.msg_controllen == 0) {
+        msg.msg_control = NULL;
+    }
+    if (sendmsg(u->send_fd, &msg, MSG_DONTWAIT) == -1) {
         return send_failed(ls, errno);
     }
     wh_stats_add(ls->stats->datagrams_out, 1);
@@ -312,30 +417,31 @@ wh_udp_send(wh_listener_t *ls, const wh_sockaddr_t *peer, const void *data, size
 }
 
 int
-wh_udp_send_gso(wh_listener_t *ls, const wh_sockaddr_t *peer, const void *data, size_t len,
-                size_t seg)
+wh_udp_send_gso(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local_t *local,
+                const void *data, size_t len, size_t seg)
 {
     wh_udp_listener_t *u = ls->udp;
     union {
-        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        char buf[WH_UDP_CTL_SIZE];
         struct cmsghdr align;
     } ctl;
     struct iovec iov = { (void *) data, len };
     struct msghdr msg = { .msg_name = (void *) &peer->sa, .msg_namelen = peer->len,
-                          .msg_iov = &iov, .msg_iovlen = 1 };
+                          .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf };
     struct cmsghdr *cm;
     size_t off, count = (len + seg - 1) / seg;
 
     if (count <= 1 || gso_off || count > WH_UDP_GSO_MAX) {
         goto one_by_one;
     }
-    msg.msg_control = ctl.buf;
-    msg.msg_controllen = sizeof(ctl.buf);
-    cm = CMSG_FIRSTHDR(&msg);
+    memset(&ctl, 0, sizeof(ctl));
+    put_local(&msg, local);
+    cm = (struct cmsghdr *) (ctl.buf + msg.msg_controllen);
     cm->cmsg_level = SOL_UDP;
     cm->cmsg_type = UDP_SEGMENT;
     cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
     *(uint16_t *) (void *) CMSG_DATA(cm) = (uint16_t) seg;
+    msg.msg_controllen += CMSG_SPACE(sizeof(uint16_t));
     if (sendmsg(u->send_fd, &msg, MSG_DONTWAIT) != -1) {
         wh_stats_add(ls->stats->datagrams_out, count);
         return WH_OK;
@@ -347,7 +453,9 @@ wh_udp_send_gso(wh_listener_t *ls, const wh_sockaddr_t *peer, const void *data, 
 
 one_by_one:
     for (off = 0; off < len; off += seg) {
-        if (wh_udp_send(ls, peer, (const uint8_t *) data + off, wh_min(seg, len - off)) != WH_OK) {
+        if (wh_udp_send(ls, peer, local, (const uint8_t *) data + off, wh_min(seg, len - off))
+            != WH_OK)
+        {
             return WH_ERROR;
         }
     }
@@ -387,8 +495,9 @@ wh_udp_forward(wh_listener_t *ls, const wh_udp_packet_t *pkt)
         return 0;
     }
     memset(&mail, 0, sizeof(mail));
-    mail.local = ls->addr;
+    mail.listener = ls->addr;
     mail.peer = pkt->peer;
+    mail.local = pkt->local;
     iov[0] = (struct iovec) { &mail, sizeof(mail) };
     iov[1] = (struct iovec) { pkt->data, pkt->len };
     memset(&msg, 0, sizeof(msg));

@@ -25,13 +25,29 @@
 
 #include "wh_cycle.h"
 
+#include <netinet/in.h>
+
 struct ev_loop;
 
 /* The largest datagram read or forwarded: V2Ray reads into 2048 bytes. */
 #define WH_UDP_MAX_DATAGRAM 2048
 
+/* The address a datagram was sent to, on a listener bound to a wildcard
+ * address (IP_PKTINFO): replies must leave from it, or a client whose UDP
+ * socket is connected to that address drops them. family 0: unknown, the
+ * kernel chooses. */
+typedef struct {
+    sa_family_t family;
+    union {
+        struct in_addr v4;
+        struct in6_addr v6;
+    } addr;
+    int ifindex;
+} wh_udp_local_t;
+
 struct wh_udp_packet_s {
     wh_sockaddr_t peer;
+    wh_udp_local_t local;
     uint8_t *data;              /* writable: transports decrypt in place */
     size_t len;
     unsigned forwarded:1;       /* passed on by another worker: the session was
@@ -50,13 +66,16 @@ int wh_udp_start(wh_listener_t *ls, struct ev_loop *loop);
 /* worker: stop reading ls's sockets (draining); sending still works */
 void wh_udp_stop(wh_listener_t *ls);
 
-/* Sends one datagram to peer from the listener's address. WH_OK, or
- * WH_ERROR when it was dropped (counted; UDP is lossy, callers go on). */
-int wh_udp_send(wh_listener_t *ls, const wh_sockaddr_t *peer, const void *data, size_t len);
+/* Sends one datagram to peer from the listener's address (from local,
+ * the session's last packet's, when the listener is a wildcard; NULL:
+ * the kernel chooses). WH_OK, or WH_ERROR when it was dropped (counted;
+ * UDP is lossy, callers go on). */
+int wh_udp_send(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local_t *local,
+                const void *data, size_t len);
 /* Sends len bytes cut into datagrams of seg bytes (the last may be
  * shorter) in one system call where the kernel offers UDP GSO. */
-int wh_udp_send_gso(wh_listener_t *ls, const wh_sockaddr_t *peer, const void *data, size_t len,
-                    size_t seg);
+int wh_udp_send_gso(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local_t *local,
+                    const void *data, size_t len, size_t seg);
 
 /* Session ownership, by peer address, for routing across a reload.
  * wh_udp_own when a session is opened, wh_udp_disown when it ends. */

@@ -338,3 +338,24 @@ def test_reload_mid_transfer(wharf, spawn, tmp_path):
     # the old workers exit once their sessions said goodbye
     assert wait_for(lambda: not (old & set(w.workers())), 40), w.diagnostics()
     assert datagram_stats(w)["kcp"]["passed"] > 0
+
+
+# --------------------------------------------------- wildcard listeners
+
+def test_wildcard_listener_replies_from_the_address_called(wharf, upstream):
+    """Regression: a listener on 0.0.0.0 answered a client that sent to
+    127.0.0.2 from 127.0.0.1, which a client with a connected UDP socket
+    drops. Replies leave from the address the client sent to (IP_PKTINFO)."""
+    port = free_port()
+    up = upstream("echo")
+    ls = {"tag": "kcp", "listen": "0.0.0.0", "port": port, "upstream": up.spec,
+          "streamSettings": {"network": "kcp"}}
+    start_wharf(wharf, ls, workers=1)
+    # DATA conv 7, sn 0, una 0, one byte: the session opens and acks it
+    data = struct.pack(">HBBIIIH", 7, 1, 0, 0, 0, 0, 1) + b"x"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(5)
+        s.sendto(simple_seal(data), ("127.0.0.2", port))
+        _, addr = s.recvfrom(2048)
+    assert addr == ("127.0.0.2", port)
