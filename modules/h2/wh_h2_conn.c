@@ -624,8 +624,8 @@ conn_free(wh_h2_conn_t *c)
     *c->prev = c->next;
     if (c->next != NULL) c->next->prev = c->prev;
     wh_outbuf_free(&c->out);
+    wh_carrier_closed(c->ls);
     free(c);
-    wh_carrier_closed();
 }
 
 static void

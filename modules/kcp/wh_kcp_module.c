@@ -314,7 +314,7 @@ conn_free(wh_kcp_conn_t *c)
     wh_post_cancel(&c->posted);
     wh_kcp_session_free(&c->k);
     if (c->lingering) {
-        wh_carrier_closed();
+        wh_streams_release();
     }
     free(c);
 }
@@ -423,7 +423,7 @@ conn_destroy(wh_stream_t *s)
     if (!c->lingering) {
         /* a carrier of nothing now, but the worker waits for its goodbye */
         c->lingering = 1;
-        wh_streams_live++;
+        wh_streams_hold();
     }
     /* freed (or flushed) by the scheduler, never here: we may be inside
      * one of our own calls */

@@ -588,6 +588,6 @@ conn_free(wh_quic_conn_t *c)
     wh_udp_disown(c->ls, &c->peer);
     ngtcp2_conn_del(c->conn);
     gnutls_deinit(c->tls);
+    wh_carrier_closed(c->ls);
     free(c);
-    wh_carrier_closed();
 }

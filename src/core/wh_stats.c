@@ -126,6 +126,7 @@ wh_stats_slot_retire(int slot)
         /* streams a dead worker still held were cut */
         shm->c[0][l].closed[WH_CLOSE_ERROR] += shm->c[slot][l].active;
         shm->c[slot][l].active = 0;
+        shm->c[slot][l].connections_active = 0;
         for (k = 0; k < WH_STATS_NFIELDS; k++) {
             to[k] += from[k];
         }

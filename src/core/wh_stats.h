@@ -44,6 +44,8 @@ typedef struct {
     uint64_t closed[WH_CLOSE_NCAUSES];
     uint64_t bytes_up;      /* client -> upstream */
     uint64_t bytes_down;    /* upstream -> client */
+    uint64_t connections;   /* carriers of streams (HTTP/2, QUIC) accepted */
+    uint64_t connections_active;
     uint64_t datagrams_in;  /* UDP transports: read from the sockets */
     uint64_t datagrams_out;
     uint64_t datagrams_passed;              /* handed to the worker owning the session */

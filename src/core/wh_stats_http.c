@@ -78,6 +78,12 @@ metric_lines(const char *tag, const wh_stats_counters_t *c, void *arg)
                 (unsigned long long) c->bytes_up);
     text_printf(t, "wharf_bytes_total{listener=\"%s\",direction=\"down\"} %llu\n", tag,
                 (unsigned long long) c->bytes_down);
+    if (c->connections > 0) {
+        text_printf(t, "wharf_connections_total{listener=\"%s\"} %llu\n", tag,
+                    (unsigned long long) c->connections);
+        text_printf(t, "wharf_connections_active{listener=\"%s\"} %llu\n", tag,
+                    (unsigned long long) c->connections_active);
+    }
     if (c->datagrams_in + c->datagrams_out == 0) {
         return;     /* a stream listener */
     }
@@ -106,6 +112,11 @@ wh_stats_prometheus(size_t *len)
                     "# TYPE wharf_streams_closed_total counter\n"
                     "# HELP wharf_bytes_total Bytes relayed (up: client to upstream).\n"
                     "# TYPE wharf_bytes_total counter\n"
+                    "# HELP wharf_connections_total Connections that carry streams "
+                    "(HTTP/2, QUIC) accepted.\n"
+                    "# TYPE wharf_connections_total counter\n"
+                    "# HELP wharf_connections_active Connections that carry streams, open now.\n"
+                    "# TYPE wharf_connections_active gauge\n"
                     "# HELP wharf_datagrams_total UDP transports: datagrams read and sent.\n"
                     "# TYPE wharf_datagrams_total counter\n"
                     "# HELP wharf_datagrams_passed_total Datagrams passed to the worker owning "

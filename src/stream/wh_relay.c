@@ -102,10 +102,25 @@ wh_stream_taken(wh_listener_t *ls)
 {
     wh_stats_sub(ls->stats->accepted, 1);
     wh_stats_sub(ls->stats->active, 1);
+    wh_stats_add(ls->stats->connections, 1);
+    wh_stats_add(ls->stats->connections_active, 1);
 }
 
 void
-wh_carrier_closed(void)
+wh_carrier_closed(wh_listener_t *ls)
+{
+    wh_stats_sub(ls->stats->connections_active, 1);
+    wh_streams_release();
+}
+
+void
+wh_streams_hold(void)
+{
+    wh_streams_live++;
+}
+
+void
+wh_streams_release(void)
 {
     if (--wh_streams_live == 0 && wh_streams_drained != NULL) {
         wh_streams_drained();

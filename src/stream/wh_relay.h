@@ -24,7 +24,11 @@ void wh_stream_accepted(wh_listener_t *ls);
 /* The accepted connection became a carrier of streams (HTTP/2): it no
  * longer counts as a stream, but stays live until wh_carrier_closed(). */
 void wh_stream_taken(wh_listener_t *ls);
-void wh_carrier_closed(void);
+void wh_carrier_closed(wh_listener_t *ls);
+/* Keeps the worker alive (draining) for something that is not a stream,
+ * such as an mKCP session saying goodbye after its stream closed. */
+void wh_streams_hold(void);
+void wh_streams_release(void);
 void wh_stream_refused(wh_listener_t *ls, int cause);   /* before the relay took it */
 
 /* Connects the listener's upstream and relays client <-> upstream until
