@@ -11,9 +11,10 @@
  * when the listener has security "tls") handed to the relay.
  *
  * Timing: one scheduler per worker (wh_kcp_sched.c) flushes every session
- * when due: every tti while it has something to send, every second while
- * terminating, else every 5 s; input or a write to an idle session makes
- * it due at once (V2Ray's updater). Stream callbacks are posted, never
+ * when due: every tti while it has something to send or is closing (a
+ * millisecond apart while a paced flush goes on, wh_kcp_send.c), every
+ * second while terminating, else every 5 s; input or a write to an idle
+ * session makes it due at once (V2Ray's updater). Stream callbacks are posted, never
  * called from inside the relay's own calls.
  *
  * Lifetime: the relay closing the stream is the application's close
