@@ -14,7 +14,7 @@
 #        LOSSY_BYTES       bytes per bulk transfer through the lossy relay (default 16777216 = 16 MiB)
 #        LOSS              fraction of datagrams the relay drops, each way (default 0.02)
 #        BULK_REPEAT       bulk transfers each way; the median is reported   (default 1)
-#        RR_COUNT          64-byte round trips                               (default 2000)
+#        RR_COUNT          64-byte round trips (about 100 ms each through v2ray) (default 1000)
 #        IDLE_N            idle sessions for the memory test                 (default 100)
 #        IDLE_HOLD         seconds the idle sessions are held                (default 3)
 #        PEERS             subset of "wharf v2ray" (the mKCP server)         (default both)
@@ -37,7 +37,7 @@ BULK_BYTES=${BULK_BYTES:-67108864}
 LOSSY_BYTES=${LOSSY_BYTES:-16777216}
 LOSS=${LOSS:-0.02}
 BULK_REPEAT=${BULK_REPEAT:-1}
-RR_COUNT=${RR_COUNT:-2000}
+RR_COUNT=${RR_COUNT:-1000}
 IDLE_N=${IDLE_N:-100}
 IDLE_HOLD=${IDLE_HOLD:-3}
 PEERS=${PEERS:-wharf v2ray}
@@ -109,7 +109,7 @@ run_case() {
     say "== $kind: server $peer (pid $pid: $(tree_pids "$pid" | wc -l) process(es)), v2ray client pid $cpid"
 
     if [ "$kind" = clean ]; then
-        out=$(timeout 120 "$LG" rr "$HOST" "$L_RR" "$RR_COUNT") || err "$k/$peer: rr failed"
+        out=$(timeout $((RR_COUNT / 5 + 30)) "$LG" rr "$HOST" "$L_RR" "$RR_COUNT") || err "$k/$peer: rr failed"
         say "   $out"
         R[$k.p50,$peer]=$(printf '%s\n' "$out" | kv p50_us)
         R[$k.p99,$peer]=$(printf '%s\n' "$out" | kv p99_us)
