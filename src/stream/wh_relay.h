@@ -21,7 +21,7 @@ extern unsigned wh_streams_live;
 extern void (*wh_streams_drained)(void);
 
 void wh_stream_accepted(wh_listener_t *ls);
-/* The accepted connection became a carrier of streams (HTTP/2): it no
+/* The accepted connection became a carrier of streams (HTTP/2, QUIC): it no
  * longer counts as a stream, but stays live until wh_carrier_closed(). */
 void wh_stream_taken(wh_listener_t *ls);
 void wh_carrier_closed(wh_listener_t *ls);
