@@ -303,9 +303,13 @@ def test_bad_input_and_flood(wharf, spawn, tmp_path):
 # ---------------------------------------------------------------- reload
 
 @pytest.mark.deadline(150)
-def test_reload_mid_transfer(wharf, spawn, tmp_path):
+@pytest.mark.parametrize("workers", [(2, 2), (1, 3)], ids=["same-workers", "more-workers"])
+def test_reload_mid_transfer(workers, wharf, spawn, tmp_path):
     """Sessions opened before a reload finish on their old worker (their
-    datagrams are handed over by the new workers); new sessions work."""
+    datagrams are handed over by the new workers); new sessions work. With
+    more workers the listener gets more sockets, the kernel spreads client
+    addresses anew, and hand-over still keeps the sessions whole."""
+    before, after = workers
     if V2RAY is None:
         pytest.skip("v2ray is not installed (apt-get install v2ray)")
     env = kcp_env("kcp", tmp_path)
@@ -315,7 +319,7 @@ def test_reload_mid_transfer(wharf, spawn, tmp_path):
     start_echo(spawn, env["UPSTREAM_PORT"])
     ls = {"tag": "kcp", "listen": "127.0.0.1", "port": port,
           "upstream": "127.0.0.1:%s" % env["UPSTREAM_PORT"], "streamSettings": ss}
-    w = start_wharf(wharf, ls, shutdown_timeout=60)
+    w = start_wharf(wharf, ls, workers=before, shutdown_timeout=60)
     spawn([V2RAY, "-config", client], "v2ray")
     result = {}
 
@@ -326,8 +330,10 @@ def test_reload_mid_transfer(wharf, spawn, tmp_path):
     time.sleep(2.0)
     assert t.is_alive(), "the transfer ended before the reload"
     old = set(w.workers())
+    if after != before:
+        w.set_conf({"worker_processes": after, "listeners": [ls], "shutdown_timeout": 60})
     w.send_signal(signal.SIGHUP)
-    assert wait_for(lambda: len(set(w.workers()) - old) >= 2, 10), w.diagnostics()
+    assert wait_for(lambda: len(set(w.workers()) - old) >= after, 10), w.diagnostics()
     assert t.is_alive(), "the reload did not overlap the transfer"
     t.join(120)
     r = result.get("r")
