@@ -127,7 +127,9 @@ qs_write(wh_stream_t *s, const void *buf, size_t size)
             } else {
                 st->head = ch;
             }
-            if (st->send == NULL) {
+            if (st->send == NULL || (st->send == st->tail && st->send_pos == st->send->len)) {
+                /* the send point moves on from a chunk sent whole: left
+                 * there, the new bytes looked sent and the stream stalled */
                 st->send = ch;
                 st->send_pos = 0;
             }
