@@ -870,6 +870,37 @@ class Wharf:
             self._output = None
 
 
+
+def udp_bound(port):
+    """Some socket is bound to UDP port (any address), per /proc/net/udp*."""
+    want = ":%04X" % port
+    for path in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(path) as f:
+                for line in f.readlines()[1:]:
+                    if line.split()[1].endswith(want):
+                        return True
+        except OSError:
+            pass
+    return False
+
+
+def datagram_stats(w):
+    """{tag: {datagrams_in, datagrams_out, passed, auth, malformed, refused,
+    send}} from the second table of `wharf -S` (UDP listeners)."""
+    r = w.run("-S", timeout=10)
+    assert r.returncode == 0, r.stderr
+    out, header = {}, None
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if parts and parts[0] == "listener":
+            header = parts[1:] if "datagrams_in" in parts else None
+            continue
+        if header and len(parts) == len(header) + 1:
+            out[parts[0]] = {c: int(v) for c, v in zip(header, parts[1:])}
+    return out
+
+
 def parse_stats(text):
     """Parse `wharf -S` output into {tag: {column: int}}."""
     lines = [l.split() for l in text.splitlines() if l.strip()]

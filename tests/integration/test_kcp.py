@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import INTEROP, PYTHON, REPO, free_port, wait_for
+from conftest import INTEROP, PYTHON, REPO, datagram_stats, free_port, udp_bound, wait_for
 from test_interop import V2RAY, make_pki, server_stream_settings
 
 RELAY = REPO / "tests" / "integration" / "lossy_udp_relay.py"
@@ -31,38 +31,6 @@ KCP_SEED = "wharf-interop-kcp-seed"
 
 
 # --------------------------------------------------------------- helpers
-
-def datagram_stats(w):
-    """{tag: {datagrams_in, datagrams_out, passed, auth, malformed, refused,
-    send}} from the second table of `wharf -S`."""
-    r = w.run("-S", timeout=10)
-    assert r.returncode == 0, r.stderr
-    out, header = {}, None
-    for line in r.stdout.splitlines():
-        parts = line.split()
-        if parts and parts[0] == "listener" and "datagrams_in" in parts:
-            header = parts[1:]
-            continue
-        if header and len(parts) == len(header) + 1:
-            try:
-                out[parts[0]] = {c: int(v) for c, v in zip(header, parts[1:])}
-            except ValueError:
-                pass
-    return out
-
-
-def udp_bound(port):
-    """Some socket is bound to UDP port (any address) per /proc/net/udp."""
-    want = ":%04X" % port
-    for f in ("/proc/net/udp", "/proc/net/udp6"):
-        try:
-            with open(f) as fh:
-                for line in fh.readlines()[1:]:
-                    if line.split()[1].endswith(want):
-                        return True
-        except OSError:
-            pass
-    return False
 
 
 def start_wharf(wharf, ls, workers=2, **conf):
@@ -324,10 +292,10 @@ def test_reload_mid_transfer(workers, wharf, spawn, tmp_path):
     result = {}
 
     def run():
-        result["r"] = push(int(env["LOCAL_PORT"]), 24 << 20, 2, 100)
+        result["r"] = push(int(env["LOCAL_PORT"]), 64 << 20, 2, 100)
     t = threading.Thread(target=run, daemon=True)
     t.start()
-    time.sleep(2.0)
+    time.sleep(1.0)
     assert t.is_alive(), "the transfer ended before the reload"
     old = set(w.workers())
     if after != before:

@@ -11,7 +11,6 @@ interop/push.py, which compares what comes back.
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -19,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import INTEROP, PYTHON, free_port, wait_for
+from conftest import INTEROP, PYTHON, datagram_stats, free_port, udp_bound, wait_for
 from test_interop import case_env, server_stream_settings
 
 V2RAY = shutil.which("v2ray")
@@ -35,19 +34,6 @@ def free_udp_port():
     return port
 
 
-def udp_bound(port):
-    want = ":%04X" % port
-    for path in ("/proc/net/udp", "/proc/net/udp6"):
-        try:
-            with open(path) as f:
-                for line in f.readlines()[1:]:
-                    if line.split()[1].endswith(want):
-                        return True
-        except OSError:
-            pass
-    return False
-
-
 def start_wharf(wharf, conf, port):
     w = wharf(conf, start=False)
     w.start(wait=False)
@@ -55,22 +41,6 @@ def start_wharf(wharf, conf, port):
     wait_for(lambda: udp_bound(port) and w.pid_file.exists() and len(w.workers()) >= want,
              10, what="wharf bound to udp port %d" % port)
     return w
-
-
-def datagram_stats(w):
-    """{tag: {datagrams_in, datagrams_out, passed, auth, malformed, ...}} from
-    the second table of `wharf -S`."""
-    r = w.run("-S", timeout=10)
-    assert r.returncode == 0, r.stderr
-    out, header = {}, None
-    for line in r.stdout.splitlines():
-        parts = line.split()
-        if parts and parts[0] == "listener":
-            header = parts[1:] if "datagrams_in" in parts else None
-            continue
-        if header and len(parts) == len(header) + 1:
-            out[parts[0]] = {c: int(v) for c, v in zip(header, parts[1:])}
-    return out
 
 
 def render(case, name, env, tmp_path):
@@ -249,7 +219,7 @@ def test_bad_datagrams_and_flood(wharf, spawn, tmp_path):
 
 @pytest.mark.deadline(170)
 def test_reload_mid_transfer(wharf, spawn, tmp_path):
-    """A reload while 4 streams move 20 MiB each: none breaks, and the old
+    """A reload while 4 streams move 64 MiB each: none breaks, and the old
     worker exits once its connection is done."""
     s = setup_case("quic-aes-srtp", tmp_path, spawn)
     ls = {"tag": "q", "listen": "127.0.0.1", "port": s["server_port"],
@@ -259,7 +229,7 @@ def test_reload_mid_transfer(wharf, spawn, tmp_path):
     result = {}
 
     def run():
-        result["p"] = push(s["local_port"], nbytes=20 * 1048576, timeout=100)
+        result["p"] = push(s["local_port"], nbytes=64 * 1048576, timeout=100)
 
     t = threading.Thread(target=run)
     t.start()
@@ -271,6 +241,8 @@ def test_reload_mid_transfer(wharf, spawn, tmp_path):
     assert p is not None and p.returncode == 0, (p.stdout if p else "push hung") + w.diagnostics()
     st = w.stats()["q"]
     assert st["error"] == 0 and st["shutdown"] == 0 and st["bad_input"] == 0, st
+    # the reload overlapped the transfer: the new workers handed datagrams over
+    assert datagram_stats(w)["q"]["passed"] > 0, datagram_stats(w)
     # the client keeps its connection until idle; the old workers exit once
     # the connection has no stream left (they close it themselves)
     wait_for(lambda: not (set(old) & set(w.workers())), 20, what="old workers exit")
