@@ -23,6 +23,7 @@
 #include "wh_h2.h"
 #include "wh_http_request.h"
 #include "wh_log.h"
+#include "wh_inbuf.h"
 #include "wh_outbuf.h"
 #include "wh_relay.h"
 
@@ -49,8 +50,7 @@ struct wh_h2_stream_s {
     char *authority;            /* while the request headers arrive */
     char *path;
     char *forwarded;
-    uint8_t *in;                /* received, not yet read by the relay */
-    uint32_t in_pos, in_len, in_cap;
+    wh_inbuf_t in;              /* received, not yet read by the relay */
     uint8_t *out;               /* written by the relay, not yet framed */
     uint32_t out_pos, out_len;
     wh_posted_t posted;
@@ -141,17 +141,10 @@ static ssize_t
 h2s_read(wh_stream_t *s, void *buf, size_t size)
 {
     wh_h2_stream_t *st = (wh_h2_stream_t *) s;
-    size_t n = st->in_len - st->in_pos;
+    size_t n;
 
-    if (n > 0) {
-        n = wh_min(n, size);
-        memcpy(buf, st->in + st->in_pos, n);
-        st->in_pos += n;
-        if (st->in_pos == st->in_len) {
-            free(st->in);               /* an idle stream holds no buffer */
-            st->in = NULL;
-            st->in_pos = st->in_len = st->in_cap = 0;
-        }
+    if (wh_inbuf_size(&st->in) > 0) {
+        n = wh_inbuf_read(&st->in, buf, size);
         if (st->conn != NULL && !st->closed) {
             nghttp2_session_consume_stream(st->conn->session, st->id, n);
             conn_schedule(st->conn);
@@ -226,7 +219,7 @@ h2s_wait(wh_stream_t *s, int events)
     wh_h2_stream_t *st = (wh_h2_stream_t *) s;
 
     st->want |= events;
-    if ((events & WH_EV_READ) && (st->in_len > st->in_pos || st->in_eof || st->closed)) {
+    if ((events & WH_EV_READ) && (wh_inbuf_size(&st->in) > 0 || st->in_eof || st->closed)) {
         stream_signal(st, WH_EV_READ);
     }
     if ((events & WH_EV_WRITE) && (st->out_len - st->out_pos < WH_H2_OUT_MAX || st->closed)) {
@@ -245,7 +238,7 @@ stream_free(wh_h2_stream_t *st)
     free(st->authority);
     free(st->path);
     free(st->forwarded);
-    free(st->in);
+    wh_inbuf_free(&st->in);
     out_put(st->out);
     free(st);
 }
@@ -476,23 +469,9 @@ on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, const uint8_t
         nghttp2_session_consume_stream(session, id, len);
         return 0;
     }
-    if (st->in_len + len > st->in_cap) {
-        /* bounded by the stream window: the peer cannot send more */
-        uint32_t cap = wh_max(st->in_cap * 2, (uint32_t) 16384);
-        uint8_t *p;
-        if (st->in_pos > 0) {
-            memmove(st->in, st->in + st->in_pos, st->in_len - st->in_pos);
-            st->in_len -= st->in_pos;
-            st->in_pos = 0;
-        }
-        while (cap < st->in_len + len) cap *= 2;
-        p = realloc(st->in, cap);
-        if (p == NULL) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-        st->in = p;
-        st->in_cap = cap;
+    if (wh_inbuf_append(&st->in, data, len) != WH_OK) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
-    memcpy(st->in + st->in_len, data, len);
-    st->in_len += len;
     stream_signal(st, WH_EV_READ);
     return 0;
 }
@@ -776,13 +755,7 @@ wh_h2_conn_start(wh_handshake_t *hs, const uint8_t *preread, size_t preread_len,
             st->path = path ? wh_xstrdup(path) : NULL;
             st->in_eof = 1;
             c->upgraded = 1;    /* answered once the client's SETTINGS arrive */
-            if (body_len > 0) {
-                st->in = malloc(body_len);
-                if (st->in != NULL) {
-                    memcpy(st->in, body, body_len);
-                    st->in_len = st->in_cap = body_len;
-                }
-            }
+            (void) wh_inbuf_append(&st->in, body, body_len);
         }
     }
     if (preread_len > 0 && nghttp2_session_mem_recv(c->session, preread, preread_len) < 0) {

@@ -16,6 +16,7 @@
 #include "wh_event.h"
 #include "wh_quic_outer.h"
 #include "wh_udp.h"
+#include "wh_inbuf.h"
 
 #include <gnutls/gnutls.h>
 #include <ngtcp2/ngtcp2.h>
@@ -68,8 +69,7 @@ struct wh_quic_stream_s {
     wh_quic_stream_t *next, **prev;         /* the connection's streams */
     wh_quic_stream_t *sq_next, **sq_prev;   /* its send queue */
     int64_t id;
-    uint8_t *in;                /* received, not yet read by the relay */
-    uint32_t in_pos, in_len, in_cap;
+    wh_inbuf_t in;              /* received, not yet read by the relay */
     wh_quic_chunk_t *head, *tail;           /* written by the relay, not yet acknowledged */
     wh_quic_chunk_t *send;      /* the first chunk with bytes not yet given to ngtcp2 */
     uint32_t head_acked;        /* acknowledged bytes at the start of head */

@@ -81,17 +81,10 @@ static ssize_t
 qs_read(wh_stream_t *s, void *buf, size_t size)
 {
     wh_quic_stream_t *st = (wh_quic_stream_t *) s;
-    size_t n = st->in_len - st->in_pos;
+    size_t n;
 
-    if (n > 0) {
-        n = wh_min(n, size);
-        memcpy(buf, st->in + st->in_pos, n);
-        st->in_pos += n;
-        if (st->in_pos == st->in_len) {
-            free(st->in);
-            st->in = NULL;
-            st->in_pos = st->in_len = st->in_cap = 0;
-        }
+    if (wh_inbuf_size(&st->in) > 0) {
+        n = wh_inbuf_read(&st->in, buf, size);
         if (st->conn != NULL && !st->closed && !st->in_eof) {
             ngtcp2_conn_extend_max_stream_offset(st->conn->conn, st->id, n);
             wh_quic_conn_schedule(st->conn);
@@ -167,7 +160,7 @@ qs_wait(wh_stream_t *s, int events)
     wh_quic_stream_t *st = (wh_quic_stream_t *) s;
 
     st->want |= events;
-    if ((events & WH_EV_READ) && (st->in_len > st->in_pos || st->in_eof || st->closed
+    if ((events & WH_EV_READ) && (wh_inbuf_size(&st->in) > 0 || st->in_eof || st->closed
                                   || st->conn == NULL || st->peer_reset))
     {
         wh_quic_stream_signal(st, WH_EV_READ);
@@ -190,7 +183,7 @@ stream_free(wh_quic_stream_t *st)
         st->head = ch->next;
         chunk_put(ch);
     }
-    free(st->in);
+    wh_inbuf_free(&st->in);
     free(st);
 }
 
@@ -262,24 +255,8 @@ wh_quic_stream_recv(wh_quic_stream_t *st, const uint8_t *data, size_t len, int f
         ngtcp2_conn_extend_max_stream_offset(st->conn->conn, st->id, len);
         return 0;
     }
-    if (len > 0) {
-        if (st->in_len + len > st->in_cap) {
-            /* bounded by the stream window: the peer cannot send more */
-            uint32_t cap = wh_max(st->in_cap * 2, (uint32_t) 16384);
-            uint8_t *p;
-            if (st->in_pos > 0) {
-                memmove(st->in, st->in + st->in_pos, st->in_len - st->in_pos);
-                st->in_len -= st->in_pos;
-                st->in_pos = 0;
-            }
-            while (cap < st->in_len + len) cap *= 2;
-            p = realloc(st->in, cap);
-            if (p == NULL) return WH_ERROR;
-            st->in = p;
-            st->in_cap = cap;
-        }
-        memcpy(st->in + st->in_len, data, len);
-        st->in_len += len;
+    if (wh_inbuf_append(&st->in, data, len) != WH_OK) {
+        return WH_ERROR;
     }
     if (fin) st->in_eof = 1;
     wh_quic_stream_signal(st, WH_EV_READ);

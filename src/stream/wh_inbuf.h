@@ -1,0 +1,36 @@
+/*
+ * wh_inbuf.h -- bytes a transport has received for the relay that the
+ * relay has not read yet.
+ *
+ * The stream transports that multiplex (an HTTP/2 or a QUIC stream) get a
+ * stream's bytes when their connection's frames or packets arrive, not
+ * when the relay reads; they hold them here until it does. The stream's
+ * flow-control window bounds what one buffer can hold, and it is opened
+ * again only as the relay reads, so the buffer never grows past it. The
+ * counterpart of wh_outbuf.h: empty, it holds no memory.
+ */
+#ifndef WH_INBUF_H
+#define WH_INBUF_H
+
+#include "wh_core.h"
+
+typedef struct {
+    uint8_t *data;
+    uint32_t pos, len, cap;
+} wh_inbuf_t;
+
+static inline size_t
+wh_inbuf_size(const wh_inbuf_t *ib)
+{
+    return ib->len - ib->pos;
+}
+
+/* Keeps p[0..n) after what waits. WH_OK, or WH_ERROR without memory. */
+int wh_inbuf_append(wh_inbuf_t *ib, const void *p, size_t n);
+
+/* Moves up to size bytes to buf; the memory goes once all is read. */
+size_t wh_inbuf_read(wh_inbuf_t *ib, void *buf, size_t size);
+
+void wh_inbuf_free(wh_inbuf_t *ib);
+
+#endif
