@@ -204,6 +204,18 @@ def test_simple_seal_vector():
         "9d12069d9d02ca319e02ca319e07ca319e02ca319e07"
 
 
+def kcp_listener(spawn, tmp_path):
+    """The "kcp" fixture as a wharf listener: (env, listener, client
+    config), its echo upstream started."""
+    env = kcp_env("kcp", tmp_path)
+    ss = server_stream_settings("kcp", env, tmp_path)
+    client = client_conf("kcp", env, tmp_path)
+    start_echo(spawn, env["UPSTREAM_PORT"])
+    ls = {"tag": "kcp", "listen": "127.0.0.1", "port": int(env["SERVER_PORT"]),
+          "upstream": "127.0.0.1:%s" % env["UPSTREAM_PORT"], "streamSettings": ss}
+    return env, ls, client
+
+
 @pytest.mark.deadline(150)
 def test_bad_input_and_flood(wharf, spawn, tmp_path):
     """Garbage, truncated and oversized segments, stray TERMINATEs and a
@@ -211,13 +223,7 @@ def test_bad_input_and_flood(wharf, spawn, tmp_path):
     transfer completes, the workers survive, every drop is counted."""
     if V2RAY is None:
         pytest.skip("v2ray is not installed (apt-get install v2ray)")
-    env = kcp_env("kcp", tmp_path)
-    port = int(env["SERVER_PORT"])
-    ss = server_stream_settings("kcp", env, tmp_path)
-    client = client_conf("kcp", env, tmp_path)
-    start_echo(spawn, env["UPSTREAM_PORT"])
-    ls = {"tag": "kcp", "listen": "127.0.0.1", "port": port,
-          "upstream": "127.0.0.1:%s" % env["UPSTREAM_PORT"], "streamSettings": ss}
+    env, ls, client = kcp_listener(spawn, tmp_path)
     w = start_wharf(wharf, ls)
     workers = set(w.workers())
     spawn([V2RAY, "-config", client], "v2ray")
@@ -231,7 +237,7 @@ def test_bad_input_and_flood(wharf, spawn, tmp_path):
 
     rnd = random.Random(5)
     socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(8)]
-    dst = ("127.0.0.1", port)
+    dst = ("127.0.0.1", ls["port"])
     n_garbage, n_trunc, n_huge, n_term, n_flood = 300, 100, 100, 50, 200
     for i in range(n_garbage):
         socks[i % 8].sendto(bytes(rnd.getrandbits(8) for _ in range(rnd.randint(1, 1500))), dst)
@@ -280,13 +286,7 @@ def test_reload_mid_transfer(workers, wharf, spawn, tmp_path):
     before, after = workers
     if V2RAY is None:
         pytest.skip("v2ray is not installed (apt-get install v2ray)")
-    env = kcp_env("kcp", tmp_path)
-    port = int(env["SERVER_PORT"])
-    ss = server_stream_settings("kcp", env, tmp_path)
-    client = client_conf("kcp", env, tmp_path)
-    start_echo(spawn, env["UPSTREAM_PORT"])
-    ls = {"tag": "kcp", "listen": "127.0.0.1", "port": port,
-          "upstream": "127.0.0.1:%s" % env["UPSTREAM_PORT"], "streamSettings": ss}
+    env, ls, client = kcp_listener(spawn, tmp_path)
     w = start_wharf(wharf, ls, workers=before, shutdown_timeout=60)
     spawn([V2RAY, "-config", client], "v2ray")
     result = {}

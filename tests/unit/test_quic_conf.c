@@ -16,24 +16,7 @@
 #include "wh_log.h"
 #include "../../modules/quic/wh_quic.h"
 
-#include <unistd.h>
-
-static char path[64];
-
-static wh_cycle_t *
-load(const char *text, wh_conf_t *cf)
-{
-    FILE *f;
-    int fd;
-
-    strcpy(path, "/tmp/wh-test-quic-XXXXXX");
-    fd = mkstemp(path);
-    assert_true(fd >= 0);
-    f = fdopen(fd, "w");
-    fputs(text, f);
-    fclose(f);
-    return wh_cycle_load(cf, "/tmp", path);
-}
+#include "conf_load.h"
 
 static const wh_quic_conf_t *
 loaded(const char *text, wh_cycle_t **c)
@@ -46,21 +29,6 @@ loaded(const char *text, wh_cycle_t **c)
     assert_int_equal((*c)->nlisteners, 1);
     assert_string_equal((*c)->listeners[0].module->name, "quic");
     return (*c)->listeners[0].module_conf;
-}
-
-static void
-refused(const char *text, int line, const char *what)
-{
-    wh_conf_t cf;
-    char where[128];
-    wh_cycle_t *c = load(text, &cf);
-
-    unlink(path);
-    if (c != NULL) fail_msg("accepted: %s", text);
-    snprintf(where, sizeof(where), " in %s:%d", path, line);
-    if (strstr(cf.error, what) == NULL || strstr(cf.error, where) == NULL) {
-        fail_msg("error \"%s\" lacks \"%s\" or \"%s\"", cf.error, what, where);
-    }
 }
 
 #define L(tail) "listeners = ( { tag = \"q\"; listen = \"127.0.0.1\"; port = 1000; " \
