@@ -19,6 +19,7 @@ import hashlib
 import os
 import pwd
 import shutil
+import random
 import signal
 import socket
 import subprocess
@@ -118,12 +119,31 @@ def wait_for(pred, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port that was free a moment ago (bind port 0, read it back)."""
+    """A port free a moment ago for both TCP and UDP, below the kernel's
+    ephemeral range: a port the kernel hands out (port 0, outgoing
+    connections) cannot take it between this call and the bind that
+    follows, which made a v2ray client fail to listen now and then."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(10000, low)
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(fam, kind) as s:
+                    s.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port below %d" % low)
 
 
 def have_ipv6_loopback():

@@ -26,14 +26,6 @@ V2RAY = shutil.which("v2ray")
 pytestmark = pytest.mark.skipif(V2RAY is None, reason="v2ray is not installed")
 
 
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def start_wharf(wharf, conf, port):
     w = wharf(conf, start=False)
     w.start(wait=False)
@@ -56,7 +48,7 @@ def render(case, name, env, tmp_path):
 def setup_case(case, tmp_path, spawn, header=None, security=None):
     """Ports, env, rendered client config (optionally with another quicSettings
     header/security on both sides) and a running echo upstream."""
-    server_port, local_port, up_port = free_udp_port(), free_port(), free_port()
+    server_port, local_port, up_port = free_port(), free_port(), free_port()
     env = dict(os.environ, SERVER_HOST="127.0.0.1", SERVER_PORT=str(server_port),
                LOCAL_PORT=str(local_port), UPSTREAM_PORT=str(up_port),
                QUIC_KEY="wharf-interop-quic-key")
