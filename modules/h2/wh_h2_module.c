@@ -14,11 +14,11 @@
  * acceptProxyProtocol applies (spec 3.1).
  */
 #include "wh_h2.h"
+#include "wh_base64url.h"
 #include "wh_http_request.h"
 #include "wh_log.h"
 #include "wh_tls.h"
 
-#include <openssl/evp.h>
 #include <strings.h>
 #include <time.h>
 
@@ -151,7 +151,9 @@ http1_request(wh_handshake_t *hs, wh_h2_head_t *head, size_t head_len, int *caus
     wh_http_request_t req;
     const wh_http_header_t *host, *settings, *cl;
     char path[WH_H2_HEAD_MAX], auth[512], date[40];
-    uint8_t payload[512];
+    /* room for the settings of any HTTP2-Settings that fits in a head, as
+     * Go's h2c takes any; the decoder checks the size all the same */
+    uint8_t payload[WH_H2_HEAD_MAX / 4 * 3];
     unsigned long long body_len = 0;
     int n, len;
 
@@ -227,21 +229,11 @@ http1_request(wh_handshake_t *hs, wh_h2_head_t *head, size_t head_len, int *caus
         }
         if (head->body_have < head->body_len) return WH_AGAIN;
     }
-    {
-        /* HTTP2-Settings is base64url without padding */
-        char b64[700];
-        size_t i, sl = wh_min(settings->value_len, sizeof(b64) - 4);
-        for (i = 0; i < sl; i++) {
-            char ch = settings->value[i];
-            b64[i] = ch == '-' ? '+' : ch == '_' ? '/' : ch;
-        }
-        while (sl % 4) b64[sl++] = '=';
-        len = EVP_DecodeBlock(payload, (unsigned char *) b64, (int) sl);
-        if (len < 0) {
-            hs->top->err = wh_err_bad_input;
-            return WH_ERROR;
-        }
-        len -= (settings->value_len % 4 == 2) ? 2 : (settings->value_len % 4 == 3) ? 1 : 0;
+    /* HTTP2-Settings: base64url without padding, as Go's h2c decodes it */
+    len = wh_base64url_decode(settings->value, settings->value_len, payload, sizeof(payload));
+    if (len < 0) {
+        hs->top->err = wh_err_bad_input;
+        return WH_ERROR;
     }
     {
         static const char up[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"

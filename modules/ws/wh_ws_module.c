@@ -31,13 +31,13 @@
  */
 #include "wh_cycle.h"
 #include "wh_handshake.h"
+#include "wh_base64url.h"
 #include "wh_http_request.h"
 #include "wh_log.h"
 #include "wh_ws_frame.h"
 #include "wh_ws_stream.h"
 
 #include <arpa/inet.h>
-#include <openssl/evp.h>
 #include <strings.h>
 #include <time.h>
 
@@ -210,32 +210,6 @@ answer_gorilla(wh_handshake_t *hs, const wh_ws_reply_t *r, int code, const char 
                  body, (int) strlen(body));
 }
 
-/* base64url without padding (Go's RawURLEncoding) into out; -1 if invalid. */
-static ssize_t
-base64url_decode(const char *in, size_t len, uint8_t *out, size_t size)
-{
-    char tmp[4];
-    uint8_t dec[3];
-    size_t i = 0, o = 0;
-
-    while (i < len) {
-        size_t k, chunk = wh_min((size_t) 4, len - i);
-        if (chunk == 1) return -1;
-        for (k = 0; k < 4; k++) {
-            char c = k < chunk ? in[i + k] : '=';
-            tmp[k] = c == '-' ? '+' : c == '_' ? '/' : c;
-            if (k < chunk && (c == '=' || c == '+' || c == '/')) return -1;
-        }
-        if (EVP_DecodeBlock(dec, (const unsigned char *) tmp, 4) != 3) return -1;
-        chunk = chunk - 1;      /* 4 chars -> 3 bytes, 3 -> 2, 2 -> 1 */
-        if (o + chunk > size) return -1;
-        memcpy(out + o, dec, chunk);
-        o += chunk;
-        i += 4;
-    }
-    return o;
-}
-
 static void
 forwarded_for(wh_handshake_t *hs, const wh_http_request_t *req)
 {
@@ -338,7 +312,7 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
         && (size_t) plen > cl && strncmp(path, conf->path, cl) == 0)
     {
         /* V2Ray 4.37+: early data as a base64url suffix of the path */
-        early_len = base64url_decode(path + cl, plen - cl, early, sizeof(early));
+        early_len = wh_base64url_decode(path + cl, plen - cl, early, sizeof(early));
         if (early_len >= 0 && early_len <= conf->max_early_data) {
             plen = cl;
             path[cl] = '\0';
@@ -368,7 +342,7 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
     if (conf->max_early_data > 0 && conf->early_header != NULL
         && (eh = wh_http_header_find(&req, conf->early_header)) != NULL)
     {
-        early_len = base64url_decode(eh->value, eh->value_len, early, sizeof(early));
+        early_len = wh_base64url_decode(eh->value, eh->value_len, early, sizeof(early));
         if (early_len < 0 || early_len > conf->max_early_data) {
             return answer_gorilla(hs, &r, 400, "Bad Request") == WH_OK ? WH_DECLINED : WH_ERROR;
         }

@@ -983,6 +983,54 @@ def test_h2c_upgrade_with_large_body(wharf, cert, tmp_path):
     assert body == data, "upgrade echo: %d of %d bytes" % (len(body), len(data))
 
 
+@pytest.mark.deadline(60)
+def test_h2c_long_http2_settings(wharf, cert):
+    """Regression: an HTTP2-Settings value of 681+ characters was decoded
+    into a 512-byte stack buffer before any authentication. Any value
+    that fits in a request head is taken, as Go's h2c takes it; a value
+    that is not base64url is refused and counted, and the worker lives."""
+    import base64
+    w, addr = start_h2(wharf, cert, tls=False)
+    workers = w.workers()
+
+    def upgrade(value):
+        s = connect(addr)
+        resp = b""
+        try:
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, "
+                      b"HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: %s\r\n\r\n"
+                      % (H2_PATH.encode(), value))
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(SETTINGS, 0, 0))
+            s.settimeout(5)
+            while len(resp) < 12:
+                b = s.recv(4096)
+                if not b:
+                    break
+                resp += b
+        except (ConnectionResetError, BrokenPipeError):
+            pass            # refused while the request was still being sent
+        finally:
+            s.close()
+        return resp
+
+    # 85 settings are 680 characters; 86 (688), 116 (928) and 1000 (8000)
+    # were past the old buffer; 1100 (8800) make a head larger than 8 KiB
+    for count in (85, 86, 116, 1000, 1100):
+        value = base64.urlsafe_b64encode(b"\x00\x03\x00\x00\x00\x64" * count).rstrip(b"=")
+        resp = upgrade(value)
+        if count <= 1000:
+            assert resp.startswith(b"HTTP/1.1 101 "), (count, resp[:100])
+        else:       # the head is larger than a head may be
+            assert not resp.startswith(b"HTTP/1.1 101 "), (count, resp[:100])
+        assert w.workers() == workers and w.alive()
+    before = w.stat("h2", "bad_input")
+    for value in (b"A" * 681, b"AAAA+/==" * 90, b"AAAAAAA="):
+        resp = upgrade(value)
+        assert not resp.startswith(b"HTTP/1.1 101 "), (value[:20], resp[:100])
+    w.wait_stat("h2", "bad_input", lambda v: v >= before + 3)
+    assert w.workers() == workers and w.alive()
+
+
 # --------------------------------------------------------------------------
 # 7. bad input
 
