@@ -200,6 +200,14 @@ h1_wait(wh_stream_t *s, int events)
     wh_stream_wait(h->lower, events);
 }
 
+static int
+h1_flow(wh_stream_t *s, wh_stream_flow_t *f)
+{
+    wh_h1_stream_t *h = (wh_h1_stream_t *) s;
+
+    return wh_outbuf_flow(&h->out, h->lower, f);
+}
+
 static void
 h1_destroy(wh_stream_t *s)
 {
@@ -218,6 +226,7 @@ static const wh_stream_ops_t h1_ops = {
     .shutdown_write = h1_shutdown_write,
     .wait = h1_wait,
     .splice_fd = NULL,
+    .flow = h1_flow,
     .destroy = h1_destroy,
 };
 

@@ -262,6 +262,14 @@ http_splice_fd(wh_stream_t *s)
     return wh_stream_splice_fd(hs->lower);
 }
 
+static int
+http_flow(wh_stream_t *s, wh_stream_flow_t *f)
+{
+    wh_http_stream_t *hs = (wh_http_stream_t *) s;
+
+    return wh_outbuf_flow(&hs->out, hs->lower, f);
+}
+
 static void
 http_destroy(wh_stream_t *s)
 {
@@ -284,6 +292,7 @@ static const wh_stream_ops_t http_ops = {
     .shutdown_write = http_shutdown_write,
     .wait = http_wait,
     .splice_fd = http_splice_fd,
+    .flow = http_flow,
     .destroy = http_destroy,
 };
 

@@ -13,9 +13,11 @@
  * stash sized to the remainder, as in the relay, so an idle WebSocket holds
  * no buffer: its whole state is this struct.
  *
- * Ending (spec 4.4): shutdown_write sends close 1000 and ends the layer
- * below without waiting for the peer's close frame; a close from the peer
- * is answered with its code and ends the layer below too. Either way the
+ * Ending (spec 1.2, 4.4): there is no half-close. shutdown_write sends
+ * nothing; close 1000 goes out when the whole stream is destroyed, which
+ * the relay delays until the client has everything (V2Ray's client takes
+ * a close frame for an error and drops what it still buffers). A close
+ * from the peer is answered with its code and ends the layer below; the
  * stream reads as ended from then on, and what the upstream still sends
  * has nobody to go to and is dropped.
  */
@@ -199,24 +201,14 @@ ws_write(wh_stream_t *s, const void *buf, size_t size)
     return taken;
 }
 
+/* No half-close in a websocket (spec 1.2, 4.4): V2Ray's client takes a
+ * close frame for an error and drops what it still buffers, so the close
+ * frame waits for the end of the whole stream (ws_destroy), which the
+ * relay delays until the client has acknowledged everything. */
 static int
 ws_shutdown_write(wh_stream_t *s)
 {
-    wh_ws_stream_t *ws = (wh_ws_stream_t *) s;
-    uint8_t f[4];
-
-    if (ws->closing) {
-        return WH_OK;   /* the close reply already ended it */
-    }
-    ws->closing = 1;
-    if (send_bytes(ws, f, wh_ws_close_frame(f, WH_WS_CLOSE_NORMAL, NULL)) != WH_OK) {
-        return WH_ERROR;
-    }
-    if (!wh_outbuf_empty(&ws->out)) {
-        ws->shut_pending = 1;
-        return WH_OK;
-    }
-    return wh_stream_shutdown_write(ws->lower);
+    return WH_OK;
 }
 
 static void
@@ -228,14 +220,23 @@ ws_wait(wh_stream_t *s, int events)
     wh_stream_wait(ws->lower, events);
 }
 
+static int
+ws_flow(wh_stream_t *s, wh_stream_flow_t *f)
+{
+    wh_ws_stream_t *ws = (wh_ws_stream_t *) s;
+
+    return wh_outbuf_flow(&ws->out, ws->lower, f);
+}
+
 static void
 ws_destroy(wh_stream_t *s)
 {
     wh_ws_stream_t *ws = (wh_ws_stream_t *) s;
 
-    if (!ws->closing && s->err == NULL) {
+    if (!ws->closing && s->err == NULL && wh_outbuf_empty(&ws->out)) {
         uint8_t f[4];
-        /* closing without a word: say so, best effort */
+        /* the stream is over: say so, best effort (never inside a frame
+         * still waiting to go out) */
         (void) wh_stream_write(ws->lower, f, wh_ws_close_frame(f, WH_WS_CLOSE_NORMAL, NULL));
     }
     free(ws->early);
@@ -251,6 +252,7 @@ static const wh_stream_ops_t ws_ops = {
     .shutdown_write = ws_shutdown_write,
     .wait = ws_wait,
     .splice_fd = NULL,
+    .flow = ws_flow,
     .destroy = ws_destroy,
 };
 

@@ -34,4 +34,14 @@ int wh_outbuf_flush(wh_outbuf_t *ob, wh_stream_t *lower);
 
 void wh_outbuf_free(wh_outbuf_t *ob);
 
+/* The flow op of a layer whose only output buffer is ob: the lower
+ * stream's flow plus what waits here. */
+static inline int
+wh_outbuf_flow(const wh_outbuf_t *ob, wh_stream_t *lower, wh_stream_flow_t *f)
+{
+    if (wh_stream_flow(lower, f) != WH_OK) return WH_DECLINED;
+    f->unacked += ob->len - ob->pos;
+    return WH_OK;
+}
+
 #endif

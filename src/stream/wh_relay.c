@@ -33,6 +33,7 @@
 #define WH_RELAY_CHUNK      65536
 #define WH_RELAY_BUDGET     16          /* chunks per direction per event */
 #define WH_PIPE_POOL        64
+#define WH_LINGER_POLL      0.1         /* s between looks at a lingering client */
 
 enum { UP = 0, DOWN = 1 };
 #define KEEP_GOING (-1)
@@ -61,6 +62,8 @@ struct wh_relay_s {
     wh_posted_t posted;         /* a direction ran out of budget */
     uint8_t posted_dirs;
     uint8_t connecting;
+    uint8_t lingering;          /* the client was told the end: see linger() */
+    wh_stream_flow_t flow;      /* the client's, at the last change */
     wh_relay_t *next;
     wh_relay_t **prev;
     union {                     /* the client, formatted only for a log line */
@@ -212,11 +215,61 @@ set_timeout(wh_relay_t *r, ev_tstamp timeout)
     ev_timer_again(wh_loop, &r->timer);
 }
 
+/* The upstream ended and the client was told (spec 1.2): V2Ray's server
+ * waits uplinkOnly and closes, which loses what a slow client has not
+ * taken yet (a websocket client drops what it buffers on the close frame).
+ * So the wait starts only when the client has acknowledged every byte and
+ * its receive window has stopped growing back (its application stopped
+ * reading, having read all): every change counts as activity. A client
+ * that takes nothing for connIdle is closed as idle. A client that ends
+ * first ends the stream at once (direction_done). */
+static void
+linger(wh_relay_t *r)
+{
+    ev_tstamp now = ev_now(wh_loop), limit, left;
+    wh_stream_flow_t f;
+
+    if (wh_stream_flow(r->client, &f) != WH_OK) {
+        relay_close(r, WH_CLOSE_DONE);
+        return;
+    }
+    if (f.unacked != r->flow.unacked || f.window != r->flow.window) {
+        r->flow = f;
+        r->last_active = now;
+    }
+    limit = f.unacked == 0 ? r->ls->cycle->policy.uplink_only : r->ls->cycle->policy.conn_idle;
+    left = r->last_active + limit - now;
+    if (left <= 0) {
+        relay_close(r, f.unacked == 0 ? WH_CLOSE_DONE : WH_CLOSE_TIMEOUT);
+        return;
+    }
+    r->timer.repeat = wh_min(left, WH_LINGER_POLL);
+    ev_timer_again(wh_loop, &r->timer);
+}
+
+static void
+linger_start(wh_relay_t *r)
+{
+    if (wh_stream_flow(r->client, &r->flow) != WH_OK) {
+        set_timeout(r, r->ls->cycle->policy.uplink_only);       /* as V2Ray does */
+        return;
+    }
+    r->lingering = 1;
+    r->last_active = ev_now(wh_loop);
+    r->timer.repeat = WH_LINGER_POLL;     /* not linger(): we are inside pump() */
+    ev_timer_again(wh_loop, &r->timer);
+}
+
 static void
 timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     wh_relay_t *r = w->data;
     ev_tstamp left = r->last_active + r->timeout - ev_now(loop);
+
+    if (r->lingering) {
+        linger(r);
+        return;
+    }
 
     if (left > 0) {
         w->repeat = left;
@@ -254,7 +307,11 @@ direction_done(wh_relay_t *r, int d)
     if (r->dir[!d].eof && r->dir[!d].shut && r->dir[!d].stash_len == 0 && r->dir[!d].in_pipe == 0) {
         return WH_CLOSE_DONE;
     }
-    set_timeout(r, d == UP ? r->ls->cycle->policy.downlink_only : r->ls->cycle->policy.uplink_only);
+    if (d == UP) {
+        set_timeout(r, r->ls->cycle->policy.downlink_only);
+    } else {
+        linger_start(r);
+    }
     return KEEP_GOING;
 }
 

@@ -11,6 +11,10 @@
 #include "wh_sock_stream.h"
 #include "wh_event.h"
 
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -147,6 +151,29 @@ sock_splice_fd(wh_stream_t *s)
     return (ss->connecting || s->err) ? -1 : ss->fd;
 }
 
+/* SIOCOUTQ counts what the peer has not acknowledged (a unix socket: not
+ * read); TCP_INFO gives the window the peer last advertised. */
+static int
+sock_flow(wh_stream_t *s, wh_stream_flow_t *f)
+{
+    wh_sock_stream_t *ss = (wh_sock_stream_t *) s;
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    int outq;
+
+    if (ss->connecting || ioctl(ss->fd, SIOCOUTQ, &outq) == -1) {
+        return WH_DECLINED;
+    }
+    f->unacked = outq > 0 ? (uint64_t) outq : 0;
+    f->window = 0;
+    if (getsockopt(ss->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0
+        && len >= offsetof(struct tcp_info, tcpi_snd_wnd) + sizeof(ti.tcpi_snd_wnd))
+    {
+        f->window = ti.tcpi_snd_wnd;
+    }
+    return WH_OK;
+}
+
 static void
 sock_destroy(wh_stream_t *s)
 {
@@ -164,6 +191,7 @@ static const wh_stream_ops_t sock_ops = {
     .shutdown_write = sock_shutdown_write,
     .wait = sock_wait,
     .splice_fd = sock_splice_fd,
+    .flow = sock_flow,
     .destroy = sock_destroy,
 };
 

@@ -26,6 +26,12 @@
  *    frame, END_STREAM...) after what was written.
  *  - wh_stream_close() may be called from inside a callback: the memory is
  *    released when the callback returns (redis' connhelpers habit).
+ *  - flow() says how far the peer is in taking what was written: bytes
+ *    written and not yet acknowledged by the peer (in a layer's buffer,
+ *    the kernel's send queue or in flight), and the peer's receive window,
+ *    which grows back as the peer's application reads. WH_DECLINED (or no
+ *    flow op) when the stream cannot tell. The relay uses it to close a
+ *    stream whose upstream ended only once the client has everything.
  *  - splice_fd() returns a plain kernel socket that holds no bytes in user
  *    space, or -1; when both sides have one, the relay moves bytes with
  *    splice(2) and never copies them through user space.
@@ -41,12 +47,18 @@
 typedef struct wh_stream_s wh_stream_t;
 
 typedef struct {
+    uint64_t unacked;       /* written, not yet acknowledged by the peer */
+    uint64_t window;        /* the peer's advertised receive window; 0 if none */
+} wh_stream_flow_t;
+
+typedef struct {
     const char *name;
     ssize_t (*read)(wh_stream_t *s, void *buf, size_t size);
     ssize_t (*write)(wh_stream_t *s, const void *buf, size_t size);
     int (*shutdown_write)(wh_stream_t *s);
     void (*wait)(wh_stream_t *s, int events);
     int (*splice_fd)(wh_stream_t *s);           /* may be NULL: never */
+    int (*flow)(wh_stream_t *s, wh_stream_flow_t *f);   /* may be NULL: cannot tell */
     void (*destroy)(wh_stream_t *s);            /* release everything, the memory too */
 } wh_stream_ops_t;
 
@@ -88,6 +100,12 @@ static inline int
 wh_stream_splice_fd(wh_stream_t *s)
 {
     return s->ops->splice_fd ? s->ops->splice_fd(s) : -1;
+}
+
+static inline int
+wh_stream_flow(wh_stream_t *s, wh_stream_flow_t *f)
+{
+    return s->ops->flow ? s->ops->flow(s, f) : WH_DECLINED;
 }
 
 /* For implementers: call the awaited callbacks for events, holding a

@@ -271,6 +271,13 @@ tls_wait(wh_stream_t *s, int events)
     }
 }
 
+/* Records leave through the BIO at once: what the peer lacks is below. */
+static int
+tls_flow(wh_stream_t *s, wh_stream_flow_t *f)
+{
+    return wh_stream_flow(((wh_tls_stream_t *) s)->lower, f);
+}
+
 static void
 tls_destroy(wh_stream_t *s)
 {
@@ -288,6 +295,7 @@ static const wh_stream_ops_t tls_ops = {
     .shutdown_write = tls_shutdown_write,
     .wait = tls_wait,
     .splice_fd = NULL,
+    .flow = tls_flow,
     .destroy = tls_destroy,
 };
 

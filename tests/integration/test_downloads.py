@@ -1,0 +1,112 @@
+"""Downloads whose upstream answers and closes, through every interop case
+with the real Debian v2ray client, against wharf and against V2Ray's own
+server in the same run.
+
+Echo traffic always lets the client end the stream; real upstreams (a
+V2Ray server, a web server) send their response and close first. For
+each case: 20 concurrent downloads of 4 MiB, then 4 of 16 MiB whose reader
+is slow (64 KiB, then 20 ms asleep), every one byte-exact through wharf;
+V2Ray's server gets the same downloads, and wharf must do at least as
+well on each (V2Ray's websocket server loses the tail of slow downloads,
+its mKCP server some of the concurrent ones). A sanitizer run sets
+WHARF_SKIP_REFERENCE=1: the reference measures V2Ray, not wharf.
+"""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import INTEROP, PYTHON, free_port, udp_bound, wait_for
+from test_interop import case_env, server_stream_settings, wait_connectable
+
+V2RAY = shutil.which("v2ray")
+DOWNLOAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "download.py")
+CASES = sorted(os.listdir(INTEROP / "cases"))
+LOADS = {
+    "concurrent": ["--streams", "20", "--bytes", str(4 << 20)],
+    "slow": ["--streams", "4", "--bytes", str(16 << 20), "--slow"],
+}
+UDP = ("quic", "kcp")
+
+
+def render(template, out, env):
+    r = subprocess.run(["sh", str(INTEROP / "render.sh"), str(template), str(out)], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10, text=True)
+    assert r.returncode == 0, "render.sh: %s" % r.stdout
+
+
+def server_ready(case, env, unix_addr):
+    port = int(env["SERVER_PORT"])
+    if case.startswith(UDP):
+        return wait_for(lambda: udp_bound(port), 10)
+    return wait_connectable(unix_addr or ("127.0.0.1", port))
+
+
+def downloads(spawn, tmp_path, env, name):
+    """Runs every load through a fresh v2ray client on env's server;
+    {load: (exact streams, total, output)}."""
+    env = dict(env, LOCAL_PORT=str(free_port()))
+    client = tmp_path / ("client-%s.json" % name)
+    render(INTEROP / "cases" / env["CASE"] / "client.json", client, env)
+    spawn([V2RAY, "-config", client], "v2ray-client-%s" % name)
+    out = {}
+    for load, args in LOADS.items():
+        r = subprocess.run([PYTHON, DOWNLOAD, "fetch", env["LOCAL_PORT"], "--timeout", "90",
+                            "--wait-port", "10"] + args, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=120, text=True)
+        last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+        exact = int(last.split()[0]) if last[:1].isdigit() else 0
+        out[load] = (exact, int(args[1]), r.stdout)
+    return out
+
+
+@pytest.mark.deadline(240)
+@pytest.mark.parametrize("case", CASES)
+def test_downloads_end_intact(case, wharf, spawn, tmp_path):
+    if V2RAY is None:
+        pytest.skip("v2ray is not installed (apt-get install v2ray)")
+    up_port = free_port()
+    env = dict(os.environ, CASE=case, SERVER_HOST="127.0.0.1", SERVER_PORT=str(free_port()),
+               UPSTREAM_PORT=str(up_port), LOCAL_PORT="0", QUIC_KEY="wharf-download-key",
+               KCP_SEED="wharf-download-seed")
+    unix_addr = case_env(case, tmp_path, env)
+    up = spawn([PYTHON, DOWNLOAD, "serve", up_port, "--lifetime", "230"], "upstream",
+               stdout=subprocess.PIPE)
+    assert up.stdout.readline().startswith(b"ready")
+
+    ls = {"tag": "v2", "upstream": "127.0.0.1:%d" % up_port,
+          "streamSettings": server_stream_settings(case, env, tmp_path)}
+    if unix_addr is None:
+        ls.update(listen="127.0.0.1", port=int(env["SERVER_PORT"]))
+    w = wharf({"worker_processes": 2, "listeners": [ls]}, start=False)
+    w.start(wait=False)
+    assert server_ready(case, env, unix_addr), w.diagnostics()
+    got = downloads(spawn, tmp_path, env, "wharf")
+    w.wait_stat("v2", "active", lambda v: v == 0, timeout=15)
+    st = w.stats()["v2"]
+    w.stop()
+
+    ref = None
+    if not os.environ.get("WHARF_SKIP_REFERENCE"):
+        env2 = dict(env, SERVER_PORT=str(free_port()))
+        (tmp_path / "ref").mkdir()
+        unix2 = case_env(case, tmp_path / "ref", env2) if case.startswith("ds") else None
+        server = tmp_path / "v2ray-server.json"
+        render(INTEROP / "cases" / case / "server.json", server, env2)
+        spawn([V2RAY, "-config", server], "v2ray-server")
+        assert server_ready(case, env2, unix2), "v2ray server did not start"
+        ref = downloads(spawn, tmp_path, env2, "v2ray")
+
+    report = "\n".join("%s: wharf %d/%d exact%s" % (
+        load, got[load][0], got[load][1],
+        ", v2ray %d/%d" % ref[load][:2] if ref else "") for load in LOADS)
+    print(report)
+    for load in LOADS:
+        exact, total, output = got[load]
+        assert exact == total, "%s\n--- %s through wharf ---\n%s\n%s" % (
+            report, load, output, w.diagnostics())
+        if ref:
+            assert exact >= ref[load][0], report
+    assert st["bad_input"] == 0 and st["upstream"] == 0 and st["error"] == 0, st
