@@ -153,7 +153,10 @@ void wh_kcp_flush(wh_kcp_session_t *k, uint32_t now);
  * them when the session no longer sends (dropped, as nobody will read). */
 ssize_t wh_kcp_read(wh_kcp_session_t *k, uint8_t *buf, size_t size);
 ssize_t wh_kcp_write(wh_kcp_session_t *k, const uint8_t *buf, size_t size);
-int wh_kcp_readable(const wh_kcp_session_t *k);     /* read would not say WH_AGAIN */
+/* readable: read would not say WH_AGAIN -- unless all it finds in order is
+ * empty DATA segments (no V2Ray peer sends them): read uses them up, says
+ * WH_AGAIN, and readable is false after it. */
+int wh_kcp_readable(const wh_kcp_session_t *k);
 int wh_kcp_writable(const wh_kcp_session_t *k);     /* write would take bytes */
 /* The application closes (9.10). */
 void wh_kcp_close(wh_kcp_session_t *k, uint32_t now);
