@@ -197,13 +197,33 @@ qs_destroy(wh_stream_t *s)
         stream_free(st);
         return;
     }
-    if (!st->out_eof || !st->in_eof) {
+    if (st->out_eof && st->head == NULL && !st->in_eof) {
+        /* our side ended and was acknowledged (the relay waits for that):
+         * stop only the client's side, as a RESET_STREAM would make its
+         * stack drop what its application has not read yet */
+        ngtcp2_conn_shutdown_stream_read(st->conn->conn, st->id, 0);
+    } else if (!st->out_eof || !st->in_eof) {
         /* the relay ended before the stream did (a timeout, a failed
          * upstream): reset what is still open, so ngtcp2 closes it */
         ngtcp2_conn_shutdown_stream(st->conn->conn, st->id, 0);
         wh_quic_conn_sendq_remove(st);
     }
     wh_quic_conn_schedule(st->conn);
+}
+
+/* What the client has not acknowledged is what the chunks still hold. */
+static int
+qs_flow(wh_stream_t *s, wh_stream_flow_t *f)
+{
+    wh_quic_stream_t *st = (wh_quic_stream_t *) s;
+    wh_quic_chunk_t *ch;
+
+    if (st->conn == NULL || st->closed) return WH_DECLINED;
+    f->unacked = 0;
+    f->window = 0;
+    for (ch = st->head; ch != NULL; ch = ch->next) f->unacked += ch->len;
+    f->unacked -= st->head_acked;
+    return WH_OK;
 }
 
 static const wh_stream_ops_t qs_ops = {
@@ -213,6 +233,7 @@ static const wh_stream_ops_t qs_ops = {
     .shutdown_write = qs_shutdown_write,
     .wait = qs_wait,
     .splice_fd = NULL,
+    .flow = qs_flow,
     .destroy = qs_destroy,
 };
 

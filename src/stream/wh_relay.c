@@ -18,7 +18,9 @@
  * connect; then connIdle closes a stream with no bytes either way. When the
  * client ends, the upstream gets a FIN and the stream lives on while the
  * upstream keeps sending, until it is idle for downlinkOnly; when the
- * upstream ends, the client gets the end of stream and uplinkOnly applies.
+ * upstream ends, the client gets the end of stream and the stream lingers
+ * until the client has taken everything, then uplinkOnly applies
+ * (linger()).
  * One ev_timer per relay, re-armed lazily from the last activity time, so
  * moving bytes never touches the timer heap.
  */
@@ -34,6 +36,10 @@
 #define WH_RELAY_BUDGET     16          /* chunks per direction per event */
 #define WH_PIPE_POOL        64
 #define WH_LINGER_POLL      0.1         /* s between looks at a lingering client */
+#define WH_LINGER_SLOW      65536       /* a backlog that says the client reads slowly */
+/* what a V2Ray client holds between its transport and its application:
+ * its pipe (policy bufferSize, 512 KiB on 64-bit machines) */
+#define WH_CLIENT_HOLD      (512 * 1024)
 
 enum { UP = 0, DOWN = 1 };
 #define KEEP_GOING (-1)
@@ -64,6 +70,10 @@ struct wh_relay_s {
     uint8_t connecting;
     uint8_t lingering;          /* the client was told the end: see linger() */
     wh_stream_flow_t flow;      /* the client's, at the last change */
+    uint64_t backlog;           /* unacknowledged when the linger began */
+    uint64_t max_window;
+    ev_tstamp linger_began;
+    ev_tstamp acked;            /* when the client had acknowledged all; 0: not yet */
     wh_relay_t *next;
     wh_relay_t **prev;
     union {                     /* the client, formatted only for a log line */
@@ -219,10 +229,27 @@ set_timeout(wh_relay_t *r, ev_tstamp timeout)
  * waits uplinkOnly and closes, which loses what a slow client has not
  * taken yet (a websocket client drops what it buffers on the close frame).
  * So the wait starts only when the client has acknowledged every byte and
- * its receive window has stopped growing back (its application stopped
- * reading, having read all): every change counts as activity. A client
- * that takes nothing for connIdle is closed as idle. A client that ends
- * first ends the stream at once (direction_done). */
+ * its receive window has stopped growing back; every change counts as
+ * activity. TCP reports a growing window only while it is under half its
+ * size, and what the client holds for its application is invisible, so a
+ * client that had a backlog is given the time to read those too, at the
+ * rate it acknowledged the backlog (behind()). A client that takes nothing for connIdle is
+ * closed as idle; a client that ends first ends the stream at once
+ * (direction_done). */
+static ev_tstamp
+behind(wh_relay_t *r)
+{
+    double rate;
+
+    if (r->backlog < WH_LINGER_SLOW) {
+        return 0;                           /* it kept up */
+    }
+    rate = r->backlog / wh_max(r->acked - r->linger_began, 0.001);
+    /* its socket (unreported half of the window), its pipe, and the
+     * socket to its application, which buffers about what ours did */
+    return (r->max_window / 2 + WH_CLIENT_HOLD + r->backlog) / rate;
+}
+
 static void
 linger(wh_relay_t *r)
 {
@@ -236,8 +263,15 @@ linger(wh_relay_t *r)
     if (f.unacked != r->flow.unacked || f.window != r->flow.window) {
         r->flow = f;
         r->last_active = now;
+        r->max_window = wh_max(r->max_window, f.window);
     }
-    limit = f.unacked == 0 ? r->ls->cycle->policy.uplink_only : r->ls->cycle->policy.conn_idle;
+    if (f.unacked == 0 && r->acked == 0) {
+        r->acked = now;
+    }
+    limit = r->ls->cycle->policy.conn_idle;
+    if (f.unacked == 0) {
+        limit = wh_min(limit, r->ls->cycle->policy.uplink_only + behind(r));
+    }
     left = r->last_active + limit - now;
     if (left <= 0) {
         relay_close(r, f.unacked == 0 ? WH_CLOSE_DONE : WH_CLOSE_TIMEOUT);
@@ -255,7 +289,9 @@ linger_start(wh_relay_t *r)
         return;
     }
     r->lingering = 1;
-    r->last_active = ev_now(wh_loop);
+    r->last_active = r->linger_began = ev_now(wh_loop);
+    r->backlog = r->flow.unacked;
+    r->max_window = r->flow.window;
     r->timer.repeat = WH_LINGER_POLL;     /* not linger(): we are inside pump() */
     ev_timer_again(wh_loop, &r->timer);
 }

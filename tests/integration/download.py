@@ -11,17 +11,20 @@ closes first: serve answers a request line "SEED SIZE\\n" with SIZE bytes
 (a function of SEED) and closes at once, often with the last bytes still
 in flight. fetch opens K parallel connections (to a V2Ray client's local
 port), asks each for N bytes and reads until end of stream; with --slow
-the reader takes 64 KiB and sleeps 20 ms, so the server's side has to wait
-for it. Exit 0 when every stream got exactly its bytes; one line per
+the reader takes 64 KiB and sleeps 20 ms (DOWNLOAD_SLOW_SLEEP seconds), so
+the server's side has to wait for it. Exit 0 when every stream got exactly its bytes; one line per
 failed stream and a summary line are printed.
 """
 import argparse
 import hashlib
+import os
 import random
 import socket
 import sys
 import threading
 import time
+
+SLOW_SLEEP = float(os.environ.get("DOWNLOAD_SLOW_SLEEP", "0.02"))
 
 
 def content(seed, size):
@@ -88,7 +91,7 @@ def fetch_one(idx, port, size, slow, timeout, results):
             got.update(b)
             n += len(b)
             if slow:
-                time.sleep(0.02)
+                time.sleep(SLOW_SLEEP)
         s.close()
     except OSError as e:
         err = repr(e)

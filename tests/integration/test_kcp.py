@@ -311,7 +311,7 @@ def test_reload_mid_transfer(workers, wharf, spawn, tmp_path):
     assert r.returncode == 0, r.stdout + w.diagnostics()
     # the old workers exit once their sessions said goodbye
     assert wait_for(lambda: not (old & set(w.workers())), 40), w.diagnostics()
-    assert datagram_stats(w)["kcp"]["passed"] > 0
+    assert datagram_stats(w)["kcp"]["passed"] > 0, (datagram_stats(w), w.stats(), w.log()[-3000:])
 
 
 # --------------------------------------------------- wildcard listeners
