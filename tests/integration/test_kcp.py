@@ -295,7 +295,10 @@ def test_reload_mid_transfer(workers, wharf, spawn, tmp_path):
         result["r"] = push(int(env["LOCAL_PORT"]), 64 << 20, 2, 100)
     t = threading.Thread(target=run, daemon=True)
     t.start()
-    time.sleep(1.0)
+    # both streams open on the old workers before the reload (on a busy
+    # machine a fixed second was not always enough: nothing was handed over)
+    w.wait_stat("kcp", "active", lambda v: v >= 2, timeout=20)
+    time.sleep(0.5)
     assert t.is_alive(), "the transfer ended before the reload"
     old = set(w.workers())
     if after != before:
