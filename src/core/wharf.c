@@ -212,30 +212,34 @@ main(int argc, char **argv)
     conf = wh_cycle_path(prefix, conf_arg ? conf_arg : WH_CONF_PATH);
 
     c = wh_cycle_load(&cf, prefix, conf);
+    free(prefix);       /* the cycle keeps its own copies */
     if (c == NULL) {
         fprintf(stderr, WH_NAME ": [emerg] %s\n", cf.error);
         if (test) {
             fprintf(stderr, WH_NAME ": configuration file %s test failed\n", conf);
         }
+        free(conf);
         return 1;
     }
+    free(conf);
+    /* the one-shot commands free the cycle, so a leak check at their exit
+     * (--with-asan) reports only what was really lost */
     if (test) {
-        fprintf(stderr, WH_NAME ": the configuration file %s syntax is ok\n", conf);
-        fprintf(stderr, WH_NAME ": configuration file %s test is successful\n", conf);
+        fprintf(stderr, WH_NAME ": the configuration file %s syntax is ok\n", c->conf_file);
+        fprintf(stderr, WH_NAME ": configuration file %s test is successful\n", c->conf_file);
         if (dump) {
-            printf("# configuration file %s:\n", conf);
+            printf("# configuration file %s:\n", c->conf_file);
             config_write(&c->cfg, stdout);
         }
-        return 0;
+        rc = 0;
+    } else if (signal_arg) {
+        rc = send_signal(c, signal_arg);
+    } else if (stats) {
+        rc = print_stats(c);
+    } else {
+        raise_nofile();
+        return wh_master_run(c);
     }
-    if (signal_arg) {
-        return send_signal(c, signal_arg);
-    }
-    if (stats) {
-        return print_stats(c);
-    }
-
-    raise_nofile();
-    rc = wh_master_run(c);
+    wh_cycle_free(c);
     return rc;
 }

@@ -13,6 +13,12 @@ started, by pid, in fixture teardown (also when the test failed).
 Environment: WHARF_SHARED overrides the shared folder (default: ../shared
 next to the repository; the V2Ray interop fixtures are in its interop/);
 WHARF_BIN overrides the binary under test (default: objs/wharf).
+
+A sanitizer build (./configure --with-asan; make test-asan) is recognised
+by its ASan runtime: every wharf process then writes its ASan, UBSan or
+LSan report to a file in a session folder, and a test during which a report
+file appeared fails in its teardown, with the report, whichever process
+(master, worker, `wharf -S`) wrote it and whether or not it died of it.
 """
 import faulthandler
 import hashlib
@@ -35,7 +41,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("WHARF_SHARED") or (REPO.parent / "shared")).resolve()
 INTEROP = SHARED / "interop"
-WHARF = Path(os.environ.get("WHARF_BIN") or (REPO / "objs" / "wharf"))
+WHARF = Path(os.path.abspath(os.environ.get("WHARF_BIN") or (REPO / "objs" / "wharf")))
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 STAT_COLUMNS = ("accepted", "active", "done", "timeout", "upstream",
@@ -43,6 +49,43 @@ STAT_COLUMNS = ("accepted", "active", "done", "timeout", "upstream",
 CAUSES = ("done", "timeout", "upstream", "bad_input", "error", "shutdown")
 
 DEFAULT_TEST_TIMEOUT = 60
+
+
+# --------------------------------------------------------------------------
+# sanitizer builds
+
+def _sanitized(binary):
+    """A --with-asan build names the ASan runtime's entry point."""
+    try:
+        with open(binary, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+SANITIZED = _sanitized(WHARF)
+SAN_DIR = None        # the session's folder: lsan.supp and reports/
+SAN_REPORTS = None    # reports/NAME.PID, one per process that reported
+
+if SANITIZED:
+    SAN_DIR = Path(tempfile.mkdtemp(prefix="wharf-asan-"))
+    os.chmod(SAN_DIR, 0o755)
+    SAN_REPORTS = SAN_DIR / "reports"
+    SAN_REPORTS.mkdir()
+    # workers report as nobody, and LSan reads its suppressions only at
+    # exit, so both must be reachable outside pytest's 0700 tmp_path
+    os.chmod(SAN_REPORTS, 0o1777)
+    shutil.copy(REPO / "tests" / "asan" / "lsan.supp", SAN_DIR / "lsan.supp")
+    os.chmod(SAN_DIR / "lsan.supp", 0o644)
+    # set here, not per Popen: `wharf -S`, `-t` and `-s` runs inherit it too
+    os.environ["ASAN_OPTIONS"] = ":".join((
+        "halt_on_error=1", "abort_on_error=1", "detect_leaks=1",
+        "log_path=%s" % (SAN_REPORTS / "asan")))
+    os.environ["UBSAN_OPTIONS"] = ":".join((
+        "halt_on_error=1", "print_stacktrace=1",
+        "log_path=%s" % (SAN_REPORTS / "ubsan")))
+    os.environ["LSAN_OPTIONS"] = "suppressions=%s:print_suppressions=0" % (
+        SAN_DIR / "lsan.supp")
 
 
 # --------------------------------------------------------------------------
@@ -102,6 +145,64 @@ def _deadline(request):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+def pytest_report_header(config):
+    if SANITIZED:
+        return "sanitizer build %s: reports in %s" % (WHARF, SAN_REPORTS)
+    return None
+
+
+_san_seen = set()
+
+
+def _new_san_reports():
+    """Report files not looked at before (they are looked at now)."""
+    try:
+        new = sorted(set(SAN_REPORTS.iterdir()) - _san_seen)
+    except OSError:
+        return []
+    _san_seen.update(new)
+    return new
+
+
+def _san_text(paths):
+    text = []
+    for path in paths:
+        try:
+            body = path.read_text(errors="replace")
+        except OSError as e:
+            body = "(unreadable: %s)" % e
+        text.append("--- %s ---\n%s" % (path, body[-8000:]))
+    return "\n".join(text)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Fail a test during which a sanitizer report appeared. Looked at after
+    its teardown, which also ends the module fixtures it was the last user
+    of: every wharf it used was stopped by then, and its leak check done."""
+    yield
+    if SANITIZED:
+        new = _new_san_reports()
+        if new:
+            pytest.fail("%d sanitizer report(s) during this test:\n%s"
+                        % (len(new), _san_text(new)), pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not SANITIZED:
+        return
+    # written outside any test (a session fixture's teardown, a process
+    # that outlived its test): fail the run all the same
+    stray = _new_san_reports()
+    if stray:
+        sys.stderr.write("\n%d sanitizer report(s) outside the tests:\n%s\n"
+                         % (len(stray), _san_text(stray)))
+        session.exitstatus = 1
+    # a report stays for whoever reads the CI log; an empty folder does not
+    if not any(SAN_REPORTS.iterdir()):
+        shutil.rmtree(SAN_DIR, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------

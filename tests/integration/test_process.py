@@ -37,6 +37,8 @@ def test_workers_run_as_nobody_master_as_root(wharf, upstream):
 
     workers = w.workers()
     assert len(workers) == 2, "worker_processes = 2 gave workers %s" % workers
+    # a worker drops root first thing after fork(); a slow one (ASan) may not yet have
+    wait_for(lambda: all(proc_uids(p)[1] != 0 for p in workers), 5)
     for p in workers:
         assert proc_stat(p)[0] == "wharf: worker", proc_stat(p)
         assert proc_uids(p) == (nobody.pw_uid,) * 4, \

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import connect, free_port, nobody_uid, proc_uids, recv_until_eof
+from conftest import connect, free_port, nobody_uid, proc_uids, recv_until_eof, wait_for
 
 MiB = 1 << 20
 
@@ -589,6 +589,8 @@ def test_root_only_key_file(wharf, upstream, tmp_path):
                         upstream=up.spec, conf={"worker_processes": 2})
     workers = w.workers()
     assert len(workers) == 2
+    # a worker drops root first thing after fork(); a slow one (ASan) may not yet have
+    wait_for(lambda: all(proc_uids(p)[1] != 0 for p in workers), 5)
     for pid in workers:
         assert proc_uids(pid)[1] == nobody_uid(), "worker %d does not run as nobody" % pid
     for i in range(6):

@@ -33,11 +33,15 @@ parse(const char *tls_text, wh_conf_t *cf)
 {
     static const char *const alpn[] = { "h2", NULL };
     static config_t cfg;
+    static int cfg_used;
     config_setting_t *tls;
     wh_tls_conf_t *t = NULL;
     char text[4096];
 
     snprintf(text, sizeof(text), "tls = %s;\n", tls_text);
+    /* the last test's conf is freed by now; its settings go with it */
+    if (cfg_used) config_destroy(&cfg);
+    cfg_used = 1;
     config_init(&cfg);
     if (!config_read_string(&cfg, text)) fail_msg("bad test config: %s", config_error_text(&cfg));
     tls = config_lookup(&cfg, "tls");
