@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import (INTEROP, PYTHON, REPO, SANITIZED, datagram_stats, free_port, udp_bound,
+from conftest import (INTEROP, PYTHON, REPO, datagram_stats, free_port, udp_bound,
                       wait_for)
 from test_interop import V2RAY, make_pki, server_stream_settings
 
