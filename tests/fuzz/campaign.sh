@@ -146,9 +146,15 @@ printf '%-20s %5s %12s %9s %8s %8s %8s\n' target procs executions exec/s crashes
 for name in $names; do
     dir=$work/$name
     crashes=$(ls "$dir/artifacts" 2>/dev/null | grep -c -E '^[0-9]+-(crash|leak|timeout|oom|slow-unit)-')
-    # cov and ft: the most any one process reached (they overlap)
+    # cov and ft: the most any one process reached (they overlap). Once
+    # libFuzzer stops checking leaks per input (after 1000 checks that found
+    # nothing) a leak shows only in the report at exit, with no input
+    # written: counted as a crash too.
     awk -v name="$name" -v secs="$secs" -v crashes="$crashes" '
-        FNR == 1 { procs++; cov = ft = 0 }
+        FNR == 1 { procs++; cov = ft = 0; crashes += leak; leak = 0 }
+        /^INFO: Seed: / { crashes += leak; leak = 0 }
+        /ERROR: LeakSanitizer: detected memory leaks/ { leak = 1 }
+        /Test unit written to/ { leak = 0 }
         /^stat::number_of_executed_units:/ { execs += $2 }
         / cov: [0-9]+ ft: [0-9]+/ {
             for (i = 1; i < NF; i++) {
@@ -158,7 +164,8 @@ for name in $names; do
             if (cov + 0 > maxcov) maxcov = cov + 0
             if (ft + 0 > maxft) maxft = ft + 0
         }
-        END { printf "%-20s %5d %12d %9d %8d %8s %8s\n", name, procs, execs,
+        END { crashes += leak
+              printf "%-20s %5d %12d %9d %8d %8s %8s\n", name, procs, execs,
                      execs / (secs > 0 ? secs : 1), crashes,
                      maxcov == "" ? "-" : maxcov, maxft == "" ? "-" : maxft }
     ' "$dir"/log.* 2>/dev/null || printf '%-20s (no log)\n' "$name"
