@@ -9,11 +9,17 @@
  * payload goes out as a server frame, which masked as a client would mask
  * it must decode to the same bytes; the close and pong builders must
  * produce frames the decoder reads back as what was put in.
+ *
+ * The helpers that only copy and mask bytes are left out of the coverage
+ * feedback: their loop compares, run over a 64 KiB frame, were half of the
+ * time and tell libFuzzer nothing about the codec.
  */
 #include "../../modules/ws/wh_ws_frame.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#define NO_COVERAGE __attribute__((no_sanitize("coverage")))
 
 static void
 same_state(const wh_ws_decoder_t *a, const wh_ws_decoder_t *b)
@@ -28,7 +34,7 @@ same_state(const wh_ws_decoder_t *a, const wh_ws_decoder_t *b)
 }
 
 /* Masks a server frame (header h bytes, then payload) as a client frame. */
-static size_t
+NO_COVERAGE static size_t
 client_frame(uint8_t *out, const uint8_t *frame, size_t h, size_t len, const uint8_t key[4])
 {
     size_t i;
@@ -38,6 +44,16 @@ client_frame(uint8_t *out, const uint8_t *frame, size_t h, size_t len, const uin
     memcpy(out + h, key, 4);
     for (i = 0; i < len; i++) out[h + 4 + i] = frame[h + i] ^ key[i & 3];
     return h + 4 + len;
+}
+
+/* big[0..n) is data repeated */
+NO_COVERAGE static void
+fill(uint8_t *big, size_t n, const uint8_t *data, size_t size)
+{
+    size_t have = size < n ? size : n;
+
+    memcpy(big, data, have);
+    for (; have < n; have *= 2) memcpy(big + have, big, have < n - have ? have : n - have);
 }
 
 static void
@@ -117,7 +133,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 0 && (data[0] & 0xf0) == 0xf0) {
         /* the 8-byte length form, which inputs of the usual size never reach */
         n = 65536 + data[0];
-        for (i = 0; i < n; i++) big[i] = data[i % size];
+        fill(big, n, data, size);
         round_trip(big, n, key);
     }
     wh_ws_accept_key((const char *) data, size, accept);
