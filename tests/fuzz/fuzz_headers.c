@@ -19,14 +19,7 @@
 
 #include "wh_headers.h"
 
-#define FZ_CHECK(c)                                                        \
-    do {                                                                   \
-        if (!(c)) {                                                        \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,         \
-                    __LINE__, #c);                                         \
-            abort();                                                       \
-        }                                                                  \
-    } while (0)
+#include "fuzz_check.h"
 
 static const wh_pkt_header_t *const fz_headers[] = {
     &wh_pkt_header_none, &wh_pkt_header_srtp, &wh_pkt_header_utp,

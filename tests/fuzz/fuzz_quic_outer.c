@@ -26,14 +26,7 @@
 
 #include "wh_quic_outer.h"
 
-#define FZ_CHECK(c)                                                        \
-    do {                                                                   \
-        if (!(c)) {                                                        \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,         \
-                    __LINE__, #c);                                         \
-            abort();                                                       \
-        }                                                                  \
-    } while (0)
+#include "fuzz_check.h"
 
 #define FZ_KEY  "wharf-interop-quic-key"    /* spec 10 */
 #define FZ_NSEC 4
