@@ -54,6 +54,15 @@ typedef struct {
     unsigned shut:1;            /* the destination was told */
 } wh_relay_dir_t;
 
+/* Only a stream whose upstream ended pays for this. */
+typedef struct {
+    wh_stream_flow_t flow;      /* the client's, at the last change */
+    uint64_t backlog;           /* unacknowledged when the linger began */
+    uint64_t max_window;
+    ev_tstamp began;
+    ev_tstamp acked;            /* when the client had acknowledged all; 0: not yet */
+} wh_relay_linger_t;
+
 typedef struct wh_relay_s wh_relay_t;
 struct wh_relay_s {
     wh_stream_t *client;
@@ -68,12 +77,7 @@ struct wh_relay_s {
     wh_posted_t posted;         /* a direction ran out of budget */
     uint8_t posted_dirs;
     uint8_t connecting;
-    uint8_t lingering;          /* the client was told the end: see linger() */
-    wh_stream_flow_t flow;      /* the client's, at the last change */
-    uint64_t backlog;           /* unacknowledged when the linger began */
-    uint64_t max_window;
-    ev_tstamp linger_began;
-    ev_tstamp acked;            /* when the client had acknowledged all; 0: not yet */
+    wh_relay_linger_t *linger;  /* the client was told the end: see linger() */
     wh_relay_t *next;
     wh_relay_t **prev;
     union {                     /* the client, formatted only for a log line */
@@ -206,6 +210,7 @@ relay_close(wh_relay_t *r, int cause)
         free(r->dir[i].stash);
         pipe_put(&r->dir[i]);
     }
+    free(r->linger);
     ev_timer_stop(wh_loop, &r->timer);
     wh_post_cancel(&r->posted);
     wh_stream_close(r->client);
@@ -233,44 +238,45 @@ set_timeout(wh_relay_t *r, ev_tstamp timeout)
  * activity. TCP reports a growing window only while it is under half its
  * size, and what the client holds for its application is invisible, so a
  * client that had a backlog is given the time to read those too, at the
- * rate it acknowledged the backlog (behind()). A client that takes nothing for connIdle is
- * closed as idle; a client that ends first ends the stream at once
+ * rate it acknowledged the backlog (behind()). A client that takes
+ * nothing for connIdle is closed as idle; a client that ends first ends the stream at once
  * (direction_done). */
 static ev_tstamp
-behind(wh_relay_t *r)
+behind(const wh_relay_linger_t *l)
 {
     double rate;
 
-    if (r->backlog < WH_LINGER_SLOW) {
+    if (l->backlog < WH_LINGER_SLOW) {
         return 0;                           /* it kept up */
     }
-    rate = r->backlog / wh_max(r->acked - r->linger_began, 0.001);
+    rate = l->backlog / wh_max(l->acked - l->began, 0.001);
     /* its socket (unreported half of the window), its pipe, and the
      * socket to its application, which buffers about what ours did */
-    return (r->max_window / 2 + WH_CLIENT_HOLD + r->backlog) / rate;
+    return (l->max_window / 2 + WH_CLIENT_HOLD + l->backlog) / rate;
 }
 
 static void
 linger(wh_relay_t *r)
 {
     ev_tstamp now = ev_now(wh_loop), limit, left;
+    wh_relay_linger_t *l = r->linger;
     wh_stream_flow_t f;
 
     if (wh_stream_flow(r->client, &f) != WH_OK) {
         relay_close(r, WH_CLOSE_DONE);
         return;
     }
-    if (f.unacked != r->flow.unacked || f.window != r->flow.window) {
-        r->flow = f;
+    if (f.unacked != l->flow.unacked || f.window != l->flow.window) {
+        l->flow = f;
         r->last_active = now;
-        r->max_window = wh_max(r->max_window, f.window);
+        l->max_window = wh_max(l->max_window, f.window);
     }
-    if (f.unacked == 0 && r->acked == 0) {
-        r->acked = now;
+    if (f.unacked == 0 && l->acked == 0) {
+        l->acked = now;
     }
     limit = r->ls->cycle->policy.conn_idle;
     if (f.unacked == 0) {
-        limit = wh_min(limit, r->ls->cycle->policy.uplink_only + behind(r));
+        limit = wh_min(limit, r->ls->cycle->policy.uplink_only + behind(l));
     }
     left = r->last_active + limit - now;
     if (left <= 0) {
@@ -284,14 +290,20 @@ linger(wh_relay_t *r)
 static void
 linger_start(wh_relay_t *r)
 {
-    if (wh_stream_flow(r->client, &r->flow) != WH_OK) {
+    wh_stream_flow_t f;
+    wh_relay_linger_t *l;
+
+    if (wh_stream_flow(r->client, &f) != WH_OK
+        || (l = calloc(1, sizeof(*l))) == NULL)
+    {
         set_timeout(r, r->ls->cycle->policy.uplink_only);       /* as V2Ray does */
         return;
     }
-    r->lingering = 1;
-    r->last_active = r->linger_began = ev_now(wh_loop);
-    r->backlog = r->flow.unacked;
-    r->max_window = r->flow.window;
+    l->flow = f;
+    l->backlog = f.unacked;
+    l->max_window = f.window;
+    l->began = r->last_active = ev_now(wh_loop);
+    r->linger = l;
     r->timer.repeat = WH_LINGER_POLL;     /* not linger(): we are inside pump() */
     ev_timer_again(wh_loop, &r->timer);
 }
@@ -302,7 +314,7 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     wh_relay_t *r = w->data;
     ev_tstamp left = r->last_active + r->timeout - ev_now(loop);
 
-    if (r->lingering) {
+    if (r->linger != NULL) {
         linger(r);
         return;
     }
