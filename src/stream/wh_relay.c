@@ -239,8 +239,8 @@ set_timeout(wh_relay_t *r, ev_tstamp timeout)
  * size, and what the client holds for its application is invisible, so a
  * client that had a backlog is given the time to read those too, at the
  * rate it acknowledged the backlog (behind()). A client that takes
- * nothing for connIdle is closed as idle; a client that ends first ends the stream at once
- * (direction_done). */
+ * nothing for connIdle is closed as idle; a client that ends first ends
+ * the stream at once (direction_done). */
 static ev_tstamp
 behind(const wh_relay_linger_t *l)
 {
