@@ -48,7 +48,8 @@ exec "$b/lib/ld-linux-x86-64.so.2" --library-path "$b/lib" "$b/tools/addr2line.b
 EOF
 chmod +x "$tmp/tools/addr2line"
 
-cp tests/fuzz/campaign.sh tests/fuzz/lsan.supp tests/fuzz/weights "$tmp/tests/fuzz/"
+cp tests/lsan.supp "$tmp/tests/"
+cp tests/fuzz/campaign.sh tests/fuzz/weights "$tmp/tests/fuzz/"
 for f in tests/fuzz/*.dict tests/fuzz/*.options; do
     [ -f "$f" ] && cp "$f" "$tmp/tests/fuzz/"
 done

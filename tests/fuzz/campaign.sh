@@ -12,8 +12,8 @@
 # Run from the repository root (or a bundle made by tests/fuzz/bundle.sh).
 # It needs only what `make fuzz` built (objs/fuzz/fuzz_*, or FUZZ_BIN_DIR),
 # the shared libraries they link (libev, libconfig, OpenSSL, nghttp2,
-# ngtcp2, GnuTLS), tests/fuzz/ (corpus, dictionaries, options, weights,
-# lsan.supp) and a POSIX shell with awk and xargs: no compiler.
+# ngtcp2, GnuTLS), tests/fuzz/ (corpus, dictionaries, options, weights),
+# tests/lsan.supp and a POSIX shell with awk and xargs: no compiler.
 #
 # FUZZ_RUNNER, if set, is put in front of every target's command line (split
 # at blanks), e.g. a bundled dynamic loader and its --library-path. The
@@ -101,7 +101,7 @@ if [ -z "$names" ]; then
 fi
 
 # libFuzzer finds the suppressions by path: make it absolute at run time
-LSAN_OPTIONS="suppressions=$(pwd)/tests/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 export LSAN_OPTIONS UBSAN_OPTIONS bins work
 

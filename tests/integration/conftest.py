@@ -75,7 +75,7 @@ if SANITIZED:
     # workers report as nobody, and LSan reads its suppressions only at
     # exit, so both must be reachable outside pytest's 0700 tmp_path
     os.chmod(SAN_REPORTS, 0o1777)
-    shutil.copy(REPO / "tests" / "asan" / "lsan.supp", SAN_DIR / "lsan.supp")
+    shutil.copy(REPO / "tests" / "lsan.supp", SAN_DIR / "lsan.supp")
     os.chmod(SAN_DIR / "lsan.supp", 0o644)
     # set here, not per Popen: `wharf -S`, `-t` and `-s` runs inherit it too
     os.environ["ASAN_OPTIONS"] = ":".join((
