@@ -992,6 +992,13 @@ class Wharf:
 
 
 
+def render(template, out, env):
+    """An interop template (INTEROP/render.sh) filled from env into out."""
+    r = subprocess.run(["sh", str(INTEROP / "render.sh"), str(template), str(out)], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10, text=True)
+    assert r.returncode == 0, "render.sh: %s" % r.stdout
+
+
 def udp_bound(port):
     """Some socket is bound to UDP port (any address), per /proc/net/udp*."""
     want = ":%04X" % port

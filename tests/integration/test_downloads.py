@@ -18,7 +18,7 @@ import subprocess
 
 import pytest
 
-from conftest import INTEROP, PYTHON, free_port, udp_bound, wait_for
+from conftest import INTEROP, PYTHON, free_port, render, udp_bound, wait_for
 from test_interop import case_env, server_stream_settings, wait_connectable
 
 V2RAY = shutil.which("v2ray")
@@ -29,12 +29,6 @@ LOADS = {
     "slow": ["--streams", "4", "--bytes", str(16 << 20), "--slow"],
 }
 UDP = ("quic", "kcp")
-
-
-def render(template, out, env):
-    r = subprocess.run(["sh", str(INTEROP / "render.sh"), str(template), str(out)], env=env,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10, text=True)
-    assert r.returncode == 0, "render.sh: %s" % r.stdout
 
 
 def server_ready(case, env, unix_addr):
