@@ -26,7 +26,7 @@
 #define WH_LISTEN_BACKLOG 511
 
 static const char *const top_names[] = {
-    "daemon", "user", "worker_processes", "pid", "error_log", "log_level",
+    "daemon", "user", "worker_processes", "worker_connections", "worker_rlimit_nofile", "pid", "error_log", "log_level",
     "shutdown_timeout", "policy", "stats", "listeners", NULL
 };
 static const char *const policy_names[] = {
@@ -34,7 +34,8 @@ static const char *const policy_names[] = {
 };
 static const char *const stats_names[] = { "listen", "port", NULL };
 static const char *const listener_names[] = {
-    "tag", "listen", "port", "upstream", "streamSettings", NULL
+    "tag", "listen", "port", "upstream", "maxConnections", "maxConnectionsPerAddress",
+    "streamSettings", NULL
 };
 static const char *const stream_settings_names[] = {
     "network", "security", "tlsSettings", "tcpSettings", "kcpSettings", "wsSettings",
@@ -106,6 +107,13 @@ parse_top(wh_conf_t *cf, wh_cycle_t *c, config_setting_t *root)
         if (rc == WH_ERROR) return WH_ERROR;
         if (rc == WH_OK) c->worker_processes = (int) n;
     }
+
+    rc = wh_conf_int(cf, root, "worker_connections", 1, 1 << 24, &n);
+    if (rc == WH_ERROR) return WH_ERROR;
+    if (rc == WH_OK) c->worker_connections = (int) n;
+    rc = wh_conf_int(cf, root, "worker_rlimit_nofile", 64, 1 << 30, &n);
+    if (rc == WH_ERROR) return WH_ERROR;
+    if (rc == WH_OK) c->worker_rlimit_nofile = n;
 
     str = WH_PID_PATH;
     if (wh_conf_string(cf, root, "pid", &str) == WH_ERROR) return WH_ERROR;
@@ -256,7 +264,7 @@ parse_listener(wh_conf_t *cf, wh_cycle_t *c, wh_listener_t *ls, config_setting_t
 {
     const char *tag = NULL, *listen = NULL, *upstream = NULL, *err;
     config_setting_t *where;
-    long port = 0;
+    long port = 0, n;
     int rc, i;
 
     ls->fd = -1;
@@ -279,6 +287,14 @@ parse_listener(wh_conf_t *cf, wh_cycle_t *c, wh_listener_t *ls, config_setting_t
     {
         return WH_ERROR;
     }
+    n = 0;
+    if (wh_conf_int(cf, g, "maxConnections", 0, 1 << 30, &n) == WH_ERROR) return WH_ERROR;
+    ls->max_conns = (int) n;
+    n = 0;
+    if (wh_conf_int(cf, g, "maxConnectionsPerAddress", 0, 1 << 30, &n) == WH_ERROR) {
+        return WH_ERROR;
+    }
+    ls->max_conns_per_address = (int) n;
     if (tag == NULL) {
         wh_conf_error(cf, g, "listener has no \"tag\"");
         return WH_ERROR;
@@ -372,6 +388,7 @@ wh_cycle_load(wh_conf_t *cf, const char *prefix, const char *conf_file)
     c->conf_file = wh_xstrdup(conf_file);
     c->daemon = 1;
     c->worker_processes = 1;
+    c->worker_connections = 4096;
     c->log_level = WH_LOG_INFO;
     c->shutdown_timeout = 30;
     c->policy = (wh_policy_t) { .handshake = 60, .conn_idle = 300,

@@ -38,6 +38,8 @@ struct wh_listener_s {
     int sockopt_proxy_protocol; /* sockopt.acceptProxyProtocol, for modules that heed it */
     int mark;                   /* sockopt.mark on the listening socket, 0 = none */
     int tcp_fast_open;
+    int max_conns;              /* maxConnections, 0 = none (wh_limit.h) */
+    int max_conns_per_address;  /* maxConnectionsPerAddress, 0 = none */
     int fd;                     /* listening socket, -1 until bound; a UDP
                                  * listener's first socket */
     int *udp_fds;               /* UDP transports: one SO_REUSEPORT socket per worker */
@@ -62,6 +64,8 @@ typedef struct wh_cycle_s {
     uid_t uid;
     gid_t gid;
     int worker_processes;
+    int worker_connections;     /* clients per worker (wh_limit.h) */
+    long worker_rlimit_nofile;  /* 0: as inherited */
     char *pid_path;             /* absolute */
     char *error_log;            /* absolute, or "stderr" */
     int log_level;

@@ -54,6 +54,7 @@ int wh_worker_index;
 int wh_worker_count = 1;
 uint32_t wh_worker_serial;
 int wh_worker_mailbox = -1;
+pid_t wh_worker_master;
 static int respawn_pending;
 static int respawn_failures;
 static double respawn_at;
@@ -184,6 +185,7 @@ spawn_worker(void)
     index = free_index();
     make_mailbox(sv);
     last_serial++;
+    wh_worker_master = getpid();
     pid = fork();
     if (pid == -1) {
         wh_log(WH_LOG_ERROR, "fork() failed (%s)", strerror(errno));

@@ -14,6 +14,7 @@ extern int wh_worker_index;
 extern int wh_worker_count;
 extern uint32_t wh_worker_serial;
 extern int wh_worker_mailbox;
+extern pid_t wh_worker_master;      /* its parent: another one means it died */
 
 /* In a worker: the sending end of an older worker's mailbox, or -1. */
 int wh_master_mailbox(uint32_t serial);

@@ -10,6 +10,8 @@
 #include "wh_log.h"
 
 #include <fcntl.h>
+#include <sys/random.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -19,10 +21,12 @@ typedef struct {
     uint32_t magic;
     uint32_t size;
     uint8_t slot_used[WH_STATS_MAX_SLOTS];
+    uint64_t seed;
     struct {
         char tag[WH_STATS_TAG_LEN];
     } listeners[WH_STATS_MAX_LISTENERS];
     wh_stats_counters_t c[WH_STATS_MAX_SLOTS][WH_STATS_MAX_LISTENERS];
+    uint32_t cells[WH_STATS_MAX_SLOTS][WH_STATS_CELLS];
 } wh_stats_shm_t;
 
 const char *const wh_drop_cause_names[WH_DROP_NCAUSES] = {
@@ -30,7 +34,7 @@ const char *const wh_drop_cause_names[WH_DROP_NCAUSES] = {
 };
 
 const char *const wh_close_cause_names[WH_CLOSE_NCAUSES] = {
-    "done", "timeout", "upstream", "bad_input", "error", "shutdown"
+    "done", "timeout", "upstream", "bad_input", "error", "shutdown", "limit"
 };
 
 static wh_stats_shm_t *shm;
@@ -65,6 +69,10 @@ wh_stats_create(pid_t master)
     shm->magic = WH_STATS_MAGIC;
     shm->size = sizeof(wh_stats_shm_t);
     shm->slot_used[0] = 1;      /* the retired workers' totals */
+    /* unpredictable, so no one can aim a collision at someone else's address */
+    if (getrandom(&shm->seed, sizeof(shm->seed), 0) != sizeof(shm->seed)) {
+        shm->seed = (uint64_t) time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t) master;
+    }
     return WH_OK;
 }
 
@@ -76,6 +84,12 @@ wh_stats_destroy(void)
         shm = NULL;
         shm_unlink(shm_name);
     }
+}
+
+void
+wh_stats_unlink(void)
+{
+    shm_unlink(shm_name);
 }
 
 int
@@ -106,6 +120,7 @@ wh_stats_slot_alloc(void)
         if (!shm->slot_used[i]) {
             shm->slot_used[i] = 1;
             memset(shm->c[i], 0, sizeof(shm->c[i]));
+            memset(shm->cells[i], 0, sizeof(shm->cells[i]));
             return i;
         }
     }
@@ -127,10 +142,13 @@ wh_stats_slot_retire(int slot)
         shm->c[0][l].closed[WH_CLOSE_ERROR] += shm->c[slot][l].active;
         shm->c[slot][l].active = 0;
         shm->c[slot][l].connections_active = 0;
+        shm->c[slot][l].clients = 0;
         for (k = 0; k < WH_STATS_NFIELDS; k++) {
             to[k] += from[k];
         }
     }
+    /* a dead worker's clients are gone: they no longer count against a cap */
+    memset(shm->cells[slot], 0, sizeof(shm->cells[slot]));
     shm->slot_used[slot] = 0;
 }
 
@@ -138,6 +156,42 @@ wh_stats_counters_t *
 wh_stats_counters(int slot, int listener)
 {
     return &shm->c[slot][listener];
+}
+
+uint32_t *
+wh_stats_cells(int slot)
+{
+    return shm->cells[slot];
+}
+
+unsigned
+wh_stats_cell_sum(uint32_t cell)
+{
+    unsigned sum = 0;
+    int s;
+
+    for (s = 1; s < WH_STATS_MAX_SLOTS; s++) {
+        if (shm->slot_used[s]) sum += __atomic_load_n(&shm->cells[s][cell], __ATOMIC_RELAXED);
+    }
+    return sum;
+}
+
+uint64_t
+wh_stats_clients(int listener)
+{
+    uint64_t sum = 0;
+    int s;
+
+    for (s = 1; s < WH_STATS_MAX_SLOTS; s++) {
+        if (shm->slot_used[s]) sum += __atomic_load_n(&shm->c[s][listener].clients, __ATOMIC_RELAXED);
+    }
+    return sum;
+}
+
+uint64_t
+wh_stats_seed(void)
+{
+    return shm->seed;
 }
 
 int

@@ -9,6 +9,10 @@
  * worker's slot into it and frees the slot, so counters survive reloads and
  * crashes and the segment never grows. A listener keeps its column across
  * reloads as long as its tag stays.
+ *
+ * The segment also holds what the connection limits share between workers
+ * (wh_limit.c): per slot, the open clients per listener (the "clients"
+ * gauge above) and a count-min sketch of open clients per address.
  */
 #ifndef WH_STATS_H
 #define WH_STATS_H
@@ -22,6 +26,7 @@ enum {
     WH_CLOSE_BAD_INPUT,     /* the client sent bytes we refuse (PROXY header, ...) */
     WH_CLOSE_ERROR,         /* a read/write error or reset, or the worker died */
     WH_CLOSE_SHUTDOWN,      /* closed by a fast stop or at shutdown_timeout */
+    WH_CLOSE_LIMIT,         /* refused at once: maxConnections or maxConnectionsPerAddress */
     WH_CLOSE_NCAUSES
 };
 
@@ -50,6 +55,8 @@ typedef struct {
     uint64_t datagrams_out;
     uint64_t datagrams_passed;              /* handed to the worker owning the session */
     uint64_t datagrams_dropped[WH_DROP_NCAUSES];
+    uint64_t clients;       /* client connections and UDP sessions open, handshakes included */
+    uint64_t paused;        /* times this listener stopped accepting at worker_connections */
 } wh_stats_counters_t;
 
 /* every field is a uint64_t: folding and summing walk them as an array */
@@ -65,12 +72,21 @@ typedef struct {
 /* master */
 int wh_stats_create(pid_t master);
 void wh_stats_destroy(void);
+void wh_stats_unlink(void);                 /* the name only: a worker whose master died */
 int wh_stats_listener(const char *tag);     /* its column, or -1 if the table is full */
 int wh_stats_slot_alloc(void);              /* -1 if all are taken */
 void wh_stats_slot_retire(int slot);        /* fold into slot 0 and free */
 
 /* worker */
 wh_stats_counters_t *wh_stats_counters(int slot, int listener);
+
+/* The per-address sketch: WH_STATS_CELLS counters per slot, written only
+ * by the slot's worker, read by all; a retired slot's are zeroed. */
+#define WH_STATS_CELLS 16384
+uint32_t *wh_stats_cells(int slot);
+unsigned wh_stats_cell_sum(uint32_t cell);          /* over the slots in use */
+uint64_t wh_stats_clients(int listener);            /* over the slots in use */
+uint64_t wh_stats_seed(void);                       /* random, per master start */
 
 /* readers */
 int wh_stats_attach(pid_t master);          /* read-only mapping, for -S */

@@ -78,6 +78,9 @@ metric_lines(const char *tag, const wh_stats_counters_t *c, void *arg)
                 (unsigned long long) c->bytes_up);
     text_printf(t, "wharf_bytes_total{listener=\"%s\",direction=\"down\"} %llu\n", tag,
                 (unsigned long long) c->bytes_down);
+    text_printf(t, "wharf_clients{listener=\"%s\"} %llu\n", tag, (unsigned long long) c->clients);
+    text_printf(t, "wharf_accept_paused_total{listener=\"%s\"} %llu\n", tag,
+                (unsigned long long) c->paused);
     if (c->connections > 0) {
         text_printf(t, "wharf_connections_total{listener=\"%s\"} %llu\n", tag,
                     (unsigned long long) c->connections);
@@ -117,6 +120,12 @@ wh_stats_prometheus(size_t *len)
                     "# TYPE wharf_connections_total counter\n"
                     "# HELP wharf_connections_active Connections that carry streams, open now.\n"
                     "# TYPE wharf_connections_active gauge\n"
+                    "# HELP wharf_clients Client connections and UDP sessions open now, "
+                    "handshakes included (the count the limits apply to).\n"
+                    "# TYPE wharf_clients gauge\n"
+                    "# HELP wharf_accept_paused_total Times a worker stopped accepting on this "
+                    "listener at worker_connections.\n"
+                    "# TYPE wharf_accept_paused_total counter\n"
                     "# HELP wharf_datagrams_total UDP transports: datagrams read and sent.\n"
                     "# TYPE wharf_datagrams_total counter\n"
                     "# HELP wharf_datagrams_passed_total Datagrams passed to the worker owning "

@@ -9,14 +9,20 @@
  * Signals (normally from the master): QUIT drains -- stop accepting, let
  * the open streams finish, exit when none is left or at shutdown_timeout;
  * TERM/INT stop at once; USR1 reopens the error log.
+ *
+ * A master that dies (kill -9) sends, through the kernel, a QUIT: every
+ * worker closes its listening sockets at once, so a master started again
+ * (systemd's Restart=) binds them at once, and drains its streams.
  */
 #include "wh_process.h"
 #include "wh_event.h"
 #include "wh_log.h"
+#include "wh_limit.h"
 #include "wh_relay.h"
 
 #include <grp.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -59,11 +65,44 @@ shutdown_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* The master is gone: what it bound must be free for the next one. A
+ * stream listener's socket is closed by its module's stop; a UDP socket
+ * is one of a SO_REUSEPORT group the next master would join, and its
+ * number is still used for sending, so an unbound socket takes its place
+ * (the sessions on it end by their timeouts); a unix path's lock goes,
+ * and so does the name of the stats segment (the mapping stays). */
+static void
+release_ports(void)
+{
+    int i, k, fd;
+
+    for (i = 0; i < cycle->nlisteners; i++) {
+        wh_listener_t *ls = &cycle->listeners[i];
+
+        for (k = 0; k < ls->udp_nfds; k++) {
+            fd = socket(ls->addr.sa.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+            if (fd == -1 || dup2(fd, ls->udp_fds[k]) == -1) {
+                wh_log(WH_LOG_ERROR, "cannot release udp %s (%s)", ls->addr_text, strerror(errno));
+            }
+            if (fd != -1) close(fd);
+        }
+        if (ls->lock_fd != -1) {
+            close(ls->lock_fd);
+            ls->lock_fd = -1;
+        }
+    }
+    wh_stats_unlink();
+}
+
 static void
 quit_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     int i;
 
+    if (getppid() != wh_worker_master) {
+        wh_log(WH_LOG_WARN, "the master process has gone: closing the listening sockets");
+        release_ports();
+    }
     if (draining) {
         return;
     }
@@ -96,6 +135,29 @@ usr1_cb(struct ev_loop *loop, ev_signal *w, int revents)
     wh_log_reopen((uid_t) -1, (gid_t) -1);
 }
 
+/* As root, before the drop, so the hard limit may be raised too. */
+static void
+set_nofile(wh_cycle_t *c)
+{
+    struct rlimit rl;
+
+    if (c->worker_rlimit_nofile > 0) {
+        rl.rlim_cur = rl.rlim_max = (rlim_t) c->worker_rlimit_nofile;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+            wh_log(WH_LOG_ERROR, "setrlimit(RLIMIT_NOFILE, %ld) failed (%s)",
+                   c->worker_rlimit_nofile, strerror(errno));
+        }
+    }
+    /* a relayed stream takes two descriptors, its client's and its upstream's */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+        && (rlim_t) c->worker_connections * 2 > rl.rlim_cur)
+    {
+        wh_log(WH_LOG_WARN, "%d worker_connections exceed open file resource limit: %llu "
+               "(set worker_rlimit_nofile)", c->worker_connections,
+               (unsigned long long) rl.rlim_cur);
+    }
+}
+
 void
 wh_worker_run(wh_cycle_t *c, int slot)
 {
@@ -108,9 +170,13 @@ wh_worker_run(wh_cycle_t *c, int slot)
     for (i = 1; i < NSIG; i++) {
         if (i != SIGKILL && i != SIGSTOP && i != SIGPIPE) signal(i, SIG_DFL);
     }
+    set_nofile(c);
     drop_privileges(c);
     /* after the drop: changing credentials clears it */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);   /* never outlive a killed master */
+    prctl(PR_SET_PDEATHSIG, SIGQUIT);   /* a killed master: free the ports, drain */
+    if (getppid() != wh_worker_master) {
+        exit(0);                        /* it died before we could ask */
+    }
 
     loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
     if (loop == NULL) {
@@ -131,10 +197,13 @@ wh_worker_run(wh_cycle_t *c, int slot)
     sigemptyset(&set);
     sigprocmask(SIG_SETMASK, &set, NULL);
 
+    wh_limit_init(c, slot);
+    for (i = 0; i < c->nlisteners; i++) {
+        c->listeners[i].stats = wh_stats_counters(slot, c->listeners[i].stats_index);
+    }
     for (i = 0; i < c->nlisteners; i++) {
         wh_listener_t *ls = &c->listeners[i];
 
-        ls->stats = wh_stats_counters(slot, ls->stats_index);
         if (ls->module->start(ls, loop) != WH_OK) {
             wh_log(WH_LOG_EMERG, "listener \"%s\" could not start", ls->tag);
             exit(2);

@@ -30,11 +30,15 @@
 
 enum { STAGE_PROXY, STAGE_TLS, STAGE_MODULE };
 
-typedef struct {
+typedef struct wh_acceptor_s wh_acceptor_t;
+struct wh_acceptor_s {
     wh_listener_t *ls;
     ev_io io;
     ev_timer resume;            /* accepting paused after EMFILE/ENFILE */
-} wh_acceptor_t;
+    wh_acceptor_t *next;
+};
+
+static wh_acceptor_t *acceptors;
 
 static void advance(wh_handshake_t *hs);
 
@@ -47,6 +51,7 @@ finish(wh_handshake_t *hs, int expired)
     }
     ev_io_stop(wh_loop, &hs->io);
     ev_timer_stop(wh_loop, &hs->timer);
+    wh_limit_release(&hs->slot);
     free(hs->proxy);
     free(hs);
 }
@@ -134,6 +139,11 @@ read_proxy(wh_handshake_t *hs)
                                                  : sizeof(struct sockaddr_in6);
         wh_addr_format((struct sockaddr *) &hs->peer, hs->peerlen, hs->peer_text,
                        sizeof(hs->peer_text));
+        /* the proxy's client is the one a per-address cap is about */
+        if (wh_limit_readdress(&hs->slot, (struct sockaddr *) &hs->peer) != WH_OK) {
+            fail(hs, WH_CLOSE_LIMIT, "over maxConnectionsPerAddress");
+            return WH_ERROR;
+        }
     }
     free(hs->proxy);
     hs->proxy = NULL;
@@ -177,6 +187,7 @@ advance(wh_handshake_t *hs)
             fail(hs, WH_CLOSE_ERROR, "out of memory");
             return;
         }
+        wh_sock_stream_hold(hs->top, &hs->slot);
         if (ls->tls != NULL) {
             wh_stream_t *tls = wh_tls_server(hs->top, ls->tls);
             if (tls == NULL) {
@@ -237,7 +248,8 @@ advance(wh_handshake_t *hs)
 }
 
 void
-wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, socklen_t peerlen)
+wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, socklen_t peerlen,
+                   wh_conn_slot_t *slot)
 {
     wh_handshake_t *hs;
 
@@ -246,9 +258,11 @@ wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, sockl
         wh_stream_t *s = wh_sock_stream_create(fd, 0);
         if (s == NULL) {
             close(fd);
+            wh_limit_release(slot);
             wh_stream_refused(ls, WH_CLOSE_ERROR);
             return;
         }
+        wh_sock_stream_hold(s, slot);
         wh_relay_start(ls, s, peer, peerlen);
         return;
     }
@@ -256,11 +270,14 @@ wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, sockl
     hs = calloc(1, sizeof(*hs));
     if (hs == NULL) {
         close(fd);
+        wh_limit_release(slot);
         wh_stream_refused(ls, WH_CLOSE_ERROR);
         return;
     }
     hs->ls = ls;
     hs->fd = fd;
+    hs->slot = *slot;
+    slot->ls = NULL;
     hs->accepted = time(NULL);
     memcpy(&hs->peer, peer, peerlen);
     hs->peerlen = peerlen;
@@ -301,9 +318,10 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     wh_listener_t *ls = a->ls;
     struct sockaddr_storage peer;
     socklen_t peerlen;
+    wh_conn_slot_t slot;
     int i, fd, one = 1;
 
-    for (i = 0; i < WH_ACCEPT_BATCH; i++) {
+    for (i = 0; i < WH_ACCEPT_BATCH && !wh_limit_full(); i++) {
         peerlen = sizeof(peer);
         fd = accept4(ls->fd, (struct sockaddr *) &peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1) {
@@ -321,7 +339,12 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
         wh_stream_accepted(ls);
-        wh_handshake_start(ls, fd, (struct sockaddr *) &peer, peerlen);
+        if (wh_limit_admit(ls, (struct sockaddr *) &peer, &slot) != WH_OK) {
+            close(fd);      /* at once: a cap is no reason to hold anything */
+            wh_stream_refused(ls, WH_CLOSE_LIMIT);
+            continue;
+        }
+        wh_handshake_start(ls, fd, (struct sockaddr *) &peer, peerlen, &slot);
     }
 }
 
@@ -330,7 +353,9 @@ resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     wh_acceptor_t *a = w->data;
 
-    ev_io_start(loop, &a->io);
+    if (!wh_limit_full()) {
+        ev_io_start(loop, &a->io);
+    }
 }
 
 int
@@ -343,7 +368,11 @@ wh_accept_start(wh_listener_t *ls, struct ev_loop *loop)
     a->io.data = a;
     ev_timer_init(&a->resume, resume_cb, 0.5, 0);
     a->resume.data = a;
-    ev_io_start(loop, &a->io);
+    if (!wh_limit_full()) {
+        ev_io_start(loop, &a->io);
+    }
+    a->next = acceptors;
+    acceptors = a;
     ls->runtime = a;
     return WH_OK;
 }
@@ -351,7 +380,7 @@ wh_accept_start(wh_listener_t *ls, struct ev_loop *loop)
 void
 wh_accept_stop(wh_listener_t *ls)
 {
-    wh_acceptor_t *a = ls->runtime;
+    wh_acceptor_t *a = ls->runtime, **p;
 
     if (a == NULL) {
         return;
@@ -360,6 +389,30 @@ wh_accept_stop(wh_listener_t *ls)
     ev_timer_stop(wh_loop, &a->resume);
     close(ls->fd);
     ls->fd = -1;
+    for (p = &acceptors; *p != a; p = &(*p)->next) { /* void */ }
+    *p = a->next;
     free(a);
     ls->runtime = NULL;
+}
+
+void
+wh_accept_pause(void)
+{
+    wh_acceptor_t *a;
+
+    for (a = acceptors; a != NULL; a = a->next) {
+        ev_io_stop(wh_loop, &a->io);
+    }
+}
+
+void
+wh_accept_resume(void)
+{
+    wh_acceptor_t *a;
+
+    for (a = acceptors; a != NULL; a = a->next) {
+        if (!ev_is_active(&a->resume)) {
+            ev_io_start(wh_loop, &a->io);
+        }
+    }
 }

@@ -10,6 +10,7 @@
 
 #include "wh_cycle.h"
 #include "wh_event.h"
+#include "wh_limit.h"
 
 #include <sys/socket.h>
 #include <time.h>
@@ -26,6 +27,7 @@ struct wh_handshake_s {
     void *module_data;          /* the module's, freed by its handshake_end */
 
     /* private */
+    wh_conn_slot_t slot;        /* until the socket stream holds it */
     ev_io io;                   /* the PROXY stage reads the fd itself */
     ev_timer timer;
     int fd;
@@ -34,8 +36,10 @@ struct wh_handshake_s {
     uint8_t *proxy;             /* PROXY header bytes, only in that stage */
 };
 
-/* Takes an accepted, non-blocking socket (already counted as accepted). */
-void wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, socklen_t peerlen);
+/* Takes an accepted, non-blocking socket (already counted as accepted)
+ * and its place in the limits (*slot is moved). */
+void wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, socklen_t peerlen,
+                        wh_conn_slot_t *slot);
 
 /* Starts the handshake timer over (a keep-alive request after a refused one). */
 void wh_handshake_restart_timer(wh_handshake_t *hs);
@@ -43,5 +47,10 @@ void wh_handshake_restart_timer(wh_handshake_t *hs);
 /* Accepts on ls->fd in this worker and starts each connection's handshake. */
 int wh_accept_start(wh_listener_t *ls, struct ev_loop *loop);
 void wh_accept_stop(wh_listener_t *ls);
+
+/* Every listener of this worker stops accepting, and starts again
+ * (worker_connections, wh_limit.c). */
+void wh_accept_pause(void);
+void wh_accept_resume(void);
 
 #endif

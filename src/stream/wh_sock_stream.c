@@ -24,6 +24,7 @@ typedef struct {
     int fd;
     uint8_t want;           /* WH_EV_* the relay waits for */
     uint8_t connecting;
+    wh_conn_slot_t slot;    /* a client's place in the limits */
 } wh_sock_stream_t;
 
 static void
@@ -181,6 +182,7 @@ sock_destroy(wh_stream_t *s)
 
     if (ev_is_active(&ss->io)) ev_io_stop(wh_loop, &ss->io);
     close(ss->fd);
+    wh_limit_release(&ss->slot);
     free(ss);
 }
 
@@ -210,4 +212,11 @@ wh_sock_stream_create(int fd, int connecting)
     ss->io.data = ss;
     if (connecting) sync_watcher(ss);
     return &ss->s;
+}
+
+void
+wh_sock_stream_hold(wh_stream_t *s, wh_conn_slot_t *slot)
+{
+    ((wh_sock_stream_t *) s)->slot = *slot;
+    slot->ls = NULL;
 }

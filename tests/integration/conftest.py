@@ -45,8 +45,8 @@ WHARF = Path(os.path.abspath(os.environ.get("WHARF_BIN") or (REPO / "objs" / "wh
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 STAT_COLUMNS = ("accepted", "active", "done", "timeout", "upstream",
-                "bad_input", "error", "shutdown", "bytes_up", "bytes_down")
-CAUSES = ("done", "timeout", "upstream", "bad_input", "error", "shutdown")
+                "bad_input", "error", "shutdown", "limit", "bytes_up", "bytes_down")
+CAUSES = ("done", "timeout", "upstream", "bad_input", "error", "shutdown", "limit")
 
 DEFAULT_TEST_TIMEOUT = 60
 
