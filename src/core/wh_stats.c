@@ -9,7 +9,9 @@
 #include "wh_stats.h"
 #include "wh_log.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/random.h>
 #include <time.h>
 #include <sys/mman.h>
@@ -46,11 +48,36 @@ name_for(pid_t master)
     snprintf(shm_name, sizeof(shm_name), "/wharf.%d", (int) master);
 }
 
+/* The objects of masters that died without removing theirs (kill -9):
+ * their workers, no longer root, cannot. */
+static void
+remove_stale(void)
+{
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    char name[300];
+    long pid;
+
+    if (d == NULL) {
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (sscanf(e->d_name, "wharf.%ld", &pid) == 1 && pid > 0
+            && kill((pid_t) pid, 0) == -1 && errno == ESRCH)
+        {
+            snprintf(name, sizeof(name), "/%s", e->d_name);
+            shm_unlink(name);
+        }
+    }
+    closedir(d);
+}
+
 int
 wh_stats_create(pid_t master)
 {
     int fd;
 
+    remove_stale();
     name_for(master);
     shm_unlink(shm_name);
     fd = shm_open(shm_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -84,12 +111,6 @@ wh_stats_destroy(void)
         shm = NULL;
         shm_unlink(shm_name);
     }
-}
-
-void
-wh_stats_unlink(void)
-{
-    shm_unlink(shm_name);
 }
 
 int

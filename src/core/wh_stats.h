@@ -72,7 +72,6 @@ typedef struct {
 /* master */
 int wh_stats_create(pid_t master);
 void wh_stats_destroy(void);
-void wh_stats_unlink(void);                 /* the name only: a worker whose master died */
 int wh_stats_listener(const char *tag);     /* its column, or -1 if the table is full */
 int wh_stats_slot_alloc(void);              /* -1 if all are taken */
 void wh_stats_slot_retire(int slot);        /* fold into slot 0 and free */

@@ -69,8 +69,7 @@ shutdown_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * stream listener's socket is closed by its module's stop; a UDP socket
  * is one of a SO_REUSEPORT group the next master would join, and its
  * number is still used for sending, so an unbound socket takes its place
- * (the sessions on it end by their timeouts); a unix path's lock goes,
- * and so does the name of the stats segment (the mapping stays). */
+ * (the sessions on it end by their timeouts); a unix path's lock goes. */
 static void
 release_ports(void)
 {
@@ -91,7 +90,6 @@ release_ports(void)
             ls->lock_fd = -1;
         }
     }
-    wh_stats_unlink();
 }
 
 static void

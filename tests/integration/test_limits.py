@@ -215,6 +215,7 @@ def test_master_killed_workers_free_the_port_and_drain(wharf, upstream, tmp_path
         assert wait_for(lambda: not any(pid_alive(p) for p in workers), 5), \
             "old workers did not exit after their last stream"
         assert "the master process has gone" in w.log()
+        # the new master removed the dead one's statistics object
         assert not os.path.exists("/dev/shm/wharf.%d" % w.pid), "stats object left behind"
     finally:
         again.cleanup()
