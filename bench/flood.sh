@@ -45,6 +45,8 @@
 #        FLOOD_SECONDS     longest run of a hostile load; they are stopped once the measurement
 #                          under load is done                               (default 300)
 #        HOLD_WAIT         seconds to wait for slowloris and garbage to connect (default 30)
+#        RSS_ABORT_MIB     a worker above this stops the hostile loads at once, said in the output
+#                          (the peak then is a MISS of its own)             (default 1024)
 #        CASES             subset of "tcp-tls ws-tls h2 quic kcp"          (default all)
 #        PEERS             subset of "wharf nginx haproxy" (nginx, haproxy: tcp-tls only)
 #                                                                           (default all three)
@@ -66,6 +68,7 @@ GARBAGE_N=${GARBAGE_N:-1000}
 FLOOD_RATE=${FLOOD_RATE:-2000}
 FLOOD_SECONDS=${FLOOD_SECONDS:-300}
 HOLD_WAIT=${HOLD_WAIT:-30}
+RSS_ABORT_MIB=${RSS_ABORT_MIB:-1024}
 ALL_CASES="tcp-tls ws-tls h2 quic kcp"
 CASES=${CASES:-$ALL_CASES}
 ALL_PEERS="wharf nginx haproxy"
@@ -142,14 +145,23 @@ worker_pids() {
     echo "${c:-$1}"
 }
 
-# rss_sampler OUT PID...: every 0.2 s a line "PID VmRSS-KiB" per live PID into OUT, until killed
+# rss_sampler OUT "HOSTILE-PIDS" PID...: every 0.2 s a line "PID VmRSS-KiB" per live PID into OUT,
+# until killed; once one is above RSS_ABORT_MIB, the hostile loads are stopped (SIGTERM) and OUT.abort
+# says so: a worker that grows without bound would take the machine's memory with it
 rss_sampler() {
-    local out=$1 p v
-    shift
+    local out=$1 hostile=$2 p v
+    shift 2
     while :; do
         for p in "$@"; do
-            v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) && [ -n "$v" ] && echo "$p $v"
-        done >>"$out"
+            v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null)
+            [ -n "$v" ] || continue
+            echo "$p $v" >>"$out"
+            if [ "$v" -gt $(( RSS_ABORT_MIB * 1024 )) ] && [ ! -f "$out.abort" ]; then
+                echo "worker $p at $(( v / 1024 )) MiB" >"$out.abort"
+                # shellcheck disable=SC2086  # the pids
+                kill -TERM $hostile 2>/dev/null
+            fi
+        done
         sleep 0.2
     done
 }
@@ -169,7 +181,7 @@ wait_line() {
 # ------------------------------------------------------------------ run
 
 say "wharf under floods: a good client through the V2Ray client, alone and beside hostile loads"
-say "command: BULK_BYTES=$BULK_BYTES UDP_BULK_BYTES=$UDP_BULK_BYTES RR_COUNT=$RR_COUNT KCP_RR_COUNT=$KCP_RR_COUNT SLOW_N=$SLOW_N GARBAGE_N=$GARBAGE_N FLOOD_RATE=$FLOOD_RATE FLOOD_SECONDS=$FLOOD_SECONDS HOLD_WAIT=$HOLD_WAIT CASES=\"$CASES\" PEERS=\"$PEERS\" CLIENT_GOMAXPROCS=$CLIENT_GOMAXPROCS bench/flood.sh${*:+ $*}"
+say "command: BULK_BYTES=$BULK_BYTES UDP_BULK_BYTES=$UDP_BULK_BYTES RR_COUNT=$RR_COUNT KCP_RR_COUNT=$KCP_RR_COUNT SLOW_N=$SLOW_N GARBAGE_N=$GARBAGE_N FLOOD_RATE=$FLOOD_RATE FLOOD_SECONDS=$FLOOD_SECONDS HOLD_WAIT=$HOLD_WAIT RSS_ABORT_MIB=$RSS_ABORT_MIB CASES=\"$CASES\" PEERS=\"$PEERS\" CLIENT_GOMAXPROCS=$CLIENT_GOMAXPROCS bench/flood.sh${*:+ $*}"
 machine_header aes loadavg
 say "  v2ray (client): $(version_of v2ray)"
 say "  loadgen: $(openssl version | cut -d' ' -f1-2)"
@@ -277,7 +289,7 @@ run_case() {
     *) start_hostile flood "$LG" --tls hello-flood "$HOST" "$ports" "$FLOOD_RATE" "$FLOOD_SECONDS" ;;
     esac
     # shellcheck disable=SC2086  # the pids
-    rss_sampler "$D/rss.samples" $before &
+    rss_sampler "$D/rss.samples" "${HPIDS[*]}" $before &
     sampler=$!
     started "$sampler"
     local t_flood
@@ -303,6 +315,8 @@ run_case() {
     # workers: peak RSS each, and which died
     R[$CASE.peak,$peer]=$(awk '{ if ($2 > m[$1]) m[$1] = $2 } END { for (p in m) if (m[p] > x) x = m[p]; if (x) printf "%.1f", x / 1024 }' \
         "$D/rss.samples" 2>/dev/null)
+    [ -f "$D/rss.samples.abort" ] &&
+        say "   hostile loads stopped early: $(cat "$D/rss.samples.abort") (> RSS_ABORT_MIB=$RSS_ABORT_MIB); the figures under load after that are without them"
     say "   worker peak rss under load (KiB): $(awk '{ if ($2 > m[$1]) m[$1] = $2 } END { for (p in m) printf "pid %s %d; ", p, m[p] }' "$D/rss.samples" 2>/dev/null)"
     after=$(worker_pids "$pid")
     died=0
