@@ -52,7 +52,7 @@
 #                                                                           (default all three)
 #        CLIENT_GOMAXPROCS GOMAXPROCS of the v2ray client                   (default nproc)
 #        WHARF_SHARED      the shared folder with interop/ (default ../shared relative to the repo root)
-# Default run: about 8 minutes on 2 cores.
+# Default run: about 6 minutes on 2 cores (RSS_ABORT_MIB bounds what a worker that keeps growing costs).
 # Exit status: 0 when the run completed (target misses are reported, not failed), 1 on setup errors.
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC2317  # (SC2317: start_* are called indirectly)
