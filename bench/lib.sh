@@ -329,11 +329,13 @@ avg_updown() {
 # Each start function writes its config into $D, starts the server in the foreground (in the
 # background of the script) and sets SERVER_PID (CLIENT_PID for a V2Ray client).
 
-# wharf_conf LISTENER...: $D/wharf.conf, one worker, user nobody, logs in $D, these listeners
+# wharf_conf LISTENER...: $D/wharf.conf, one worker, user nobody, logs in $D, these listeners, and
+# the global directives in WHARF_GLOBALS (lines; none when unset)
 wharf_conf() {
     local l first=1
     {
         printf 'daemon = false;\nworker_processes = 1;\nuser = "nobody";\npid = "wharf.pid";\n'
+        [ -n "${WHARF_GLOBALS:-}" ] && printf '%s\n' "$WHARF_GLOBALS"
         printf 'error_log = "error.log";\nlog_level = "error";\nlisteners = (\n'
         for l in "$@"; do
             [ $first = 1 ] || printf ',\n'
@@ -400,7 +402,8 @@ nginx_stream_module() {
 }
 
 # nginx_start LISTEN_OPTS [DIRECTIVE...]: nginx, one worker, a stream server for up, down and rr
-# ("listen $HOST:PORT LISTEN_OPTS"), the DIRECTIVEs at the top of the stream block
+# ("listen $HOST:PORT LISTEN_OPTS"), the DIRECTIVEs at the top of the stream block;
+# worker_connections NGINX_WORKER_CONNECTIONS (default 20000)
 nginx_start() {
     local opts=$1 t
     shift
@@ -408,7 +411,7 @@ nginx_start() {
         [ -n "$NGINX_LOAD" ] && printf '%s\n' "$NGINX_LOAD"
         printf 'daemon off;\nmaster_process on;\nworker_processes 1;\nworker_rlimit_nofile %s;\n' "$(ulimit -n)"
         printf 'pid %s/nginx.pid;\nerror_log %s/error.log error;\n' "$D" "$D"
-        printf 'events { worker_connections 20000; }\nstream {\n'
+        printf 'events { worker_connections %s; }\nstream {\n' "${NGINX_WORKER_CONNECTIONS:-20000}"
         for t in "$@"; do printf '    %s\n' "$t"; done
         for t in up down rr; do
             printf '    server { listen %s:%s%s; proxy_pass %s:%s; }\n' \
@@ -421,14 +424,17 @@ nginx_start() {
 }
 
 # haproxy_start BIND_OPTS [GLOBAL...]: haproxy, one thread, mode tcp, a listen section for up, down
-# and rr ("bind $HOST:PORT BIND_OPTS"), the GLOBAL lines added to its global section
+# and rr ("bind $HOST:PORT BIND_OPTS"), the GLOBAL lines added to its global section; maxconn
+# HAPROXY_MAXCONN (default: what ulimit -n allows), the lines of HAPROXY_DEFAULTS (when set) at the
+# end of the defaults section (a later timeout there replaces an earlier one)
 haproxy_start() {
     local opts=$1 t
     shift
     {
-        printf 'global\n    nbthread 1\n    maxconn %s\n' $(( ($(ulimit -n) - 200) / 2 ))
+        printf 'global\n    nbthread 1\n    maxconn %s\n' "${HAPROXY_MAXCONN:-$(( ($(ulimit -n) - 200) / 2 ))}"
         for t in "$@"; do printf '    %s\n' "$t"; done
         printf 'defaults\n    mode tcp\n    timeout connect 10s\n    timeout client 1h\n    timeout server 1h\n'
+        [ -n "${HAPROXY_DEFAULTS:-}" ] && printf '%s\n' "$HAPROXY_DEFAULTS" | sed 's/^/    /'
         for t in up down rr; do
             printf 'listen %s\n    bind %s:%s%s\n    server s %s:%s\n' \
                 "$t" "$HOST" "$(tag_port $t)" "$opts" "$HOST" "$(tag_upstream $t)"

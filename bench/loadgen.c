@@ -1,6 +1,7 @@
 /*
- * loadgen: upstream servers and load clients for the wharf relay benchmarks
- * (bench/tcp.sh, bench/tls.sh, bench/ws.sh).
+ * loadgen: upstream servers, load clients and hostile clients for the wharf
+ * relay benchmarks (bench/tcp.sh, tls.sh, ws.sh, h2.sh, quic.sh, kcp.sh,
+ * flood.sh).
  *
  * Upstreams (epoll, one thread, non-blocking, TCP on 127.0.0.1):
  *   loadgen sink PORT        discard everything; close after EOF (or, for a
@@ -12,10 +13,37 @@
  * Clients (print one line of key=value pairs on stdout):
  *   loadgen [OPTIONS] bulk-up HOST PORT BYTES
  *   loadgen [OPTIONS] bulk-down HOST PORT BYTES
- *   loadgen [OPTIONS] rr HOST PORT COUNT
+ *   loadgen [OPTIONS] rr HOST PORT COUNT   (first_ms: connect + first round trip)
  *   loadgen [OPTIONS] connrate HOST PORT SECONDS CONCURRENCY
  *   loadgen [OPTIONS] idle HOST PORT N SECONDS
  *   loadgen wait HOST PORT MILLISECONDS   (exit 0 once PORT accepts)
+ *
+ * Hostile clients (bench/flood.sh; every socket bound to a random
+ * 127.x.y.z source, x != 0; PORTS is PORT or PORT,PORT,... used round-robin;
+ * SECONDS is the longest run, SIGTERM ends it sooner; one key=value line at
+ * the end, and "MODE established=N" once all N slots have connected once):
+ *   loadgen [--tls] slowloris HOST PORTS N SECONDS
+ *            N connections, each sending one byte every 1.5-4.5 s of a head
+ *            it never finishes (--tls: the ClientHello, never its last
+ *            byte; else an HTTP request head); one closed by the server is
+ *            opened again 3 s later.  Counts held, max_held, connects,
+ *            closed_by_server.
+ *   loadgen garbage HOST PORTS N SECONDS
+ *            N connections, each sending 1-1024 random bytes a second,
+ *            opened again 1 s after the server closed one.
+ *   loadgen --udp garbage HOST PORTS N SECONDS
+ *            N UDP sources, each sending a random datagram (1-1400 bytes) a
+ *            second; nothing is read.
+ *   loadgen --tls hello-flood HOST PORTS RATE SECONDS
+ *            RATE new connections a second, each sending one ClientHello
+ *            (built once, as --tls would send it, and replayed) and reset
+ *            once the server's first flight arrives, or after 10 s without
+ *            it.  rate= is the achieved rate; flights, closed_by_server,
+ *            timeouts, errors.
+ *   loadgen kcp-flood HOST PORTS RATE SECONDS
+ *            RATE new mKCP conversations a second, each one DATA segment
+ *            (random conv, sn 0, 16 payload bytes; "simple" security, no
+ *            header) from a new UDP socket, and nothing after it.
  *
  * HOST is a numeric IPv4 address, or unix:PATH for a unix stream socket
  * (then PORT is ignored; write 0).
@@ -62,6 +90,7 @@
  *            right after connect: a V2Ray QUIC client opens its stream only
  *            once the application writes, so a server-speaks-first
  *            transfer would otherwise never start.
+ *   --udp    garbage over UDP (the hostile garbage mode only).
  *   --ack    bulk-up announces itself with the magic "WHARFBLA" instead of
  *            "WHARFBLK": the sink then writes one byte ("K") once it has
  *            received all announced bytes, before it closes, and the client
@@ -130,7 +159,12 @@ _Noreturn static void usage(void)
             "       loadgen [OPTIONS] connrate HOST PORT SECONDS CONCURRENCY\n"
             "       loadgen [OPTIONS] idle HOST PORT N SECONDS\n"
             "       loadgen wait HOST PORT MILLISECONDS\n"
-            "OPTIONS: --tls, --http | --ws PATH [--ws-frame BYTES], --ack\n"
+            "       loadgen [--tls] slowloris HOST PORTS N SECONDS\n"
+            "       loadgen [--udp] garbage HOST PORTS N SECONDS\n"
+            "       loadgen --tls hello-flood HOST PORTS RATE SECONDS\n"
+            "       loadgen kcp-flood HOST PORTS RATE SECONDS\n"
+            "OPTIONS: --tls, --http | --ws PATH [--ws-frame BYTES], --ack, --poke\n"
+            "PORTS: PORT or PORT,PORT,...\n"
             "HOST: numeric IPv4 address, or unix:PATH (PORT then ignored)\n");
     exit(2);
 }
@@ -477,7 +511,7 @@ static int serve(enum kind kind, int port)
 /* ------------------------------------------------------------------ */
 /* client connections: plain, TLS, V2Ray "http" header                  */
 
-static int opt_tls, opt_http, opt_ack, opt_poke;
+static int opt_tls, opt_http, opt_ack, opt_poke, opt_udp;
 static const char *opt_ws;         /* --ws PATH, or NULL */
 static size_t opt_ws_frame = 2048; /* --ws-frame */
 static char ws_host[128];          /* Host header value */
@@ -1214,12 +1248,16 @@ static int rr(const struct target *t, long long count)
     char req[MSG], resp[MSG];
     struct lconn c;
     memset(req, 'r', sizeof req);
+    double t_dial = now(), first = 0;
     if (lc_dial(t, 1, &c) < 0)
         die("connect");
     long long warm = count / 10 < 100 ? 100 : count / 10;
-    for (long long i = 0; i < warm; i++)
+    for (long long i = 0; i < warm; i++) {
         if (lc_write(&c, req, MSG) < 0 || lc_read_all(&c, resp, MSG) < 0)
             die("rr warm-up");
+        if (i == 0) /* connect and first round trip: the stream's setup through any relays */
+            first = now() - t_dial;
+    }
     double *lat = malloc((size_t)count * sizeof *lat);
     if (lat == NULL)
         die("malloc");
@@ -1235,8 +1273,8 @@ static int rr(const struct target *t, long long count)
     for (long long i = 0; i < count; i++)
         sum += lat[i];
     long long i50 = (count * 50 + 99) / 100 - 1, i99 = (count * 99 + 99) / 100 - 1;
-    printf("rr%s count=%lld p50_us=%.1f p99_us=%.1f mean_us=%.1f max_us=%.1f\n", mode_tag(),
-           count, lat[i50], lat[i99], sum / (double)count, lat[count - 1]);
+    printf("rr%s count=%lld p50_us=%.1f p99_us=%.1f mean_us=%.1f max_us=%.1f first_ms=%.1f\n",
+           mode_tag(), count, lat[i50], lat[i99], sum / (double)count, lat[count - 1], first * 1e3);
     free(lat);
     return 0;
 }
@@ -1328,6 +1366,503 @@ static int idle(const struct target *t, int n, double seconds)
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* hostile clients (bench/flood.sh)                                     */
+/*
+ * Each hostile socket is bound to a random 127.x.y.z source (x != 0), so a
+ * server's per-address limits see many addresses and never the good client
+ * (127.0.0.1).  PORTS is one port or a comma-separated list: connections and
+ * datagrams go round-robin over them.  SECONDS is the longest run: SIGTERM or
+ * SIGINT ends a run early, and the result line is printed either way.  One
+ * thread, non-blocking sockets, one epoll loop: an attacker's costs, not a
+ * client's.
+ */
+
+#define FLOOD_MAXPORTS 16
+#define SLOW_GAP 3.0       /* slowloris: seconds between two bytes */
+#define GARBAGE_GAP 1.0    /* garbage: seconds between two bursts (a datagram with --udp) */
+#define GARBAGE_MAX 1024   /* garbage: largest burst in bytes */
+#define HELLO_TIMEOUT 10.0 /* hello-flood: a connection without an answer by then is dropped */
+
+static volatile sig_atomic_t flood_stop;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    flood_stop = 1;
+}
+
+struct ports {
+    struct sockaddr_in sa[FLOOD_MAXPORTS];
+    int n, next;
+};
+
+static void parse_ports(const char *host, const char *list, struct ports *p)
+{
+    char buf[256], *save = NULL;
+    snprintf(buf, sizeof buf, "%s", list);
+    p->n = p->next = 0;
+    for (char *s = strtok_r(buf, ",", &save); s != NULL; s = strtok_r(NULL, ",", &save)) {
+        if (p->n == FLOOD_MAXPORTS)
+            usage();
+        struct target t = make_target(host, s);
+        if (t.is_unix)
+            usage();
+        memcpy(&p->sa[p->n++], &t.ss, sizeof p->sa[0]);
+    }
+    if (p->n == 0)
+        usage();
+}
+
+static const struct sockaddr_in *next_port(struct ports *p)
+{
+    const struct sockaddr_in *sa = &p->sa[p->next];
+    p->next = (p->next + 1) % p->n;
+    return sa;
+}
+
+/* a socket bound to a random 127.x.y.z (x != 0, z neither 0 nor 255), the port left to the
+ * kernel (at connect time for TCP, so many sources do not exhaust one address's ports) */
+static int hostile_socket(int type)
+{
+    int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    uint64_t r = rng();
+    struct sockaddr_in src;
+    memset(&src, 0, sizeof src);
+    src.sin_family = AF_INET;
+    src.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)(1 + r % 255) << 16 |
+                                (uint32_t)((r >> 8) & 255) << 8 | (uint32_t)(1 + (r >> 16) % 254));
+    int one = 1;
+    if (type == SOCK_STREAM)
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* close at once with a reset: no FIN exchange, no TIME_WAIT, as a flood would */
+static void close_rst(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+}
+
+/* the ClientHello that --tls would send, built once and replayed by every connection (the
+ * server does a full handshake for each all the same: the key share is not checked for reuse) */
+static unsigned char *hello;
+static size_t hello_len;
+
+static void build_hello(void)
+{
+#ifdef LOADGEN_TLS
+    SSL *s = SSL_new(tls_ctx);
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    if (s == NULL || rb == NULL || wb == NULL)
+        tls_die("SSL_new");
+    SSL_set_bio(s, rb, wb);
+    SSL_set_connect_state(s);
+    (void)SSL_do_handshake(s); /* wants to read: the ClientHello is in wb */
+    ERR_clear_error();
+    char *p;
+    long n = BIO_get_mem_data(wb, &p);
+    if (n <= 0 || (hello = malloc((size_t)n)) == NULL)
+        tls_die("ClientHello");
+    memcpy(hello, p, (size_t)n);
+    hello_len = (size_t)n;
+    SSL_free(s);
+#endif
+}
+
+static void fill_random(unsigned char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i += 8) {
+        uint64_t r = rng();
+        memcpy(buf + i, &r, len - i < 8 ? len - i : 8);
+    }
+}
+
+static void sleep_until(double t)
+{
+    double d = t - now();
+    if (d > 0)
+        usleep((useconds_t)(d * 1e6));
+}
+
+/* slowloris and garbage: N slots, each a connection that is opened again after the server
+ * closed it.  A slot's timer (next) says when it connects again, or sends its next bytes. */
+struct slot {
+    int fd;
+    int state; /* 0 closed, 1 connecting, 2 open */
+    int once;  /* was connected at least once */
+    size_t pos; /* slowloris: bytes of the head sent */
+    double next;
+};
+
+struct held {
+    const char *mode;
+    long long connects, closed, errors, bytes, max_held;
+    int held, n, announced;
+};
+
+static void slot_drop(int ep, struct slot *s, struct held *h, double reopen)
+{
+    epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
+    if (s->state == 2)
+        h->held--;
+    close(s->fd);
+    s->fd = -1;
+    s->state = 0;
+    s->pos = 0;
+    s->next = reopen;
+}
+
+/* the bytes a slot sends next: slowloris one byte of a head that never ends (the ClientHello
+ * with --tls, all but its last byte, then nothing; else an HTTP request head, then header
+ * bytes forever); garbage a random burst */
+static size_t slot_bytes(int slow, struct slot *s, unsigned char *buf)
+{
+    static const char head[] = "GET / HTTP/1.1\r\nHost: localhost\r\nX-a: ";
+    if (!slow) {
+        size_t n = 1 + (size_t)(rng() % GARBAGE_MAX);
+        fill_random(buf, n);
+        return n;
+    }
+    if (hello_len > 0) {
+        if (s->pos + 1 >= hello_len)
+            return 0;
+        buf[0] = hello[s->pos];
+    } else {
+        buf[0] = s->pos < sizeof head - 1 ? (unsigned char)head[s->pos] : 'a';
+    }
+    return 1;
+}
+
+static int hold_flood(int slow, const char *host, const char *ports, int n, double seconds)
+{
+    struct ports pt;
+    parse_ports(host, ports, &pt);
+    if (slow && opt_tls)
+        build_hello();
+    struct slot *sl = calloc((size_t)n, sizeof *sl);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (sl == NULL || ep < 0)
+        die("slots");
+    struct held h = {.mode = slow ? "slowloris" : "garbage", .n = n};
+    double gap = slow ? SLOW_GAP : GARBAGE_GAP, t0 = now(), end = t0 + seconds;
+    for (int i = 0; i < n; i++) { /* the first connects spread over one second */
+        sl[i].fd = -1;
+        sl[i].next = t0 + (double)i / n;
+    }
+    unsigned char buf[GARBAGE_MAX + 8];
+    struct epoll_event evs[256];
+    int ever = 0; /* slots that were connected once */
+    while (!flood_stop && now() < end) {
+        int k = epoll_wait(ep, evs, 256, 20);
+        double t = now();
+        for (int i = 0; i < k; i++) {
+            struct slot *s = evs[i].data.ptr;
+            if (s->state == 1) {
+                int e = 0;
+                socklen_t el = sizeof e;
+                getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &e, &el);
+                if (e != 0 || (evs[i].events & (EPOLLERR | EPOLLHUP))) {
+                    h.errors++;
+                    slot_drop(ep, s, &h, t + gap);
+                    continue;
+                }
+                s->state = 2;
+                h.connects++;
+                if (++h.held > h.max_held)
+                    h.max_held = h.held;
+                if (!s->once) {
+                    s->once = 1;
+                    ever++;
+                }
+                struct epoll_event e2 = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = s};
+                epoll_ctl(ep, EPOLL_CTL_MOD, s->fd, &e2);
+                s->next = t; /* its first bytes at once */
+                continue;
+            }
+            /* open: anything the server says is read and dropped; EOF or an error is its close */
+            ssize_t r;
+            while ((r = recv(s->fd, buf, sizeof buf, 0)) > 0)
+                ;
+            if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                h.closed++;
+                slot_drop(ep, s, &h, t + gap);
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            struct slot *s = &sl[i];
+            if (s->next > t || s->state == 1)
+                continue;
+            if (s->state == 0) {
+                s->fd = hostile_socket(SOCK_STREAM);
+                const struct sockaddr_in *dst = next_port(&pt);
+                if (s->fd < 0 || (connect(s->fd, (const struct sockaddr *)dst, sizeof *dst) < 0 &&
+                                  errno != EINPROGRESS)) {
+                    h.errors++;
+                    if (s->fd >= 0)
+                        close(s->fd);
+                    s->fd = -1;
+                    s->next = t + gap;
+                    continue;
+                }
+                s->state = 1;
+                s->next = t + 1e9;
+                struct epoll_event e = {.events = EPOLLOUT, .data.ptr = s};
+                epoll_ctl(ep, EPOLL_CTL_ADD, s->fd, &e);
+                continue;
+            }
+            size_t len = slot_bytes(slow, s, buf);
+            ssize_t w = len ? send(s->fd, buf, len, MSG_NOSIGNAL) : 0;
+            if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+                h.closed++;
+                slot_drop(ep, s, &h, t + gap);
+                continue;
+            }
+            if (w > 0) {
+                h.bytes += w;
+                s->pos += (size_t)w;
+            }
+            /* slowloris: a random phase, so the bytes do not all come in one tick */
+            s->next = t + gap * (slow ? 0.5 + (double)(rng() % 1000) / 1000.0 : 1.0);
+        }
+        if (!h.announced && ever >= n) {
+            h.announced = 1;
+            printf("%s%s established=%d held=%d\n", h.mode, mode_tag(), n, h.held);
+            fflush(stdout);
+        }
+    }
+    double dt = now() - t0;
+    int held_end = h.held;
+    for (int i = 0; i < n; i++)
+        if (sl[i].fd >= 0)
+            close_rst(sl[i].fd);
+    printf("%s%s seconds=%.1f n=%d held=%d max_held=%lld connects=%lld closed_by_server=%lld "
+           "bytes=%lld errors=%lld\n", h.mode, mode_tag(), dt, n, held_end, h.max_held, h.connects,
+           h.closed, h.bytes, h.errors);
+    free(sl);
+    close(ep);
+    return 0;
+}
+
+/* garbage --udp: N sources (sockets on random 127.x.y.z), each sending a random datagram of
+ * 1..1400 bytes every GARBAGE_GAP seconds; nothing is read */
+static int udp_garbage(const char *host, const char *ports, int n, double seconds)
+{
+    struct ports pt;
+    parse_ports(host, ports, &pt);
+    int *fds = calloc((size_t)n, sizeof *fds);
+    if (fds == NULL)
+        die("calloc");
+    long long sent = 0, bytes = 0, errors = 0;
+    for (int i = 0; i < n; i++)
+        if ((fds[i] = hostile_socket(SOCK_DGRAM)) < 0)
+            errors++;
+    printf("garbage via=udp established=%d\n", n);
+    fflush(stdout);
+    unsigned char buf[1400];
+    double t0 = now(), end = t0 + seconds;
+    for (long long round = 0; !flood_stop && now() < end; round++) {
+        for (int i = 0; i < n && !flood_stop; i++) {
+            if (fds[i] < 0)
+                continue;
+            size_t len = 1 + (size_t)(rng() % sizeof buf);
+            fill_random(buf, len);
+            const struct sockaddr_in *dst = next_port(&pt);
+            if (sendto(fds[i], buf, len, 0, (const struct sockaddr *)dst, sizeof *dst) < 0) {
+                errors++;
+            } else {
+                sent++;
+                bytes += (long long)len;
+            }
+            /* spread a round over GARBAGE_GAP */
+            if (i % 50 == 49)
+                sleep_until(t0 + GARBAGE_GAP * ((double)round + (double)(i + 1) / n));
+        }
+        sleep_until(t0 + GARBAGE_GAP * (double)(round + 1));
+    }
+    double dt = now() - t0;
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(fds);
+    printf("garbage via=udp seconds=%.1f n=%d sent=%lld rate=%.0f bytes=%lld errors=%lld\n", dt, n,
+           sent, (double)sent / dt, bytes, errors);
+    return 0;
+}
+
+/* hello-flood: RATE new connections a second, each sending the one pre-built ClientHello and
+ * reset as soon as the server's first flight arrives (or after HELLO_TIMEOUT without one) */
+struct hconn {
+    double start;
+    int state; /* 0 free, 1 connecting, 2 hello sent */
+};
+
+static int hello_flood(const char *host, const char *ports, double rate, double seconds)
+{
+    struct ports pt;
+    parse_ports(host, ports, &pt);
+    build_hello();
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    size_t cap = rl.rlim_cur > 1048576 ? 1048576 : (size_t)rl.rlim_cur;
+    struct hconn *hc = calloc(cap, sizeof *hc);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (hc == NULL || ep < 0)
+        die("hello-flood");
+    long long started = 0, flights = 0, closed = 0, timeouts = 0, errors = 0, inflight = 0;
+    long long max_inflight = 0;
+    unsigned char buf[16384];
+    struct epoll_event evs[256];
+    double t0 = now(), end = t0 + seconds, last_sweep = t0;
+    while (!flood_stop && now() < end) {
+        double t = now();
+        long long due = (long long)((t - t0) * rate);
+        while (started < due && inflight + 64 < (long long)cap) {
+            started++;
+            int fd = hostile_socket(SOCK_STREAM);
+            const struct sockaddr_in *dst = next_port(&pt);
+            if (fd < 0) {
+                errors++;
+                continue;
+            }
+            if ((size_t)fd >= cap ||
+                (connect(fd, (const struct sockaddr *)dst, sizeof *dst) < 0 && errno != EINPROGRESS)) {
+                errors++;
+                close(fd);
+                continue;
+            }
+            struct epoll_event e = {.events = EPOLLOUT, .data.fd = fd};
+            epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e);
+            hc[fd].state = 1;
+            hc[fd].start = t;
+            if (++inflight > max_inflight)
+                max_inflight = inflight;
+        }
+        int k = epoll_wait(ep, evs, 256, 1);
+        for (int i = 0; i < k; i++) {
+            int fd = evs[i].data.fd;
+            if (hc[fd].state == 1) {
+                int e = 0;
+                socklen_t el = sizeof e;
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el);
+                if (e == 0 && send(fd, hello, hello_len, MSG_NOSIGNAL) == (ssize_t)hello_len) {
+                    hc[fd].state = 2;
+                    struct epoll_event e2 = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = fd};
+                    epoll_ctl(ep, EPOLL_CTL_MOD, fd, &e2);
+                    continue;
+                }
+                errors++;
+            } else {
+                ssize_t r = recv(fd, buf, sizeof buf, 0);
+                if (r > 0)
+                    flights++;
+                else if (r < 0 && (errno == EAGAIN || errno == EINTR))
+                    continue;
+                else
+                    closed++;
+            }
+            hc[fd].state = 0;
+            inflight--;
+            close_rst(fd);
+        }
+        if (t - last_sweep > 0.5) { /* answers that never came */
+            last_sweep = t;
+            for (size_t fd = 0; fd < cap; fd++)
+                if (hc[fd].state != 0 && t - hc[fd].start > HELLO_TIMEOUT) {
+                    hc[fd].state = 0;
+                    inflight--;
+                    timeouts++;
+                    close_rst((int)fd);
+                }
+        }
+    }
+    double dt = now() - t0;
+    for (size_t fd = 0; fd < cap; fd++)
+        if (hc[fd].state != 0)
+            close_rst((int)fd);
+    printf("hello-flood%s seconds=%.1f target_rate=%.0f rate=%.0f started=%lld flights=%lld "
+           "closed_by_server=%lld timeouts=%lld errors=%lld max_in_flight=%lld hello_bytes=%zu\n",
+           mode_tag(), dt, rate, (double)started / dt, started, flights, closed, timeouts, errors,
+           max_inflight, hello_len);
+    free(hc);
+    close(ep);
+    return 0;
+}
+
+/* kcp-flood: RATE new mKCP conversations a second, each from a new UDP socket on a random
+ * 127.x.y.z (a new source port): one DATA segment (random conv, sn 0, una 0, 16 random payload
+ * bytes) sealed with "simple" security and no header (spec 9.2, 9.3), the first segment of a
+ * valid session; nothing follows it */
+static uint32_t fnv1a32(const unsigned char *p, size_t len)
+{
+    uint32_t h = 0x811C9DC5u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 0x01000193u;
+    return h;
+}
+
+static size_t kcp_first_segment(unsigned char *out)
+{
+    unsigned char seg[18 + 16];
+    uint16_t conv = (uint16_t)rng();
+    memset(seg, 0, sizeof seg);
+    seg[0] = (unsigned char)(conv >> 8);
+    seg[1] = (unsigned char)conv;
+    seg[2] = 1;      /* cmd DATA; opt 0; ts, sn, una 0 */
+    seg[17] = 16;    /* len */
+    fill_random(seg + 18, 16);
+    size_t total = 6 + sizeof seg;
+    out[4] = (unsigned char)(sizeof seg >> 8);
+    out[5] = (unsigned char)sizeof seg;
+    memcpy(out + 6, seg, sizeof seg);
+    uint32_t h = fnv1a32(out + 4, sizeof seg + 2);
+    out[0] = (unsigned char)(h >> 24);
+    out[1] = (unsigned char)(h >> 16);
+    out[2] = (unsigned char)(h >> 8);
+    out[3] = (unsigned char)h;
+    for (size_t i = 4; i < total; i++)
+        out[i] ^= out[i - 4];
+    return total;
+}
+
+static int kcp_flood(const char *host, const char *ports, double rate, double seconds)
+{
+    struct ports pt;
+    parse_ports(host, ports, &pt);
+    long long sent = 0, errors = 0;
+    unsigned char d[64];
+    double t0 = now(), end = t0 + seconds;
+    while (!flood_stop && now() < end) {
+        long long due = (long long)((now() - t0) * rate);
+        while (sent + errors < due) {
+            int fd = hostile_socket(SOCK_DGRAM);
+            size_t len = kcp_first_segment(d);
+            const struct sockaddr_in *dst = next_port(&pt);
+            if (fd < 0 || sendto(fd, d, len, 0, (const struct sockaddr *)dst, sizeof *dst) < 0)
+                errors++;
+            else
+                sent++;
+            if (fd >= 0)
+                close(fd);
+        }
+        usleep(1000);
+    }
+    double dt = now() - t0;
+    printf("kcp-flood seconds=%.1f target_rate=%.0f rate=%.0f sent=%lld errors=%lld\n", dt, rate,
+           (double)sent / dt, sent, errors);
+    return 0;
+}
+
 static int wait_port(const struct target *t, long long ms)
 {
     double deadline = now() + (double)ms / 1000.0;
@@ -1364,6 +1899,8 @@ int main(int argc, char **argv)
             opt_ack = 1;
         else if (!strcmp(argv[1], "--poke"))
             opt_poke = 1;
+        else if (!strcmp(argv[1], "--udp"))
+            opt_udp = 1;
         else if (!strcmp(argv[1], "--ws") && argc > 2 && argv[2][0] == '/') {
             opt_ws = argv[2];
             argv++;
@@ -1395,6 +1932,28 @@ int main(int argc, char **argv)
 #endif
     }
     if (argc < 5)
+        usage();
+    if (!strcmp(m, "slowloris") || !strcmp(m, "garbage") || !strcmp(m, "hello-flood") ||
+        !strcmp(m, "kcp-flood")) {
+        struct sigaction sa = {.sa_handler = on_stop};
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        if (argc != 6 || opt_http || opt_ws || opt_ack || opt_poke ||
+            (opt_udp && strcmp(m, "garbage")) || (opt_udp && opt_tls) ||
+            (!opt_tls && !strcmp(m, "hello-flood")) || (opt_tls && !strcmp(m, "kcp-flood")))
+            usage();
+        long long a = parse_num(argv[4], 1);
+        double secs = (double)parse_num(argv[5], 1);
+        if (!strcmp(m, "slowloris"))
+            return hold_flood(1, argv[2], argv[3], (int)a, secs);
+        if (!strcmp(m, "garbage"))
+            return opt_udp ? udp_garbage(argv[2], argv[3], (int)a, secs)
+                           : hold_flood(0, argv[2], argv[3], (int)a, secs);
+        if (!strcmp(m, "hello-flood"))
+            return hello_flood(argv[2], argv[3], (double)a, secs);
+        return kcp_flood(argv[2], argv[3], (double)a, secs);
+    }
+    if (opt_udp)
         usage();
     struct target t = make_target(argv[2], argv[3]);
     if (t.is_unix)
