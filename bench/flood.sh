@@ -101,11 +101,9 @@ cat "$CERT" "$KEY" >"$WORK/haproxy.pem"
 # --------------------------------------------------------------- servers
 
 # ---- wharf's connection limits: the one place for them ----
-# worker_connections (the per-worker limit, a global directive), worker_rlimit_nofile and the
-# listeners' maxConnections / maxConnectionsPerAddress are not in this build yet. Once
-# worker_connections is, this line becomes (4096, as nginx's and haproxy's below):
-#   WHARF_GLOBALS='worker_connections = 4096;'
-WHARF_GLOBALS=''
+# worker_connections (clients per worker, handshakes and UDP sessions included) as nginx's and
+# haproxy's below; the hostile sources are many addresses, so per-address caps would not apply.
+WHARF_GLOBALS=${WHARF_GLOBALS-'worker_connections = 4096;'}
 
 # the wharf streamSettings of a case: the fixture's server.json, as wharf.conf spells it
 case_settings() {
