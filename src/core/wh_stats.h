@@ -50,6 +50,7 @@ typedef struct {
     uint64_t datagrams_out;
     uint64_t datagrams_passed;              /* handed to the worker owning the session */
     uint64_t datagrams_dropped[WH_DROP_NCAUSES];
+    uint64_t quic_retry;    /* QUIC Retry packets sent (address validation) */
 } wh_stats_counters_t;
 
 /* every field is a uint64_t: folding and summing walk them as an array */
