@@ -38,8 +38,11 @@
 
 typedef struct {
     wh_quic_outer_conf_t outer;
+    long retry;                 /* handshakes in progress from which Initials get a Retry */
     unsigned default_outer:1;   /* quicSettings absent: also accept ChaCha20 under the same K */
 } wh_quic_conf_t;
+
+#define WH_QUIC_RETRY_DEFAULT    64
 
 typedef struct wh_quic_conn_s wh_quic_conn_t;
 typedef struct wh_quic_stream_s wh_quic_stream_t;
@@ -53,7 +56,12 @@ typedef struct {
     wh_quic_tls_t *tls;
     wh_quic_conn_t *conns;
     uint8_t reset_secret[32];   /* stateless reset tokens */
+    unsigned handshaking;       /* connections whose handshake has not completed */
+    uint64_t retry_episode;     /* Retry packets since retrying began */
+    ev_tstamp retry_last;
+    ev_timer retry_quiet;       /* ends an episode */
     unsigned draining:1;
+    unsigned retrying:1;        /* an episode is on (logged at start and end) */
 } wh_quic_rt_t;
 
 typedef struct wh_quic_chunk_s wh_quic_chunk_t;
@@ -119,7 +127,7 @@ uint64_t wh_quic_now(void);
 /* connection */
 wh_quic_conn_t *wh_quic_conn_accept(wh_quic_rt_t *rt, wh_quic_outer_t *outer,
                                     const wh_sockaddr_t *peer, uint64_t hash,
-                                    const uint8_t *pkt, size_t len);
+                                    const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid);
 int wh_quic_conn_read(wh_quic_conn_t *c, const uint8_t *pkt, size_t len);
 void wh_quic_conn_schedule(wh_quic_conn_t *c);
 void wh_quic_conn_drain(wh_quic_conn_t *c);
@@ -137,6 +145,22 @@ void wh_quic_stream_signal(wh_quic_stream_t *st, int events);
 int wh_quic_stream_pending(const wh_quic_stream_t *st);
 int wh_quic_stream_vecs(wh_quic_stream_t *st, ngtcp2_vec *vec, int max, int *fin);
 void wh_quic_stream_sent(wh_quic_stream_t *st, size_t n, int fin);
+
+/* Retry: the secret is drawn once, in the master, before any worker */
+int wh_quic_retry_init(void);
+/* The Retry packet for the Initial hd from peer, with a fresh token: its
+ * length, or -1. */
+ssize_t wh_quic_retry_write(uint8_t *dest, size_t destlen, const ngtcp2_pkt_hd *hd,
+                            const wh_sockaddr_t *peer, uint64_t now);
+/* hd's token: WH_OK and *odcid set (a Retry token of ours for peer, still
+ * good), WH_DECLINED (no Retry token) or WH_ERROR (forged, expired, not
+ * this peer's). */
+int wh_quic_retry_verify(const ngtcp2_pkt_hd *hd, const wh_sockaddr_t *peer, ngtcp2_cid *odcid,
+                         uint64_t now);
+int wh_quic_retry_wanted(const wh_quic_rt_t *rt);
+void wh_quic_retry_send(wh_quic_rt_t *rt, wh_quic_outer_t *outer, const wh_udp_packet_t *pkt,
+                        const ngtcp2_pkt_hd *hd, size_t inner_len);
+void wh_quic_retry_stop(wh_quic_rt_t *rt);
 
 /* TLS */
 wh_quic_tls_t *wh_quic_tls_new(wh_listener_t *ls);

@@ -328,6 +328,7 @@ handshake_completed_cb(ngtcp2_conn *conn, void *user)
      * ClientHello without overlap */
     if (!wh_quic_tls_alpn_ok(c)) return NGTCP2_ERR_CALLBACK_FAILURE;
     c->handshake_done = 1;
+    c->rt->handshaking--;
     return 0;
 }
 
@@ -490,18 +491,16 @@ wh_quic_conn_read(wh_quic_conn_t *c, const uint8_t *pkt, size_t len)
 
 wh_quic_conn_t *
 wh_quic_conn_accept(wh_quic_rt_t *rt, wh_quic_outer_t *outer, const wh_sockaddr_t *peer,
-                    uint64_t hash, const uint8_t *pkt, size_t len)
+                    uint64_t hash, const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid)
 {
     static ngtcp2_callbacks callbacks;
     static int have_callbacks;
-    ngtcp2_pkt_hd hd;
     ngtcp2_settings settings;
     ngtcp2_transport_params params;
     ngtcp2_cid scid;
     wh_quic_conn_t *c;
     uint64_t now = wh_quic_now();
 
-    if (ngtcp2_accept(&hd, pkt, len) != 0) return NULL;
     if (!have_callbacks) {
         conn_callbacks(&callbacks);
         have_callbacks = 1;
@@ -542,7 +541,15 @@ wh_quic_conn_accept(wh_quic_rt_t *rt, wh_quic_outer_t *outer, const wh_sockaddr_
     params.max_udp_payload_size = WH_QUIC_OUTER_MAX_INNER;
     params.active_connection_id_limit = 4;
     params.disable_active_migration = 1;
-    params.original_dcid = hd.dcid;
+    if (odcid != NULL) {
+        /* a Retry came first: the client checks both against what it saw */
+        params.original_dcid = *odcid;
+        params.retry_scid = hd->dcid;
+        params.retry_scid_present = 1;
+        settings.token = hd->token;
+    } else {
+        params.original_dcid = hd->dcid;
+    }
 
     scid.datalen = WH_QUIC_CID_LEN;
     gnutls_rnd(GNUTLS_RND_RANDOM, scid.data, scid.datalen);
@@ -550,7 +557,7 @@ wh_quic_conn_accept(wh_quic_rt_t *rt, wh_quic_outer_t *outer, const wh_sockaddr_
     ngtcp2_crypto_generate_stateless_reset_token(params.stateless_reset_token, rt->reset_secret,
                                                  sizeof(rt->reset_secret), &scid);
 
-    if (ngtcp2_conn_server_new(&c->conn, &hd.scid, &scid, &c->path, hd.version, &callbacks,
+    if (ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, &c->path, hd->version, &callbacks,
                                &settings, &params, NULL, c) != 0)
     {
         free(c);
@@ -563,6 +570,7 @@ wh_quic_conn_accept(wh_quic_rt_t *rt, wh_quic_outer_t *outer, const wh_sockaddr_
         return NULL;
     }
     wh_quic_conn_link(c);
+    rt->handshaking++;
     wh_udp_own(c->ls, &c->peer);
     /* a carrier: live in the worker, not a stream */
     wh_stream_accepted(c->ls);
@@ -585,6 +593,7 @@ conn_free(wh_quic_conn_t *c)
         wh_quic_stream_closed(st, 1);
     }
     wh_quic_conn_unlink(c);
+    if (!c->handshake_done) c->rt->handshaking--;
     wh_udp_disown(c->ls, &c->peer);
     ngtcp2_conn_del(c->conn);
     gnutls_deinit(c->tls);

@@ -11,6 +11,11 @@
  * has to travel still sealed. ngtcp2 then checks the connection IDs
  * itself.
  *
+ * A new peer's Initial gets a connection, or a stateless Retry while the
+ * listener has quicSettings.retry handshakes in progress in this worker
+ * (wh_quic_retry.c); an Initial that brings back a good token gets its
+ * connection whatever the count.
+ *
  * An absent quicSettings means V2Ray's default, AES-128-GCM under the
  * empty key's K (spec 8.1); ChaCha20-Poly1305 under the same K is tried
  * too for clients built for other CPU architectures, and such a
@@ -28,7 +33,7 @@
 
 static const char *const networks[] = { "quic", NULL };
 static const char *const alpn[] = { "h2", "http/1.1", NULL };
-static const char *const quic_names[] = { "security", "key", "header", NULL };
+static const char *const quic_names[] = { "security", "key", "header", "retry", NULL };
 
 static wh_quic_conn_t *table[WH_QUIC_HASH_SIZE];
 
@@ -41,10 +46,18 @@ quic_parse(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss)
     config_setting_t *quic = NULL;
 
     ls->module_conf = conf;
+    conf->retry = WH_QUIC_RETRY_DEFAULT;
+    if (wh_quic_retry_init() != WH_OK) {
+        wh_conf_error(cf, ss, "cannot draw the QUIC Retry secret");
+        return WH_ERROR;
+    }
     if (ss != NULL && wh_conf_group(cf, ss, "quicSettings", &quic) == WH_ERROR) {
         return WH_ERROR;
     }
-    if (quic != NULL && wh_conf_check_names(cf, quic, quic_names, NULL) != WH_OK) {
+    if (quic != NULL && (wh_conf_check_names(cf, quic, quic_names, NULL) != WH_OK
+                         || wh_conf_int(cf, quic, "retry", 0, 1000000, &conf->retry)
+                            == WH_ERROR))
+    {
         return WH_ERROR;
     }
     if (wh_quic_outer_conf_read(cf, quic, &conf->outer) != WH_OK) {
@@ -136,10 +149,12 @@ quic_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
     wh_quic_rt_t *rt = ls->runtime;
     wh_quic_conn_t *c;
     wh_quic_outer_t *outer;
+    ngtcp2_pkt_hd hd;
+    ngtcp2_cid odcid;
     uint64_t hash;
     uint8_t *inner;
     ssize_t n;
-    int k;
+    int k, validated;
 
     if (rt == NULL) return;
     c = wh_quic_conn_find(rt, &pkt->peer, &hash);
@@ -169,15 +184,34 @@ quic_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
         wh_udp_dropped(ls, WH_DROP_AUTH);
         return;
     }
+    /* not an Initial we can take: short headers of a connection already
+     * gone, garbage */
+    if (ngtcp2_accept(&hd, inner, n) != 0) {
+        wh_udp_dropped(ls, (inner[0] & 0x80) ? WH_DROP_MALFORMED : WH_DROP_REFUSED);
+        return;
+    }
+    validated = wh_quic_retry_verify(&hd, &pkt->peer, &odcid, wh_quic_now());
+    switch (validated) {
+    case WH_OK:
+        break;
+    case WH_ERROR:
+        /* forged, expired, or another address's: the peer starts again */
+        wh_udp_dropped(ls, WH_DROP_AUTH);
+        return;
+    default:
+        if (wh_quic_retry_wanted(rt)) {
+            wh_quic_retry_send(rt, outer, pkt, &hd, n);
+            return;
+        }
+    }
     if (nconns_total >= WH_QUIC_MAX_CONNS) {
         wh_udp_dropped(ls, WH_DROP_REFUSED);
         return;
     }
-    c = wh_quic_conn_accept(rt, outer, &pkt->peer, hash, inner, n);
+    c = wh_quic_conn_accept(rt, outer, &pkt->peer, hash, &hd,
+                            validated == WH_OK ? &odcid : NULL);
     if (c == NULL) {
-        /* not an Initial we can take: short headers of a connection
-         * already gone, garbage */
-        wh_udp_dropped(ls, (inner[0] & 0x80) ? WH_DROP_MALFORMED : WH_DROP_REFUSED);
+        wh_udp_dropped(ls, WH_DROP_REFUSED);
         return;
     }
     c->dst = pkt->local;
@@ -230,6 +264,7 @@ quic_stop(wh_listener_t *ls)
 
     wh_udp_stop(ls);
     if (rt == NULL) return;
+    wh_quic_retry_stop(rt);
     /* the connections' own datagrams still arrive (forwarded by the new
      * workers); they close when their last stream ends */
     rt->draining = 1;

@@ -100,6 +100,8 @@ metric_lines(const char *tag, const wh_stats_counters_t *c, void *arg)
         text_printf(t, "wharf_datagrams_dropped_total{listener=\"%s\",cause=\"%s\"} %llu\n", tag,
                     wh_drop_cause_names[k], (unsigned long long) c->datagrams_dropped[k]);
     }
+    text_printf(t, "wharf_quic_retry_total{listener=\"%s\"} %llu\n", tag,
+                (unsigned long long) c->quic_retry);
 }
 
 char *
@@ -132,7 +134,9 @@ wh_stats_prometheus(size_t *len)
                     "their session (after a reload).\n"
                     "# TYPE wharf_datagrams_passed_total counter\n"
                     "# HELP wharf_datagrams_dropped_total Datagrams dropped, by cause.\n"
-                    "# TYPE wharf_datagrams_dropped_total counter\n");
+                    "# TYPE wharf_datagrams_dropped_total counter\n"
+                    "# HELP wharf_quic_retry_total QUIC Retry packets sent.\n"
+                    "# TYPE wharf_quic_retry_total counter\n");
     wh_stats_foreach(metric_lines, &t);
     *len = t.len;
     return t.buf;

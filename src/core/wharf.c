@@ -107,7 +107,7 @@ print_datagram_row(const char *tag, const wh_stats_counters_t *c, void *arg)
         for (k = 0; k < WH_DROP_NCAUSES; k++) {
             printf(" %10s", wh_drop_cause_names[k]);
         }
-        printf("\n");
+        printf(" %10s\n", "quic_retry");
         *(int *) arg = 1;
     }
     printf("%-20s %12llu %12llu %10llu", tag, (unsigned long long) c->datagrams_in,
@@ -115,7 +115,7 @@ print_datagram_row(const char *tag, const wh_stats_counters_t *c, void *arg)
     for (k = 0; k < WH_DROP_NCAUSES; k++) {
         printf(" %10llu", (unsigned long long) c->datagrams_dropped[k]);
     }
-    printf("\n");
+    printf(" %10llu\n", (unsigned long long) c->quic_retry);
 }
 
 static int
