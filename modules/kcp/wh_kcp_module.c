@@ -25,11 +25,13 @@
  *
  * Output: one segment per datagram, as V2Ray sends them; a flush's
  * datagrams to one peer go out in one UDP GSO call where the kernel has
- * it. Bounds: at most WH_KCP_MAX_SESSIONS sessions per listener per
- * worker; new conversations beyond that are dropped (refused).
+ * it. Bounds: a session is a client of wh_limit.h (worker_connections,
+ * maxConnections, maxConnectionsPerAddress); new conversations beyond
+ * those are dropped (refused).
  */
 #include "wh_cycle.h"
 #include "wh_event.h"
+#include "wh_limit.h"
 #include "wh_log.h"
 #include "wh_relay.h"
 #include "wh_tls.h"
@@ -43,7 +45,6 @@
 
 #include <openssl/rand.h>
 
-#define WH_KCP_MAX_SESSIONS   4096      /* per listener per worker */
 #define WH_KCP_IDLE_FLUSH     5000      /* ms: V2Ray's background flush */
 #define WH_KCP_CLOSING_FLUSH  1000
 #define WH_KCP_PACE_FLUSH     1         /* ms: the rest of a paced flush (wh_kcp_send.c) */
@@ -57,6 +58,7 @@ typedef struct wh_kcp_conn_s wh_kcp_conn_t;
 struct wh_kcp_conn_s {
     wh_stream_t s;              /* first: the stream is the conn */
     wh_kcp_session_t k;
+    wh_conn_slot_t slot;        /* its place in the connection limits */
     wh_kcp_timer_t timer;
     wh_posted_t posted;         /* stream callbacks owed */
     wh_kcp_listener_t *kl;
@@ -317,6 +319,7 @@ conn_free(wh_kcp_conn_t *c)
     if (c->lingering) {
         wh_streams_release();
     }
+    wh_limit_release(&c->slot);
     free(c);
 }
 
@@ -558,6 +561,7 @@ kcp_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
     size_t len = pkt->len;
     uint8_t *plain, orig[WH_UDP_MAX_DATAGRAM];
     wh_udp_packet_t copy;
+    wh_conn_slot_t slot;
     ssize_t n;
     int nsegs, keep;
     wh_kcp_conn_t *c;
@@ -591,15 +595,19 @@ kcp_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
                 return;     /* a worker of the previous generation owns this peer */
             }
         }
-        if (pkt->forwarded || kl->count >= WH_KCP_MAX_SESSIONS) {
+        if (pkt->forwarded
+            || wh_limit_admit(ls, (struct sockaddr *) &pkt->peer.sa, &slot) != WH_OK)
+        {
             wh_udp_dropped(ls, WH_DROP_REFUSED);
             return;
         }
         c = conn_create(kl, &pkt->peer, segs[0].conv);
         if (c == NULL) {
+            wh_limit_release(&slot);
             wh_udp_dropped(ls, WH_DROP_REFUSED);
             return;
         }
+        c->slot = slot;
         c->local = pkt->local;
         wh_udp_own(ls, &pkt->peer);
         wh_stream_accepted(ls);

@@ -598,5 +598,6 @@ conn_free(wh_quic_conn_t *c)
     ngtcp2_conn_del(c->conn);
     gnutls_deinit(c->tls);
     wh_carrier_closed(c->ls);
+    wh_limit_release(&c->slot);
     free(c);
 }

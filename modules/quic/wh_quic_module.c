@@ -29,7 +29,6 @@
 #include <netinet/in.h>
 
 #define WH_QUIC_HASH_SIZE  4096         /* buckets of the peer table, per worker */
-#define WH_QUIC_MAX_CONNS  8192         /* per worker: a flood of Initials stops here */
 
 static const char *const networks[] = { "quic", NULL };
 static const char *const alpn[] = { "h2", "http/1.1", NULL };
@@ -108,8 +107,6 @@ wh_quic_conn_find(wh_quic_rt_t *rt, const wh_sockaddr_t *peer, uint64_t *hash)
     return NULL;
 }
 
-static unsigned nconns_total;
-
 void
 wh_quic_conn_link(wh_quic_conn_t *c)
 {
@@ -121,7 +118,6 @@ wh_quic_conn_link(wh_quic_conn_t *c)
     c->prev = &c->rt->conns;
     if (c->rt->conns != NULL) c->rt->conns->prev = &c->next;
     c->rt->conns = c;
-    nconns_total++;
 }
 
 void
@@ -137,7 +133,6 @@ wh_quic_conn_unlink(wh_quic_conn_t *c)
     }
     *c->prev = c->next;
     if (c->next != NULL) c->next->prev = c->prev;
-    nconns_total--;
 }
 
 /* --- datagrams -------------------------------------------------------------- */
@@ -151,6 +146,7 @@ quic_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
     wh_quic_outer_t *outer;
     ngtcp2_pkt_hd hd;
     ngtcp2_cid odcid;
+    wh_conn_slot_t slot;
     uint64_t hash;
     uint8_t *inner;
     ssize_t n;
@@ -204,16 +200,19 @@ quic_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
             return;
         }
     }
-    if (nconns_total >= WH_QUIC_MAX_CONNS) {
+    /* worker_connections and the listener's caps (wh_limit.h) */
+    if (wh_limit_admit(ls, (struct sockaddr *) &pkt->peer.sa, &slot) != WH_OK) {
         wh_udp_dropped(ls, WH_DROP_REFUSED);
         return;
     }
     c = wh_quic_conn_accept(rt, outer, &pkt->peer, hash, &hd,
                             validated == WH_OK ? &odcid : NULL);
     if (c == NULL) {
+        wh_limit_release(&slot);
         wh_udp_dropped(ls, WH_DROP_REFUSED);
         return;
     }
+    c->slot = slot;
     c->dst = pkt->local;
     if (wh_quic_conn_read(c, inner, n) != WH_OK) {
         wh_udp_dropped(ls, WH_DROP_MALFORMED);

@@ -219,3 +219,27 @@ def test_master_killed_workers_free_the_port_and_drain(wharf, upstream, tmp_path
         assert not os.path.exists("/dev/shm/wharf.%d" % w.pid), "stats object left behind"
     finally:
         again.cleanup()
+
+
+@pytest.mark.deadline(60)
+def test_quic_sessions_count_against_the_caps(wharf, tmp_path, spawn):
+    """A UDP transport's sessions are clients too: QUIC connections over
+    maxConnectionsPerAddress are not opened (their Initials are dropped as
+    refused), and the V2Ray client of another address still gets in."""
+    from test_quic import setup_case, start_wharf
+    from test_quic_retry import FLOOD, client_pushes, flood, quic_listener
+    from conftest import datagram_stats
+    if not os.access(FLOOD, os.X_OK):
+        pytest.skip("no quic-flood next to wharf")
+    s = setup_case("quic", tmp_path, spawn)
+    ls = dict(quic_listener(s, retry=1000000), maxConnectionsPerAddress=4)
+    w = start_wharf(wharf, {"listeners": [ls]}, s["server_port"])
+    # every Initial from 127.0.0.1, each from a new port: only 4 connections
+    r = flood(s["server_port"], "-r", 200, "-n", 40, "-d", 1)
+    assert r["sent"] == 40 and r["handshake"] == 4, r
+    assert datagram_stats(w)["q"]["refused"] >= 36
+    assert "limiting connections by maxConnectionsPerAddress (4), client: 127.0.0.1:" in w.log()
+    assert w.stats()["q"]["clients"] == 4
+    # the flood's connections time out (8 s handshake); then a real client fits
+    assert w.wait_stat("q", "clients", lambda v: v == 0, timeout=15) == 0
+    client_pushes(w, s, spawn)
