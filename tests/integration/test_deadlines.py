@@ -417,3 +417,33 @@ def test_kcp_conversation_without_data(wharf, upstream):
         assert took <= HANDSHAKE + MARGIN + 0.5, took
     assert up.accepted == 1, "the silent conversation reached the upstream"
     assert "mKCP first data timed out, client: 127.0.0.1" in w.log(), w.log()[-2000:]
+
+
+@pytest.mark.deadline(30)
+def test_h2_idle_connection_closed(wharf, upstream):
+    """After its streams ended, an h2 connection without streams is closed
+    with a GOAWAY after policy.connIdle (Go's http2 idle timeout)."""
+    up = upstream("echo")
+    port = free_port()
+    idle = 2
+    w = wharf({"worker_processes": 1,
+               "policy": {"handshake": HANDSHAKE, "connIdle": idle},
+               "listeners": [{"tag": "dl", "listen": "127.0.0.1", "port": port,
+                              "upstream": up.spec,
+                              "streamSettings": {"network": "h2", "security": "none",
+                                                 "httpSettings": {"host": ["localhost"],
+                                                                  "path": "/wharf-h2"}}}]})
+    c = H2Conn(("127.0.0.1", port), tls=False)
+    try:
+        st = c.request(path="/wharf-h2", authority="localhost", body=b"one stream")
+        assert c.run_until(lambda: st.end or st.rst is not None, 10)
+        assert st.status == 200 and bytes(st.data) == b"one stream", (st.status, st.data)
+        t_end = time.monotonic()
+        assert c.run_until(lambda: c.eof, idle + MARGIN + 3)
+        took = time.monotonic() - t_end
+    finally:
+        c.close()
+    assert c.goaway is not None, "closed without a GOAWAY"
+    assert idle - 0.5 <= took <= idle + MARGIN, took
+    expect_timeouts(w, 1)
+    assert "h2 connection without streams timed out, client: 127.0.0.1" in w.log(), w.log()[-2000:]
