@@ -447,7 +447,8 @@ start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
     st->authority = st->path = NULL;
 
     stream_peer(st, &peer, &peerlen);
-    conn_requested(c);
+    /* a stream is relayed: neither deadline runs until the last one closes */
+    c->requested = 1;
     ev_timer_stop(wh_loop, &c->deadline);
     c->relayed++;
     st->counted = 1;

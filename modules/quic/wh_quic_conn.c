@@ -297,7 +297,7 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
                c->ls->tag);
         wh_stream_accepted(c->ls);
         wh_stream_refused(c->ls, WH_CLOSE_TIMEOUT);
-        conn_free(c);               /* silently, as the idle timeout wants */
+        conn_free(c);               /* no CONNECTION_CLOSE, as for the idle timeout */
         return;
     }
     if (rv == NGTCP2_ERR_IDLE_CLOSE) {
