@@ -19,6 +19,15 @@
  *
  * Drain (reload, quit): GOAWAY with the last stream processed; open
  * streams finish, new ones are refused in the way Go's client retries.
+ *
+ * Deadlines: one timer per connection. Until its first request's headers
+ * are complete (preface, SETTINGS, HEADERS) the connection keeps the
+ * handshake deadline it came with (the module's 4 s, from the end of TLS,
+ * or from accept for h2c): bytes trickling in do not move it. After that,
+ * a connection with no relayed stream is closed after policy.connIdle
+ * (Go's http2 idle timer; V2Ray sets none, so without this a client could
+ * hold an empty connection for ever). Either expiry is a GOAWAY and a
+ * close, counted as a stream closed by timeout.
  */
 #include "wh_h2.h"
 #include "wh_http_request.h"
@@ -62,6 +71,7 @@ struct wh_h2_stream_s {
     unsigned closed:1;          /* nghttp2 closed the stream */
     unsigned deferred:1;        /* the data provider waits for bytes */
     unsigned gone:1;            /* the client cancelled: what comes has nowhere to go */
+    unsigned counted:1;         /* in conn->relayed */
 };
 
 struct wh_h2_conn_s {
@@ -72,6 +82,8 @@ struct wh_h2_conn_s {
     wh_outbuf_t out;            /* serialised frames not yet taken by io */
     wh_posted_t flush;
     ev_timer linger;            /* the lingering close, once the session is over */
+    ev_timer deadline;          /* the first request's, then idle without streams */
+    uint32_t relayed;           /* streams handed to the relay, not yet closed */
     wh_h2_conn_t *next;
     wh_h2_conn_t **prev;
     struct sockaddr_storage peer;
@@ -79,6 +91,7 @@ struct wh_h2_conn_s {
     unsigned draining:1;
     unsigned closing:1;
     unsigned upgraded:1;        /* stream 1 waits for the client's preface */
+    unsigned requested:1;       /* a request's headers were complete */
 };
 
 static wh_h2_conn_t *conns;
@@ -380,6 +393,20 @@ stream_peer(wh_h2_stream_t *st, struct sockaddr_storage *sa, socklen_t *len)
     *len = st->conn->peerlen;
 }
 
+/* A request was answered: the handshake deadline is over; idle time
+ * counts from now while no stream is relayed. */
+static void
+conn_requested(wh_h2_conn_t *c)
+{
+    if (c->requested) return;
+    c->requested = 1;
+    ev_timer_stop(wh_loop, &c->deadline);
+    if (c->relayed == 0) {
+        ev_timer_set(&c->deadline, c->ls->cycle->policy.conn_idle, 0);
+        ev_timer_start(wh_loop, &c->deadline);
+    }
+}
+
 /* The request headers are complete: answer, and relay on success. */
 static int
 start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
@@ -403,6 +430,7 @@ start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
         /* a refused request is a stream refused for its bad input */
         wh_stream_accepted(c->ls);
         wh_stream_refused(c->ls, WH_CLOSE_BAD_INPUT);
+        conn_requested(c);
         return nghttp2_submit_response(c->session, st->id, nf, 3, NULL);
     }
     nv[0] = (nghttp2_nv) NV(":status", "200", 3);
@@ -419,6 +447,11 @@ start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
     st->authority = st->path = NULL;
 
     stream_peer(st, &peer, &peerlen);
+    /* a stream is relayed: neither deadline runs until the last one closes */
+    c->requested = 1;
+    ev_timer_stop(wh_loop, &c->deadline);
+    c->relayed++;
+    st->counted = 1;
     st->relayed = 1;
     wh_stream_accepted(c->ls);
     wh_relay_start(c->ls, &st->s, (struct sockaddr *) &peer, peerlen);
@@ -479,6 +512,7 @@ on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, const uint8_t
 static int
 on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void *user)
 {
+    wh_h2_conn_t *c = user;
     wh_h2_stream_t *st = nghttp2_session_get_stream_user_data(session, id);
 
     if (st == NULL) {
@@ -486,6 +520,14 @@ on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void 
     }
     nghttp2_session_set_stream_user_data(session, id, NULL);
     st->closed = 1;
+    if (st->counted) {
+        st->counted = 0;
+        if (--c->relayed == 0 && !c->closing) {
+            /* Go's idle timer starts again when the last stream closes */
+            ev_timer_set(&c->deadline, c->ls->cycle->policy.conn_idle, 0);
+            ev_timer_start(wh_loop, &c->deadline);
+        }
+    }
     if (!st->relayed) {
         stream_free(st);
         return 0;
@@ -599,6 +641,7 @@ static void
 conn_free(wh_h2_conn_t *c)
 {
     ev_timer_stop(wh_loop, &c->linger);
+    ev_timer_stop(wh_loop, &c->deadline);
     wh_stream_close(c->io);
     *c->prev = c->next;
     if (c->next != NULL) c->next->prev = c->prev;
@@ -640,6 +683,7 @@ conn_close(wh_h2_conn_t *c)
 
     if (c->closing) return;
     c->closing = 1;
+    ev_timer_stop(wh_loop, &c->deadline);
     wh_post_cancel(&c->flush);
     for (st = c->streams; st != NULL; st = next) {
         next = st->next;
@@ -664,6 +708,23 @@ conn_close(wh_h2_conn_t *c)
     c->linger.data = c;
     ev_timer_start(wh_loop, &c->linger);
     wh_stream_wait(c->io, WH_EV_READ);
+}
+
+static void
+deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    wh_h2_conn_t *c = w->data;
+    char text[64];
+
+    wh_addr_format((struct sockaddr *) &c->peer, c->peerlen, text, sizeof(text));
+    wh_log(WH_LOG_INFO, "h2 %s timed out, client: %s, listener: %s",
+           c->requested ? "connection without streams" : "first request", text, c->ls->tag);
+    /* counted as a stream would be: it held the client's connection */
+    wh_stream_accepted(c->ls);
+    wh_stream_refused(c->ls, WH_CLOSE_TIMEOUT);
+    nghttp2_session_terminate_session(c->session, NGHTTP2_NO_ERROR);
+    conn_flush(c);              /* the GOAWAY, as far as the socket takes it */
+    conn_close(c);
 }
 
 void
@@ -716,6 +777,11 @@ wh_h2_conn_start(wh_handshake_t *hs, const uint8_t *preread, size_t preread_len,
     c->peer = hs->peer;
     c->peerlen = hs->peerlen;
     c->flush.handler = flush_posted;
+    /* the handshake's deadline goes on: preface, SETTINGS and the first
+     * request must come by then, however slowly the bytes trickle */
+    ev_timer_init(&c->deadline, deadline_cb, wh_max(wh_handshake_time_left(hs), 0.001), 0);
+    c->deadline.data = c;
+    ev_timer_start(wh_loop, &c->deadline);
     c->io->data = c;
     c->io->on_readable = io_readable;
     c->io->on_writable = io_writable;

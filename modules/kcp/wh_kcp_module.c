@@ -17,6 +17,13 @@
  * session makes it due at once (V2Ray's updater). Stream callbacks are posted, never
  * called from inside the relay's own calls.
  *
+ * First data: a new conversation is relayed (and its upstream connected)
+ * only once its first data has arrived, within policy.handshake of its
+ * first datagram, as V2Ray's inbound reads its request under that
+ * deadline; a conversation that only pings is closed as a timeout then,
+ * and never costs an upstream connection. With TLS, the TLS handshake has
+ * the same deadline.
+ *
  * Lifetime: the relay closing the stream is the application's close
  * (9.10); the session then lingers, counted in wh_streams_live like a
  * carrier so a draining worker waits for it, until Terminated, when it
@@ -69,6 +76,7 @@ struct wh_kcp_conn_s {
     unsigned attached:1;        /* the stream is open (relay or handshake) */
     unsigned in_table:1;
     unsigned lingering:1;       /* counted in wh_streams_live after the close */
+    unsigned waiting:1;         /* no data yet: not relayed, due by born + handshake */
     wh_sockaddr_t peer;
     wh_udp_local_t local;       /* where the client sends to (wildcard listeners) */
 };
@@ -323,6 +331,30 @@ conn_free(wh_kcp_conn_t *c)
     free(c);
 }
 
+static void conn_destroy(wh_stream_t *s);
+static void conn_first_data(wh_kcp_conn_t *c);
+
+static uint64_t
+conn_first_due(wh_kcp_conn_t *c)
+{
+    return c->born + (uint64_t) (c->kl->ls->cycle->policy.handshake * 1000);
+}
+
+/* No data within policy.handshake: closed like a stream the application
+ * ended, counted as a handshake timeout. */
+static void
+conn_expire(wh_kcp_conn_t *c)
+{
+    wh_listener_t *ls = c->kl->ls;
+    char text[64];
+
+    c->waiting = 0;
+    wh_addr_format((struct sockaddr *) &c->peer.sa, c->peer.len, text, sizeof(text));
+    wh_log(WH_LOG_INFO, "mKCP first data timed out, client: %s, listener: %s", text, ls->tag);
+    conn_destroy(&c->s);
+    wh_stream_refused(ls, WH_CLOSE_TIMEOUT);
+}
+
 static void
 conn_fire(wh_kcp_sched_t *s, wh_kcp_timer_t *t, uint64_t now)
 {
@@ -330,6 +362,13 @@ conn_fire(wh_kcp_sched_t *s, wh_kcp_timer_t *t, uint64_t now)
     uint64_t next;
 
     (void) s;
+    if (c->waiting) {
+        if (now >= conn_first_due(c)) {
+            conn_expire(c);
+        } else if (c->k.state != WH_KCP_ACTIVE) {
+            conn_first_data(c);
+        }
+    }
     wh_kcp_flush(&c->k, conn_now(c, now));
     out_flush();
     if (c->k.state == WH_KCP_TERMINATED) {
@@ -353,7 +392,7 @@ conn_fire(wh_kcp_sched_t *s, wh_kcp_timer_t *t, uint64_t now)
     } else {
         next = WH_KCP_IDLE_FLUSH;
     }
-    conn_schedule(c, now + next);
+    conn_schedule(c, c->waiting ? wh_min(now + next, conn_first_due(c)) : now + next);
 }
 
 static void
@@ -529,6 +568,25 @@ start_tls(wh_listener_t *ls, wh_kcp_conn_t *c)
 
 /* ------------------------------------------------------------- datagrams */
 
+/* A conversation not yet relayed: relay it once its first data is here. */
+static void
+conn_first_data(wh_kcp_conn_t *c)
+{
+    wh_listener_t *ls = c->kl->ls;
+
+    if (c->k.rcv_head != NULL && c->k.rcv_head->sn == c->k.rcv_next) {
+        c->waiting = 0;
+        wh_relay_start(ls, &c->s, (struct sockaddr *) &c->peer.sa, c->peer.len);
+    } else if (c->k.state != WH_KCP_ACTIVE) {
+        /* closed by the client before a byte: nothing to relay */
+        c->waiting = 0;
+        conn_destroy(&c->s);
+        wh_stream_refused(ls, WH_CLOSE_DONE);
+    } else {
+        c->waiting = 1;     /* conn_fire keeps the deadline */
+    }
+}
+
 static wh_kcp_conn_t *
 conn_create(wh_kcp_listener_t *kl, const wh_sockaddr_t *peer, uint16_t conv)
 {
@@ -616,13 +674,16 @@ kcp_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
         if (ls->tls != NULL) {
             start_tls(ls, c);
         } else {
-            wh_relay_start(ls, &c->s, (struct sockaddr *) &c->peer.sa, c->peer.len);
+            conn_first_data(c);
         }
         return;
     }
     c->local = pkt->local;
     wh_kcp_input(&c->k, conn_now(c, wh_kcp_now_ms()), segs, nsegs);
     conn_wake(c);
+    if (c->waiting) {
+        conn_first_data(c);
+    }
     conn_notify_later(c);
 }
 

@@ -285,7 +285,22 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     wh_quic_conn_t *c = w->data;
     int rv = ngtcp2_conn_handle_expiry(c->conn, wh_quic_now());
 
-    if (rv == NGTCP2_ERR_IDLE_CLOSE || rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
+    if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT
+        || (rv == NGTCP2_ERR_IDLE_CLOSE && !ngtcp2_conn_get_handshake_completed(c->conn)))
+    {
+        /* V2Ray's 8 s (quic-go's HandshakeTimeout), from the first packet:
+         * packets trickling in do not move it */
+        char text[64];
+
+        wh_addr_format((struct sockaddr *) &c->peer.sa, c->peer.len, text, sizeof(text));
+        wh_log(WH_LOG_INFO, "quic handshake timed out, client: %s, listener: %s", text,
+               c->ls->tag);
+        wh_stream_accepted(c->ls);
+        wh_stream_refused(c->ls, WH_CLOSE_TIMEOUT);
+        conn_free(c);               /* no CONNECTION_CLOSE, as for the idle timeout */
+        return;
+    }
+    if (rv == NGTCP2_ERR_IDLE_CLOSE) {
         conn_free(c);               /* silently, as the idle timeout wants */
         return;
     }

@@ -23,7 +23,11 @@
  *
  * After a 200/404/400/405 the connection is kept for the next request as
  * Go keeps it: by the request's version and Connection header, with a
- * body skipped (Content-Length or chunked, up to Go's 256 KiB).
+ * body skipped (Content-Length or chunked, up to Go's 256 KiB). Each
+ * request gets the 4 s deadline anew, so the answered requests on one
+ * connection are capped (WH_WS_REQUESTS_MAX, the last one answered with
+ * "Connection: close"): a client sending a bad request every 3.9 s would
+ * otherwise hold the connection for ever.
  * The head is parsed by the one HTTP/1.1 parser (src/http). After the 101
  * the connection becomes a WebSocket stream (wh_ws_stream.c). Optional
  * early data (wsSettings.maxEarlyData, as V2Ray 4.37+ clients send it): a
@@ -42,6 +46,7 @@
 #include <time.h>
 
 #define WH_WS_HEAD_MAX (2048 + 4096)    /* Go: MaxHeaderBytes + its 4096 slack */
+#define WH_WS_REQUESTS_MAX 8            /* answered requests per connection: 8 x 4 s at most */
 
 typedef struct {
     char *path;                 /* normalised */
@@ -59,6 +64,7 @@ typedef struct {
 #define WH_CHUNK_TRAILER 3      /*   trailer lines up to the empty one */
     uint8_t close_after;        /* the answered request ends the connection */
     uint8_t refused;            /* some request was answered with an error */
+    uint8_t requests;           /* complete request heads so far */
     uint8_t buf[WH_WS_HEAD_MAX];
 } wh_ws_head_t;
 
@@ -274,8 +280,9 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
         r.connection = r.close_after ? (is11 ? "Connection: close\r\n" : "")
                                      : (is11 ? "" : "Connection: keep-alive\r\n");
         r.head_only = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
-        if (body > WH_WS_DISCARD_MAX) {
-            /* Go will not read that much of an unread body: it closes */
+        if (body > WH_WS_DISCARD_MAX || ++head->requests >= WH_WS_REQUESTS_MAX) {
+            /* Go will not read that much of an unread body: it closes;
+             * and the deadline is not renewed past the cap */
             r.close_after = 1;
             r.connection = "Connection: close\r\n";
         }
@@ -488,7 +495,8 @@ ws_handshake(wh_handshake_t *hs, int *cause)
         rc = check_request(hs, head, head_len, cause);
         if (rc != WH_DECLINED) return rc;
         if (head->close_after) {
-            lower->err = "request refused";
+            lower->err = head->requests >= WH_WS_REQUESTS_MAX ? "too many requests"
+                                                              : "request refused";
             return WH_ERROR;
         }
         /* keep-alive after an answered request: the next one, with a new deadline */

@@ -311,6 +311,12 @@ wh_handshake_restart_timer(wh_handshake_t *hs)
     ev_timer_start(wh_loop, &hs->timer);
 }
 
+double
+wh_handshake_time_left(wh_handshake_t *hs)
+{
+    return ev_is_active(&hs->timer) ? ev_timer_remaining(wh_loop, &hs->timer) : 0;
+}
+
 static void
 accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {

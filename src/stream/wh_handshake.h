@@ -44,6 +44,10 @@ void wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, 
 /* Starts the handshake timer over (a keep-alive request after a refused one). */
 void wh_handshake_restart_timer(wh_handshake_t *hs);
 
+/* Seconds left before the handshake deadline, for a module that takes the
+ * connection over (WH_DECLINED) and keeps that deadline for its own stage. */
+double wh_handshake_time_left(wh_handshake_t *hs);
+
 /* Accepts on ls->fd in this worker and starts each connection's handshake. */
 int wh_accept_start(wh_listener_t *ls, struct ev_loop *loop);
 void wh_accept_stop(wh_listener_t *ls);
