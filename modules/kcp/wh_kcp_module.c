@@ -24,6 +24,18 @@
  * and never costs an upstream connection. With TLS, the TLS handshake has
  * the same deadline.
  *
+ * Half-open: until the client acknowledges a segment we sent, the send
+ * queue holds one initial window (wh_kcp_send.c), and a session whose
+ * data went out unacknowledged and whose client then sent nothing at all
+ * for policy.handshake is ended then as a timeout (conn_never_acked), not
+ * after V2Ray's 30 s without input. V2Ray has neither rule: its queue is
+ * writeBufferSize from the first byte and the 30 s apply to every session
+ * (transport/internet/kcp: connection.go flush, sending.go Push), so a
+ * flood of one-segment conversations from forged sources, relayed to an
+ * upstream that talks, holds writeBufferSize each for 30 s. A V2Ray
+ * client acknowledges every DATA segment in its next flush (a tti) and
+ * pings every 3 s, so only a peer that is not there meets either rule.
+ *
  * Lifetime: the relay closing the stream is the application's close
  * (9.10); the session then lingers, counted in wh_streams_live like a
  * carrier so a draining worker waits for it, until Terminated, when it
@@ -77,6 +89,7 @@ struct wh_kcp_conn_s {
     unsigned in_table:1;
     unsigned lingering:1;       /* counted in wh_streams_live after the close */
     unsigned waiting:1;         /* no data yet: not relayed, due by born + handshake */
+    unsigned timed_out:1;       /* never acknowledged: the relay reads a timeout */
     wh_sockaddr_t peer;
     wh_udp_local_t local;       /* where the client sends to (wildcard listeners) */
 };
@@ -335,9 +348,15 @@ static void conn_destroy(wh_stream_t *s);
 static void conn_first_data(wh_kcp_conn_t *c);
 
 static uint64_t
+ls_handshake_ms(wh_listener_t *ls)
+{
+    return (uint64_t) (ls->cycle->policy.handshake * 1000);
+}
+
+static uint64_t
 conn_first_due(wh_kcp_conn_t *c)
 {
-    return c->born + (uint64_t) (c->kl->ls->cycle->policy.handshake * 1000);
+    return c->born + ls_handshake_ms(c->kl->ls);
 }
 
 /* No data within policy.handshake: closed like a stream the application
@@ -355,6 +374,23 @@ conn_expire(wh_kcp_conn_t *c)
     wh_stream_refused(ls, WH_CLOSE_TIMEOUT);
 }
 
+/* Relayed, sent data, and the client never acknowledged any of it nor
+ * sent anything since, for policy.handshake: it does not receive what we
+ * send, or is not there (a forged source). Terminated at once: no
+ * goodbye to a peer that never answered, no queue kept for 23 s more.
+ * The relay reads a timeout and closes the stream, counting it. */
+static void
+conn_never_acked(wh_kcp_conn_t *c, uint64_t now)
+{
+    wh_listener_t *ls = c->kl->ls;
+    char text[64];
+
+    wh_addr_format((struct sockaddr *) &c->peer.sa, c->peer.len, text, sizeof(text));
+    wh_log(WH_LOG_INFO, "mKCP client never acknowledged, client: %s, listener: %s", text, ls->tag);
+    wh_kcp_set_state(&c->k, WH_KCP_TERMINATED, conn_now(c, now));
+    c->timed_out = 1;
+}
+
 static void
 conn_fire(wh_kcp_sched_t *s, wh_kcp_timer_t *t, uint64_t now)
 {
@@ -368,6 +404,11 @@ conn_fire(wh_kcp_sched_t *s, wh_kcp_timer_t *t, uint64_t now)
         } else if (c->k.state != WH_KCP_ACTIVE) {
             conn_first_data(c);
         }
+    } else if ((c->k.state == WH_KCP_ACTIVE || c->k.state == WH_KCP_READY_TO_CLOSE)
+               && wh_kcp_unanswered(&c->k, conn_now(c, now),
+                                    (uint32_t) ls_handshake_ms(c->kl->ls)))
+    {
+        conn_never_acked(c, now);
     }
     wh_kcp_flush(&c->k, conn_now(c, now));
     out_flush();
@@ -410,7 +451,13 @@ static ssize_t
 conn_read(wh_stream_t *s, void *buf, size_t size)
 {
     wh_kcp_conn_t *c = (wh_kcp_conn_t *) s;
-    ssize_t n = wh_kcp_read(&c->k, buf, size);
+    ssize_t n;
+
+    if (c->timed_out) {
+        s->err = wh_err_timeout;
+        return WH_ERROR;
+    }
+    n = wh_kcp_read(&c->k, buf, size);
 
     if (n == WH_AGAIN) {
         c->want |= WH_EV_READ;
@@ -422,7 +469,13 @@ static ssize_t
 conn_write(wh_stream_t *s, const void *buf, size_t size)
 {
     wh_kcp_conn_t *c = (wh_kcp_conn_t *) s;
-    ssize_t n = wh_kcp_write(&c->k, buf, size);
+    ssize_t n;
+
+    if (c->timed_out) {
+        s->err = wh_err_timeout;
+        return WH_ERROR;
+    }
+    n = wh_kcp_write(&c->k, buf, size);
 
     if (n == WH_AGAIN || (n >= 0 && (size_t) n < size)) {
         c->want |= WH_EV_WRITE;

@@ -15,6 +15,17 @@
  * an ACK carrying the new wnd: PINGs carry none): the same goodput for
  * less work and less loss.
  *
+ * Half-open sessions: a flood of new conversations from forged sources,
+ * each relayed to an upstream that talks, would otherwise fill every
+ * queue to writeBufferSize for peers that never acknowledge anything. So
+ * until the first acknowledgement of a segment we transmitted (an ACK's
+ * sn list, or its or a PING's rcv_next covering one), the queue holds one
+ * initial window (WH_KCP_HALF_OPEN_QUEUE); the relay then stops reading
+ * its upstream. V2Ray's client acknowledges every DATA segment in its
+ * next flush, so a real peer lifts the limit one round trip after our
+ * first flight, which the initial window bounds anyway. The input that
+ * lifts it makes the session writable; the module tells the relay.
+ *
  * And a flush stops after WH_KCP_BURST transmissions (k->paced); the
  * module flushes again a millisecond later. A whole window at once (776
  * datagrams, a megabyte, with the defaults) overflows the receive buffer
@@ -56,10 +67,28 @@ more_due(const wh_kcp_session_t *k, const wh_kcp_dseg_t *from, uint32_t now, int
     return 0;
 }
 
+/* V2Ray pushes while the queue holds at most SendQueue: up to one more.
+ * A half-open session: up to WH_KCP_HALF_OPEN_QUEUE, never more. */
+static int
+queue_room(const wh_kcp_session_t *k)
+{
+    if (!k->acked) {
+        return k->snd_count < wh_min(k->p->send_queue + 1, (uint32_t) WH_KCP_HALF_OPEN_QUEUE);
+    }
+    return k->snd_count <= k->p->send_queue;
+}
+
 int
 wh_kcp_writable(const wh_kcp_session_t *k)
 {
-    return k->state != WH_KCP_ACTIVE || k->snd_count <= k->p->send_queue;
+    return k->state != WH_KCP_ACTIVE || queue_room(k);
+}
+
+int
+wh_kcp_unanswered(const wh_kcp_session_t *k, uint32_t now, uint32_t wait)
+{
+    return !k->acked && k->sent_data && k->snd_head != NULL
+           && now - k->first_sent >= wait && now - k->last_receive >= wait;
 }
 
 int
@@ -78,8 +107,7 @@ wh_kcp_write(wh_kcp_session_t *k, const uint8_t *buf, size_t size)
     if (k->state != WH_KCP_ACTIVE) {
         return size;        /* nobody will read it (9.10): dropped */
     }
-    /* V2Ray pushes while the queue holds at most SendQueue: up to one more */
-    while (taken < size && k->snd_count <= k->p->send_queue) {
+    while (taken < size && queue_room(k)) {
         n = wh_min(size - taken, (size_t) k->p->mss);
         s = malloc(sizeof(*s) + n);
         if (s == NULL) break;
@@ -137,6 +165,7 @@ void
 wh_kcp_send_rcv_next(wh_kcp_session_t *k, uint32_t rcv_next)
 {
     while (k->snd_head != NULL && k->snd_head->sn < rcv_next) {
+        if (k->snd_head->transmissions > 0) k->acked = 1;
         unlink_seg(k, &k->snd_head, NULL);
     }
     update_una(k);
@@ -158,6 +187,7 @@ remove_sn(wh_kcp_session_t *k, uint32_t sn, wh_kcp_dseg_t **hint)
     if (*pp == NULL || (*pp)->sn != sn) {
         return 0;
     }
+    if ((*pp)->transmissions > 0) k->acked = 1;
     unlink_seg(k, pp, prev);
     *hint = prev;
     return 1;
@@ -277,6 +307,10 @@ wh_kcp_send_flush(wh_kcp_session_t *k, uint32_t now)
             k->last_probe = now;
         }
         if (s->transmissions == 0) {
+            if (!k->sent_data) {
+                k->sent_data = 1;
+                k->first_sent = now;
+            }
             k->in_flight++;
         } else {
             lost++;

@@ -9,7 +9,10 @@
  * wh_kcp_flush, which emits segments through the output callback. So every
  * rule of the spec is unit-testable with a fake clock.
  *
- * Memory: an idle session is this struct and nothing else. Queued segments
+ * Memory: an idle session is this struct and nothing else. Until the
+ * peer first acknowledges a segment we sent (a half-open session: it has
+ * not shown it receives our datagrams), the send queue holds at most
+ * WH_KCP_HALF_OPEN_QUEUE segments; then kcpSettings' writeBufferSize. Queued segments
  * (sent or received) are allocated one by one at their payload size and
  * freed when acknowledged or read; the ack list grows only while there is
  * something to acknowledge. Files: wh_kcp_recv.c (9.6), wh_kcp_send.c
@@ -54,6 +57,9 @@ enum {
 #define WH_KCP_MAX_RTO           10000
 #define WH_KCP_INITIAL_REMOTE_WND 32
 #define WH_KCP_BURST             32     /* data transmissions per flush call (pacing) */
+/* Segments the send queue holds until the peer first acknowledges one we
+ * sent: the window a new peer advertises, all a first flight can use. */
+#define WH_KCP_HALF_OPEN_QUEUE   WH_KCP_INITIAL_REMOTE_WND
 
 /* A queued DATA payload: in the send queue until acknowledged, in the
  * receive buffer until read. */
@@ -97,10 +103,13 @@ struct wh_kcp_session_s {
     uint8_t una_moved:1;        /* snd_una changed since the last flush */
     uint8_t paced:1;            /* the last flush stopped at WH_KCP_BURST: more are due */
     uint8_t had_input:1;        /* something arrived since the last flush */
+    uint8_t acked:1;            /* the peer acknowledged a segment we sent */
+    uint8_t sent_data:1;        /* first_sent is set */
     uint32_t state_since;
     uint32_t last_receive;
     uint32_t last_ping;
     uint32_t last_probe;        /* a DATA beyond the peer's window was sent */
+    uint32_t first_sent;        /* the first DATA transmission */
     wh_kcp_rtt_t rtt;
 
     /* receiving (9.6) */
@@ -158,6 +167,10 @@ ssize_t wh_kcp_write(wh_kcp_session_t *k, const uint8_t *buf, size_t size);
  * WH_AGAIN, and readable is false after it. */
 int wh_kcp_readable(const wh_kcp_session_t *k);
 int wh_kcp_writable(const wh_kcp_session_t *k);     /* write would take bytes */
+/* Half-open: data went out, none of it was ever acknowledged, and the peer
+ * has sent nothing at all for `wait` ms since then (the module closes it
+ * after policy.handshake). */
+int wh_kcp_unanswered(const wh_kcp_session_t *k, uint32_t now, uint32_t wait);
 /* The application closes (9.10). */
 void wh_kcp_close(wh_kcp_session_t *k, uint32_t now);
 /* Something is waiting to go out: flush every tti rather than every 5 s. */

@@ -345,7 +345,8 @@ side_error(wh_relay_t *r, wh_stream_t *s)
                r->ls->upstream.text, s->err ? s->err : strerror(errno), peer_text(r), r->ls->tag);
         return WH_CLOSE_UPSTREAM;
     }
-    return s->err == wh_err_bad_input ? WH_CLOSE_BAD_INPUT : WH_CLOSE_ERROR;
+    return s->err == wh_err_bad_input ? WH_CLOSE_BAD_INPUT
+           : s->err == wh_err_timeout ? WH_CLOSE_TIMEOUT : WH_CLOSE_ERROR;
 }
 
 /* The direction's source ended and its destination was told. */

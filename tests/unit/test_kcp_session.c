@@ -2,8 +2,9 @@
  * test_kcp_session.c -- the mKCP protocol engine (modules/kcp/wh_kcp_*.c,
  * spec 9.1, 9.5-9.10) driven with a fake clock and a recording output:
  * derived parameters with V2Ray's wrapping, RTO arithmetic, the receive
- * window and ack list, the send queue, window, acks, fast resend and
- * congestion window, ping and idle, and the close/terminate table.
+ * window and ack list, the send queue (one initial window until the first
+ * ack), window, acks, fast resend and congestion window, ping and idle,
+ * and the close/terminate table.
  */
 #include "wh_config.h"
 
@@ -292,6 +293,7 @@ test_send_queue_and_window(void **state)
     int i, data;
 
     mk(&k);
+    k.acked = 1;    /* past the first ack: writeBufferSize (test_half_open_queue) */
     /* cut into MSS segments; the queue takes up to SendQueue + 1 */
     n = wh_kcp_write(&k, big, sizeof(big));
     assert_int_equal(n, 1554 * 1326);
@@ -329,6 +331,71 @@ test_send_queue_and_window(void **state)
         in1(&k, 30, ack_seg(776, 10, 0, none, 0));
     }
     assert_int_equal(k.snd_una, 10);
+    wh_kcp_session_free(&k);
+}
+
+/* Until the peer acknowledges a segment we transmitted, the queue holds one
+ * initial window; the first such ack lifts it to writeBufferSize. */
+static void
+test_half_open_queue(void **state)
+{
+    wh_kcp_session_t k;
+    static uint8_t big[1553 * 1326 + 5000];
+    uint32_t far[] = { 40 }, first[] = { 0 };
+
+    mk(&k);
+    assert_int_equal(wh_kcp_write(&k, big, sizeof(big)), WH_KCP_HALF_OPEN_QUEUE * 1326);
+    assert_int_equal(k.snd_count, WH_KCP_HALF_OPEN_QUEUE);
+    assert_false(wh_kcp_writable(&k));
+    assert_int_equal(wh_kcp_write(&k, big, 10), WH_AGAIN);
+    /* nothing sent yet: nothing can be unanswered */
+    assert_false(wh_kcp_unanswered(&k, 60000, 2000));
+
+    /* an ack of an sn we do not hold, a PING: nothing acknowledged */
+    in1(&k, 5, ack_seg(776, 0, 0, far, 1));
+    in1(&k, 5, cmd_seg(WH_KCP_CMD_PING, 0, 0, 100, 0));
+    assert_false(k.acked);
+    assert_false(wh_kcp_writable(&k));
+    /* an ack of a segment never transmitted proves nothing either: it
+     * frees its place, no more */
+    in1(&k, 5, ack_seg(776, 0, 0, first, 1));
+    assert_false(k.acked);
+    assert_int_equal(k.snd_count, WH_KCP_HALF_OPEN_QUEUE - 1);
+    assert_int_equal(wh_kcp_write(&k, big, sizeof(big)), 1326);
+    assert_false(wh_kcp_writable(&k));
+
+    /* sent at 100; unanswered once both the data and the last input are
+     * `wait` old */
+    wh_kcp_flush(&k, 100);
+    assert_int_equal(count_cmd(WH_KCP_CMD_DATA), WH_KCP_HALF_OPEN_QUEUE);
+    assert_false(wh_kcp_unanswered(&k, 2099, 2000));
+    assert_true(wh_kcp_unanswered(&k, 2100, 2000));
+    /* any input, even without an ack, restarts the wait */
+    in1(&k, 2100, cmd_seg(WH_KCP_CMD_PING, 0, 0, 100, 0));
+    assert_false(wh_kcp_unanswered(&k, 4099, 2000));
+    assert_true(wh_kcp_unanswered(&k, 4100, 2000));
+    assert_false(wh_kcp_writable(&k));
+
+    /* a PING's rcv_next covering transmitted segments is an ack: the
+     * limit lifts (the module then wakes the writer) */
+    in1(&k, 4100, cmd_seg(WH_KCP_CMD_PING, 0, 3, 100, 0));
+    assert_true(k.acked);
+    assert_int_equal(k.snd_count, WH_KCP_HALF_OPEN_QUEUE - 2);
+    assert_true(wh_kcp_writable(&k));
+    assert_false(wh_kcp_unanswered(&k, 60000, 2000));
+    assert_true(wh_kcp_write(&k, big, sizeof(big)) > 0);
+    assert_int_equal(k.snd_count, P.send_queue + 1);
+    assert_false(wh_kcp_writable(&k));
+    wh_kcp_session_free(&k);
+
+    /* the same through an ACK's sn list */
+    mk(&k);
+    assert_int_equal(wh_kcp_write(&k, big, 3 * 1326), 3 * 1326);
+    wh_kcp_flush(&k, 0);
+    in1(&k, 10, ack_seg(776, 0, 0, first, 1));
+    assert_true(k.acked);
+    assert_true(wh_kcp_write(&k, big, sizeof(big)) > 0);
+    assert_int_equal(k.snd_count, P.send_queue + 1);
     wh_kcp_session_free(&k);
 }
 
@@ -581,6 +648,7 @@ main(void)
         cmocka_unit_test(test_receive_window_and_read),
         cmocka_unit_test(test_ack_list),
         cmocka_unit_test(test_send_queue_and_window),
+        cmocka_unit_test(test_half_open_queue),
         cmocka_unit_test(test_resend_and_fast_ack),
         cmocka_unit_test(test_resend_waits_for_the_peers_flush),
         cmocka_unit_test(test_ping_when_queue_drains),
