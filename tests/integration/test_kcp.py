@@ -9,6 +9,9 @@
 - bad input (random datagrams, truncated segments, a huge len, a flood of
   new conversations) while a good client keeps transferring, with the
   datagram counters checked;
+- a flood of half-open conversations (one DATA segment each, then
+  silence) to a talking upstream: bounded memory, ended after
+  policy.handshake, a good client unaffected;
 - a reload in the middle of a transfer.
 """
 import json
@@ -273,6 +276,112 @@ def test_bad_input_and_flood(wharf, spawn, tmp_path):
     assert st["accepted"] >= n_flood + 2, st
     for s in socks:
         s.close()
+
+
+# ------------------------------------------------------ half-open flood
+
+FLOOD_N = 300
+FLOOD_HANDSHAKE = 2     # policy.handshake here: s
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def talk_or_echo(conn, rec):
+    """The upstream: a flood conversation (its first bytes say "flood") gets
+    1 MiB at once, as a source that talks first would send; anything else
+    is echoed (the v2ray client's push.py)."""
+    d = conn.recv(65536)
+    if d.startswith(b"flood"):
+        rec["flood"] = True
+        try:
+            conn.sendall(b"\0" * (1 << 20))
+        except OSError:
+            return
+    while d:
+        if not rec.get("flood"):
+            conn.sendall(d)
+        d = conn.recv(262144)
+
+
+@pytest.mark.deadline(90)
+def test_flood_of_half_open_sessions(wharf, spawn, upstream, tmp_path):
+    """FLOOD_N new conversations, each one valid DATA segment from its own
+    port and then silence, against a listener whose upstream sends 1 MiB
+    at once: a session whose client never acknowledged anything queues
+    one initial window, not writeBufferSize (2 MiB here), so the worker
+    grows by far less than FLOOD_N x 2 MiB; the sessions end as "timeout"
+    after policy.handshake, not 30 s; a v2ray client moves data through
+    the same listener meanwhile."""
+    if V2RAY is None:
+        pytest.skip("v2ray is not installed (apt-get install v2ray)")
+    up = upstream(handler=talk_or_echo)
+    env = kcp_env("kcp", tmp_path)
+    env["UPSTREAM_PORT"] = str(up.port)
+    ss = server_stream_settings("kcp", env, tmp_path)
+    client = client_conf("kcp", env, tmp_path)
+    ls = {"tag": "kcp", "listen": "127.0.0.1", "port": int(env["SERVER_PORT"]),
+          "upstream": up.spec, "streamSettings": ss}
+    w = start_wharf(wharf, ls, workers=1,
+                    policy={"handshake": FLOOD_HANDSHAKE, "connIdle": 300})
+    worker = w.workers()[0]
+    spawn([V2RAY, "-config", client], "v2ray")
+    r = push(int(env["LOCAL_PORT"]), 1 << 20, 1, 30)
+    assert r.returncode == 0, r.stdout + w.diagnostics()
+    base = rss_kib(worker)
+    before = w.stat("kcp", "timeout")
+
+    socks = []
+    dst = ("127.0.0.1", ls["port"])
+    for i in range(FLOOD_N):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        # DATA conv, sn 0, una 0: the first data, so the session is relayed
+        payload = b"flood %d" % i
+        seg = struct.pack(">HBBIIIH", 20000 + i, 1, 0, 0, 0, 0, len(payload)) + payload
+        s.sendto(simple_seal(seg), dst)
+    flooded = time.monotonic()
+    result = {}
+
+    def good():
+        result["r"] = push(int(env["LOCAL_PORT"]), 2 << 20, 2, 40)
+    t = threading.Thread(target=good, daemon=True)
+    try:
+        assert wait_for(lambda: sum(1 for c in list(up.conns) if c.get("flood")) >= FLOOD_N,
+                        10), (up.accepted, w.diagnostics())
+        t.start()       # the good client during the flood
+        peak = base
+        while time.monotonic() - flooded < FLOOD_HANDSHAKE + 0.5:
+            peak = max(peak, rss_kib(worker))
+            time.sleep(0.05)
+        # ended after policy.handshake (plus a tti or two), not 30 s
+        v = w.wait_stat("kcp", "timeout", lambda v: v >= before + FLOOD_N,
+                        timeout=FLOOD_HANDSHAKE + 5)
+        ended = time.monotonic() - flooded
+        assert v >= before + FLOOD_N, (v, w.stats(), w.log()[-3000:])
+        assert ended < FLOOD_HANDSHAKE + 5.5, ended
+        peak = max(peak, rss_kib(worker))
+    finally:
+        for s in socks:
+            s.close()
+    t.join(60)
+    r = result.get("r")
+    assert r is not None and r.returncode == 0, "%s\n%s" % (r and r.stdout, w.diagnostics())
+    # before: FLOOD_N x writeBufferSize (2 MiB) = 600 MiB; now one initial
+    # window and the relay's one read each (64 KiB), 20 MiB
+    assert peak - base < 30 * 1024, (base, peak)
+    assert w.log().count("mKCP client never acknowledged") >= FLOOD_N, w.log()[-3000:]
+    assert wait_for(lambda: w.stat("kcp", "active") == 0, 10), w.stats()
+    # after the flood, a new session still works
+    r = push(int(env["LOCAL_PORT"]), 1 << 20, 1, 30)
+    assert r.returncode == 0, r.stdout + w.diagnostics()
+    assert w.stat("kcp", "timeout") == before + FLOOD_N, w.stats()
 
 
 # ---------------------------------------------------------------- reload
