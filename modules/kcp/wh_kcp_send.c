@@ -25,6 +25,11 @@
  * next flush, so a real peer lifts the limit one round trip after our
  * first flight, which the initial window bounds anyway. The input that
  * lifts it makes the session writable; the module tells the relay.
+ * Until then only the head is resent, the interval doubling each time
+ * (up to 32 x): a whole window every RTO to thousands of silent peers
+ * took the worker's CPU and sent each forged source ~300 datagrams a
+ * second; a peer that lost the whole first flight acknowledges the head
+ * and gets the rest at the usual pace.
  *
  * And a flush stops after WH_KCP_BURST transmissions (k->paced); the
  * module flushes again a millisecond later. A whole window at once (776
@@ -306,6 +311,9 @@ wh_kcp_send_flush(wh_kcp_session_t *k, uint32_t now)
             may_probe = 0;
             k->last_probe = now;
         }
+        if (!k->acked && s->transmissions > 0 && s != k->snd_head) {
+            continue;       /* half-open: the head alone is resent */
+        }
         if (s->transmissions == 0) {
             if (!k->sent_data) {
                 k->sent_data = 1;
@@ -315,7 +323,8 @@ wh_kcp_send_flush(wh_kcp_session_t *k, uint32_t now)
         } else {
             lost++;
         }
-        s->resend_at = now + resend_after(k);
+        s->resend_at = now + (k->acked ? resend_after(k)
+                                         : resend_after(k) << wh_min(s->transmissions, 5u));
         s->ts = now;
         s->transmissions++;
         seg.u.data.ts = now;

@@ -370,6 +370,22 @@ test_half_open_queue(void **state)
     assert_int_equal(count_cmd(WH_KCP_CMD_DATA), WH_KCP_HALF_OPEN_QUEUE);
     assert_false(wh_kcp_unanswered(&k, 2099, 2000));
     assert_true(wh_kcp_unanswered(&k, 2100, 2000));
+    /* half-open: only the head is resent, the interval doubling */
+    {
+        uint32_t r = k.rtt.rto > 75 ? k.rtt.rto : 75, at = 100 + r;
+
+        nout = 0;
+        wh_kcp_flush(&k, at - 1);
+        assert_int_equal(count_cmd(WH_KCP_CMD_DATA), 0);
+        wh_kcp_flush(&k, at);
+        assert_int_equal(count_cmd(WH_KCP_CMD_DATA), 1);
+        assert_int_equal(last_cmd(WH_KCP_CMD_DATA)->seg.u.data.sn, k.snd_head->sn);
+        nout = 0;
+        wh_kcp_flush(&k, at + 2 * r - 1);
+        assert_int_equal(count_cmd(WH_KCP_CMD_DATA), 0);
+        wh_kcp_flush(&k, at + 2 * r);
+        assert_int_equal(count_cmd(WH_KCP_CMD_DATA), 1);
+    }
     /* any input, even without an ack, restarts the wait */
     in1(&k, 2100, cmd_seg(WH_KCP_CMD_PING, 0, 0, 100, 0));
     assert_false(wh_kcp_unanswered(&k, 4099, 2000));
@@ -439,6 +455,7 @@ test_resend_waits_for_the_peers_flush(void **state)
     uint8_t b[4000];
 
     mk(&k);
+    k.acked = 1;    /* resends of a session past its first ack */
     assert_int_equal(wh_kcp_write(&k, b, 3 * 1326), 3 * 1326);
     k.rtt.rto = 5;
     wh_kcp_flush(&k, 0);
@@ -485,6 +502,7 @@ test_congestion(void **state)
 
     wh_kcp_params_init(&p, 1350, 50, 5, 20, 2, 1, 0, 0);
     wh_kcp_session_init(&k, &p, 0x1234, record, NULL);
+    k.acked = 1;    /* resends of a session past its first ack */
     k.remote_wnd = 1000;
     wh_kcp_write(&k, b, sizeof(b));
     wh_kcp_flush(&k, 0);            /* all new: rate 0 -> grow by a quarter */
