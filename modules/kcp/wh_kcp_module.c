@@ -25,16 +25,17 @@
  * the same deadline.
  *
  * Half-open: until the client acknowledges a segment we sent, the send
- * queue holds one initial window (wh_kcp_send.c), and a session whose
- * data went out unacknowledged and whose client then sent nothing at all
- * for policy.handshake is ended then as a timeout (conn_never_acked), not
- * after V2Ray's 30 s without input. V2Ray has neither rule: its queue is
- * writeBufferSize from the first byte and the 30 s apply to every session
- * (transport/internet/kcp: connection.go flush, sending.go Push), so a
- * flood of one-segment conversations from forged sources, relayed to an
- * upstream that talks, holds writeBufferSize each for 30 s. A V2Ray
- * client acknowledges every DATA segment in its next flush (a tti) and
- * pings every 3 s, so only a peer that is not there meets either rule.
+ * queue holds one initial window and only its head is resent, backing
+ * off (wh_kcp_send.c); and a session whose data went out unacknowledged
+ * and whose client then sent nothing at all for policy.handshake is
+ * ended then as a timeout (conn_never_acked), not after 30 s without
+ * input. V2Ray has none of these rules: its queue is writeBufferSize from
+ * the first byte, it resends every due segment, and the 30 s apply to
+ * every session (transport/internet/kcp: connection.go flush, sending.go
+ * Push), so a flood of one-segment conversations from forged sources,
+ * relayed to an upstream that talks, holds writeBufferSize each for 30 s.
+ * A V2Ray client acknowledges every DATA segment in its next flush (a
+ * tti) and pings every 3 s, so only a peer that is not there meets them.
  *
  * Lifetime: the relay closing the stream is the application's close
  * (9.10); the session then lingers, counted in wh_streams_live like a
