@@ -371,7 +371,7 @@ say "workers that died:           $died"
 
 if [ "$tot_b" != 0 ] || [ "${c_ref:-0}" != 0 ] || [ "${c_fail:-0}" != 0 ] || [ "$died" != 0 ]; then
     say ""
-    say "what broke (wall-clock times; reloads are the \"reconfiguring\" lines of $D/error.log):"
+    say "what broke (wall-clock times; reloads are the \"reconfiguring\" lines of wharf's error log${KEEP:+, $D/error.log}):"
     grep -h "broken stream" "$D"/loop-*.out | head -n 20
     grep -hv '^connect:' "$D/connect.out" | head -n 10
     grep -h "exited on signal\|exited with code" "$D/error.log" | head -n 10
