@@ -17,8 +17,13 @@
  * may close streams freely. A stream object lives until both nghttp2 and
  * the relay are done with it.
  *
- * Drain (reload, quit): GOAWAY with the last stream processed; open
- * streams finish, new ones are refused in the way Go's client retries.
+ * Drain (reload, quit) takes the two steps of RFC 9113 6.8: a GOAWAY that
+ * names no stream (2^31-1) with a PING, then, once the PING's ack shows the
+ * client has seen that GOAWAY (or after WH_H2_DRAIN_WAIT), the GOAWAY with
+ * the last stream processed; open streams finish. One GOAWAY at once would
+ * refuse the streams the client had in flight, and Go's client cannot
+ * retry a request whose body is a pipe: a V2Ray client then waits on that
+ * stream forever (its abort cannot close the pipe the dialer still holds).
  *
  * Deadlines: one timer per connection. Until its first request's headers
  * are complete (preface, SETTINGS, HEADERS) the connection keeps the
@@ -46,6 +51,7 @@
 #define WH_H2_MAX_STREAMS    250
 #define WH_H2_READ           65536
 #define WH_H2_LINGER         2.0     /* seconds a closed connection drains the client */
+#define WH_H2_DRAIN_WAIT     5.0     /* seconds the last GOAWAY waits for the PING's ack */
 
 typedef struct wh_h2_conn_s wh_h2_conn_t;
 typedef struct wh_h2_stream_s wh_h2_stream_t;
@@ -84,11 +90,13 @@ struct wh_h2_conn_s {
     ev_timer linger;            /* the lingering close, once the session is over */
     ev_timer deadline;          /* the first request's, then idle without streams */
     uint32_t relayed;           /* streams handed to the relay, not yet closed */
+    ev_timer drain;             /* the last GOAWAY, should the PING's ack not come */
     wh_h2_conn_t *next;
     wh_h2_conn_t **prev;
     struct sockaddr_storage peer;
     socklen_t peerlen;
-    unsigned draining:1;
+    unsigned draining:1;        /* the first GOAWAY (no stream refused) is out */
+    unsigned goaway:1;          /* the last GOAWAY is out */
     unsigned closing:1;
     unsigned upgraded:1;        /* stream 1 waits for the client's preface */
     unsigned requested:1;       /* a request's headers were complete */
@@ -96,6 +104,7 @@ struct wh_h2_conn_s {
 
 static wh_h2_conn_t *conns;
 static uint8_t read_buf[WH_H2_READ];
+static const uint8_t drain_ping[8] = { 'w', 'h', 'd', 'r', 'a', 'i', 'n', '\0' };
 
 /* Outgoing stream buffers come and go with every burst; a small pool keeps
  * that off malloc while idle streams still hold none. */
@@ -121,6 +130,7 @@ out_put(uint8_t *p)
 }
 
 static void conn_close(wh_h2_conn_t *c);
+static void conn_goaway(wh_h2_conn_t *c);
 
 /* --- the stream side, as the relay sees it ------------------------------ */
 
@@ -464,6 +474,13 @@ on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user)
     wh_h2_conn_t *c = user;
     wh_h2_stream_t *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
 
+    if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK) && c->draining
+        && memcmp(frame->ping.opaque_data, drain_ping, sizeof(drain_ping)) == 0)
+    {
+        /* every stream the client opened before it saw our first GOAWAY is in */
+        conn_goaway(c);
+        return 0;
+    }
     if (c->upgraded && frame->hd.type == NGHTTP2_SETTINGS) {
         /* the client read our 101 and speaks HTTP/2 now: answer stream 1.
          * Sooner, its bytes could land in the client's HTTP/1.1 buffer
@@ -642,6 +659,7 @@ conn_free(wh_h2_conn_t *c)
 {
     ev_timer_stop(wh_loop, &c->linger);
     ev_timer_stop(wh_loop, &c->deadline);
+    ev_timer_stop(wh_loop, &c->drain);
     wh_stream_close(c->io);
     *c->prev = c->next;
     if (c->next != NULL) c->next->prev = c->prev;
@@ -685,6 +703,7 @@ conn_close(wh_h2_conn_t *c)
     c->closing = 1;
     ev_timer_stop(wh_loop, &c->deadline);
     wh_post_cancel(&c->flush);
+    ev_timer_stop(wh_loop, &c->drain);
     for (st = c->streams; st != NULL; st = next) {
         next = st->next;
         st->prev = NULL;
@@ -727,6 +746,42 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
     conn_close(c);
 }
 
+/* The last GOAWAY: the streams processed so far finish, later ones are
+ * refused, and the session ends with its last stream. */
+static void
+conn_goaway(wh_h2_conn_t *c)
+{
+    ev_timer_stop(wh_loop, &c->drain);
+    if (c->goaway || c->closing) return;
+    c->goaway = 1;
+    nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(c->session),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+    conn_schedule(c);
+}
+
+static void
+drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    conn_goaway(w->data);
+}
+
+static void
+conn_drain(wh_h2_conn_t *c)
+{
+    c->draining = 1;
+    if (nghttp2_submit_shutdown_notice(c->session) != 0
+        || nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, drain_ping) != 0)
+    {
+        conn_goaway(c);
+        return;
+    }
+    ev_timer_init(&c->drain, drain_timeout, WH_H2_DRAIN_WAIT, 0);
+    c->drain.data = c;
+    ev_timer_start(wh_loop, &c->drain);
+    conn_schedule(c);
+}
+
 void
 wh_h2_conn_drain(wh_listener_t *ls)
 {
@@ -734,11 +789,7 @@ wh_h2_conn_drain(wh_listener_t *ls)
 
     for (c = conns; c != NULL; c = c->next) {
         if (c->ls != ls || c->draining || c->closing) continue;
-        c->draining = 1;
-        nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
-                              nghttp2_session_get_last_proc_stream_id(c->session),
-                              NGHTTP2_NO_ERROR, NULL, 0);
-        conn_schedule(c);
+        conn_drain(c);
     }
 }
 
@@ -793,9 +844,9 @@ wh_h2_conn_start(wh_handshake_t *hs, const uint8_t *preread, size_t preread_len,
 
     nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 3);
     if (c->ls->runtime == NULL) {
-        /* its listener already drains (the handshake ended after the stop) */
-        c->draining = 1;
-        nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
+        /* its listener already drains (the handshake ended after the stop):
+         * the request the client sends with its preface is served all the same */
+        conn_drain(c);
     }
     nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, WH_H2_CONN_WINDOW);
 

@@ -28,6 +28,7 @@
 #define WH_QUIC_CONN_WINDOW      786432
 #define WH_QUIC_MAX_STREAMS      32
 #define WH_QUIC_IDLE_TIMEOUT     45
+#define WH_QUIC_DRAIN_IDLE       2.0    /* s a draining connection waits for one more stream */
 #define WH_QUIC_HANDSHAKE_TIMEOUT 8
 #define WH_QUIC_CID_LEN          12
 
@@ -115,6 +116,9 @@ struct wh_quic_conn_s {
     wh_quic_conn_t *next, **prev;           /* the listener's connections */
     wh_quic_conn_t *hnext;                  /* peer hash chain */
     uint64_t hash;
+    ev_timer drain;             /* draining, no stream: the close waits a while */
+    uint64_t streams_granted;   /* bidi streams the client may open in all */
+    uint64_t streams_opened;    /* bidi streams it opened */
     unsigned nstreams;
     unsigned closing:1;
     unsigned handshake_done:1;

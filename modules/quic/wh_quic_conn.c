@@ -192,10 +192,22 @@ conn_write(wh_quic_conn_t *c)
 
     if (c->closing) return;
     if (c->rt->draining && c->nstreams == 0 && c->handshake_done) {
-        /* a draining worker keeps no idle connection: the client opens a
-         * new one to a worker that accepts */
-        conn_close(c, 0);
-        return;
+        /* A draining worker keeps no idle connection: the client opens a
+         * new one to a worker that accepts. But QUIC has no GOAWAY: while
+         * the client may still open a stream here (draining grants no new
+         * ones), one may be on its way, and a close now would lose it. So
+         * the close waits until the client has used up its streams, or
+         * for WH_QUIC_DRAIN_IDLE without a stream. */
+        if (c->streams_opened >= c->streams_granted) {
+            conn_close(c, 0);
+            return;
+        }
+        if (!ev_is_active(&c->drain)) {
+            ev_timer_set(&c->drain, WH_QUIC_DRAIN_IDLE, 0.);
+            ev_timer_start(wh_loop, &c->drain);
+        }
+    } else if (c->nstreams > 0) {
+        ev_timer_stop(wh_loop, &c->drain);
     }
     payload = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
     max_pkts = wh_min((size_t) WH_QUIC_MAX_PKTS,
@@ -280,6 +292,14 @@ wh_quic_conn_drain(wh_quic_conn_t *c)
 }
 
 static void
+drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    wh_quic_conn_t *c = w->data;
+
+    if (c->nstreams == 0) conn_close(c, 0);
+}
+
+static void
 timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     wh_quic_conn_t *c = w->data;
@@ -354,6 +374,7 @@ stream_open_cb(ngtcp2_conn *conn, int64_t id, void *user)
     wh_quic_stream_t *st;
 
     if (!ngtcp2_is_bidi_stream(id)) return 0;
+    c->streams_opened++;
     st = wh_quic_stream_new(c, id);
     if (st == NULL) return NGTCP2_ERR_CALLBACK_FAILURE;
     st->fresh = 1;      /* handed to the relay once ngtcp2 returns */
@@ -394,6 +415,7 @@ stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t code, vo
     if (ngtcp2_is_bidi_stream(id) && !ngtcp2_conn_is_local_stream(conn, id) && !c->rt->draining) {
         /* ngtcp2 0.12 does not raise MAX_STREAMS by itself (spec 8.7) */
         ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+        c->streams_granted++;
     }
     if (stream_user != NULL) {
         ngtcp2_conn_set_stream_user_data(conn, id, NULL);
@@ -536,6 +558,9 @@ wh_quic_conn_accept(wh_quic_rt_t *rt, wh_quic_outer_t *outer, const wh_sockaddr_
     c->write_ev.handler = write_posted;
     ev_init(&c->timer, timer_cb);
     c->timer.data = c;
+    ev_init(&c->drain, drain_cb);
+    c->drain.data = c;
+    c->streams_granted = WH_QUIC_MAX_STREAMS;
 
     ngtcp2_settings_default(&settings);
     settings.initial_ts = now;
@@ -600,6 +625,7 @@ conn_free(wh_quic_conn_t *c)
 
     c->closing = 1;
     ev_timer_stop(wh_loop, &c->timer);
+    ev_timer_stop(wh_loop, &c->drain);
     wh_post_cancel(&c->write_ev);
     while ((st = c->streams) != NULL) {
         int fresh = st->fresh;

@@ -29,6 +29,7 @@
 static wh_cycle_t *cycle;
 static ev_signal sig_quit, sig_term, sig_int, sig_usr1;
 static ev_timer shutdown_timer;
+static ev_timer drained_timer;
 static int draining;
 
 static void
@@ -51,9 +52,21 @@ drop_privileges(wh_cycle_t *c)
 }
 
 static void
+drained_check(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    if (wh_streams_live == 0) {
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+/* The last stream closed, maybe inside a callback of its client stream,
+ * whose destroy then waits for the callback to return and may take a hold
+ * again (an mKCP session lingers, counted, until its peer has every byte):
+ * so look once more when the callbacks are done, not at once. */
+static void
 drained(void)
 {
-    ev_break(wh_loop, EVBREAK_ALL);
+    ev_timer_start(wh_loop, &drained_timer);
 }
 
 static void
@@ -115,6 +128,7 @@ quit_cb(struct ev_loop *loop, ev_signal *w, int revents)
         return;
     }
     wh_streams_drained = drained;
+    ev_timer_init(&drained_timer, drained_check, 0., 0.);
     ev_timer_init(&shutdown_timer, shutdown_timeout_cb, cycle->shutdown_timeout, 0);
     ev_timer_start(loop, &shutdown_timer);
 }

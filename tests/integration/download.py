@@ -4,6 +4,8 @@
 usage: download.py serve PORT [--lifetime SECONDS]
        download.py fetch PORT [--streams K] [--bytes N] [--slow]
                               [--timeout SECONDS] [--wait-port SECONDS]
+       download.py loop PORT [--streams K] [--bytes N] [--timeout SECONDS]
+                             [--progress FILE] [--wait-port SECONDS]
 
 Every interop test echoes, so the client always ends the stream first. A
 V2Ray server, a web server or a shadowsocks server sends its response and
@@ -14,11 +16,21 @@ port), asks each for N bytes and reads until end of stream; with --slow
 the reader takes 64 KiB and sleeps 20 ms (DOWNLOAD_SLOW_SLEEP seconds), so
 the server's side has to wait for it. Exit 0 when every stream got exactly its bytes; one line per
 failed stream and a summary line are printed.
+
+loop (bench/soak.sh) keeps K streams going, one after another on each of K
+threads, each asking for between N/2 and N bytes, until SIGTERM or SIGINT;
+then every thread ends the stream it is in and the summary line reads
+"loop: streams=S exact=E broken=B bytes=T seconds=D". A stream is broken
+when it ends with other bytes than asked for: a mismatch, a short read, a
+reset, an early EOF, or no end within --timeout; each is printed with its
+wall-clock time. --progress appends "TIME BYTES EXACT BROKEN" (wall clock,
+totals so far) to FILE twice a second, for throughput over a time window.
 """
 import argparse
 import hashlib
 import os
 import random
+import signal
 import socket
 import sys
 import threading
@@ -73,8 +85,9 @@ def wait_port(port, seconds):
             time.sleep(0.1)
 
 
-def fetch_one(idx, port, size, slow, timeout, results):
-    seed = random.getrandbits(48)
+def stream_once(port, seed, size, slow, timeout, counted=None):
+    """One download of size bytes of seed's content: (exact, bytes, how it
+    ended); counted(n) is told of every n bytes as they arrive."""
     want = hashlib.sha256(content(seed, size)).hexdigest()
     got = hashlib.sha256()
     n = 0
@@ -90,12 +103,18 @@ def fetch_one(idx, port, size, slow, timeout, results):
                 break
             got.update(b)
             n += len(b)
+            if counted:
+                counted(len(b))
             if slow:
                 time.sleep(SLOW_SLEEP)
         s.close()
     except OSError as e:
         err = repr(e)
-    ok = n == size and got.hexdigest() == want
+    return n == size and got.hexdigest() == want, n, err
+
+
+def fetch_one(idx, port, size, slow, timeout, results):
+    ok, n, err = stream_once(port, random.getrandbits(48), size, slow, timeout)
     results[idx] = (ok, "stream %d: %d of %d bytes, %s, %s" % (
         idx, n, size, "exact" if ok else "WRONG", err))
 
@@ -118,9 +137,56 @@ def fetch(port, streams, size, slow, timeout):
     return good == streams
 
 
+def loop(port, streams, size, timeout, progress):
+    stop = threading.Event()
+    got = [0] * streams         # bytes, per thread: no lock, the main thread only sums
+    exact = [0] * streams
+    broken = [0] * streams
+    lock = threading.Lock()     # for the lines about broken streams
+
+    def run(i):
+        k = 0
+        while not stop.is_set():
+            k += 1
+            n = random.randint(size // 2, size)
+
+            def counted(b):
+                got[i] += b
+            ok, m, err = stream_once(port, random.getrandbits(48), n, False, timeout, counted)
+            if ok:
+                exact[i] += 1
+                continue
+            broken[i] += 1
+            with lock:
+                print("%.3f broken stream %d.%d: %d of %d bytes, %s, %s" % (
+                    time.time(), i, k, m, n, "content differs" if m == n else "short", err),
+                    flush=True)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(streams)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    out = open(progress, "a") if progress else None
+    while any(t.is_alive() for t in threads):
+        if out:
+            out.write("%.3f %d %d %d\n" % (time.time(), sum(got), sum(exact), sum(broken)))
+            out.flush()
+        for t in threads:
+            t.join(0.5 / streams)
+    if out:
+        out.write("%.3f %d %d %d\n" % (time.time(), sum(got), sum(exact), sum(broken)))
+        out.close()
+    print("loop: streams=%d exact=%d broken=%d bytes=%d seconds=%.1f" % (
+        sum(exact) + sum(broken), sum(exact), sum(broken), sum(got),
+        time.monotonic() - t0), flush=True)
+    return sum(broken) == 0
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=("serve", "fetch"))
+    ap.add_argument("mode", choices=("serve", "fetch", "loop"))
     ap.add_argument("port", type=int)
     ap.add_argument("--lifetime", type=float, default=300)
     ap.add_argument("--streams", type=int, default=20)
@@ -128,6 +194,7 @@ def main():
     ap.add_argument("--slow", action="store_true")
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--wait-port", type=float, default=0)
+    ap.add_argument("--progress")
     a = ap.parse_args()
     if a.mode == "serve":
         serve(a.port, a.lifetime)
@@ -135,6 +202,8 @@ def main():
     if a.wait_port and not wait_port(a.port, a.wait_port):
         print("port %d not open" % a.port)
         return 1
+    if a.mode == "loop":
+        return 0 if loop(a.port, a.streams, a.bytes, a.timeout, a.progress) else 1
     return 0 if fetch(a.port, a.streams, a.bytes, a.slow, a.timeout) else 1
 
 
