@@ -18,9 +18,9 @@
  * the relay are done with it.
  *
  * Drain (reload, quit) takes the two steps of RFC 9113 6.8: a GOAWAY that
- * names no stream (2^31-1) with a PING, then, once the PING's ack shows the
- * client has seen that GOAWAY (or after WH_H2_DRAIN_WAIT), the GOAWAY with
- * the last stream processed; open streams finish. One GOAWAY at once would
+ * names no stream (2^31-1) with a PING, then, a second after the PING's ack
+ * shows the client has seen that GOAWAY (or after WH_H2_DRAIN_WAIT), the
+ * GOAWAY with the last stream processed; open streams finish. One GOAWAY at once would
  * refuse the streams the client had in flight, and Go's client cannot
  * retry a request whose body is a pipe: a V2Ray client then waits on that
  * stream forever (its abort cannot close the pipe the dialer still holds).
@@ -52,6 +52,7 @@
 #define WH_H2_READ           65536
 #define WH_H2_LINGER         2.0     /* seconds a closed connection drains the client */
 #define WH_H2_DRAIN_WAIT     5.0     /* seconds the last GOAWAY waits for the PING's ack */
+#define WH_H2_DRAIN_GRACE    1.0     /* and then after the ack */
 
 typedef struct wh_h2_conn_s wh_h2_conn_t;
 typedef struct wh_h2_stream_s wh_h2_stream_t;
@@ -477,8 +478,13 @@ on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user)
     if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK) && c->draining
         && memcmp(frame->ping.opaque_data, drain_ping, sizeof(drain_ping)) == 0)
     {
-        /* every stream the client opened before it saw our first GOAWAY is in */
-        conn_goaway(c);
+        /* the client has seen our first GOAWAY. A request of Go's client
+         * that took its stream ID just before may still be writing its
+         * HEADERS (its writers are not its read loop): the last GOAWAY
+         * waits a moment more so that it is in, too. */
+        ev_timer_stop(wh_loop, &c->drain);
+        ev_timer_set(&c->drain, WH_H2_DRAIN_GRACE, 0);
+        ev_timer_start(wh_loop, &c->drain);
         return 0;
     }
     if (c->upgraded && frame->hd.type == NGHTTP2_SETTINGS) {
