@@ -26,8 +26,8 @@ import time
 
 import pytest
 
-from conftest import (INTEROP, PYTHON, REPO, datagram_stats, free_port, udp_bound,
-                      wait_for)
+from conftest import (INTEROP, PYTHON, REPO, SANITIZED, datagram_stats, free_port,
+                      udp_bound, wait_for)
 from test_interop import V2RAY, make_pki, server_stream_settings
 
 RELAY = REPO / "tests" / "integration" / "lossy_udp_relay.py"
@@ -375,8 +375,9 @@ def test_flood_of_half_open_sessions(wharf, spawn, upstream, tmp_path):
     r = result.get("r")
     assert r is not None and r.returncode == 0, "%s\n%s" % (r and r.stdout, w.diagnostics())
     # before: FLOOD_N x writeBufferSize (2 MiB) = 600 MiB; now one initial
-    # window and the relay's one read each (64 KiB), 20 MiB
-    assert peak - base < 30 * 1024, (base, peak)
+    # window and the relay's one read each (64 KiB), 20 MiB (a sanitizer
+    # build keeps freed memory in quarantine and shadows it: allow more)
+    assert peak - base < (120 if SANITIZED else 30) * 1024, (base, peak)
     assert w.log().count("mKCP client never acknowledged") >= FLOOD_N, w.log()[-3000:]
     assert wait_for(lambda: w.stat("kcp", "active") == 0, 10), w.stats()
     # after the flood, a new session still works
