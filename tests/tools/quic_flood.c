@@ -46,6 +46,7 @@ main(void)
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -357,6 +358,14 @@ usage(void)
     exit(2);
 }
 
+static volatile sig_atomic_t stopped;
+
+static void
+on_stop(int signo)
+{
+    stopped = 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -422,10 +431,13 @@ main(int argc, char **argv)
     fl.ep = epoll_create1(EPOLL_CLOEXEC);
     if (fl.ring == NULL || fl.ep < 0) return 1;
 
+    /* a bench stops a flood with TERM: its figures must still come out */
+    signal(SIGTERM, on_stop);
+    signal(SIGINT, on_stop);
     start = now_s();
     for (;;) {
         t = now_s() - start;
-        if (t >= fl.duration || (fl.max >= 0 && (long) fl.tried >= fl.max)) break;
+        if (stopped || t >= fl.duration || (fl.max >= 0 && (long) fl.tried >= fl.max)) break;
         while (fl.tried < (unsigned long) (t * fl.rate) + 1
                && (fl.max < 0 || (long) fl.tried < fl.max))
         {
@@ -434,7 +446,7 @@ main(int argc, char **argv)
         }
         poll_replies(1);
     }
-    for (t = now_s(); now_s() - t < fl.linger && fl.count > 0;) poll_replies(10);
+    for (t = now_s(); !stopped && now_s() - t < fl.linger && fl.count > 0;) poll_replies(10);
 
     printf("sent=%lu retry=%lu handshake=%lu other=%lu\n", fl.sent, fl.retry, fl.handshake,
            fl.other);
