@@ -30,6 +30,9 @@
 
 #define wh_nelems(a) (sizeof(a) / sizeof((a)[0]))
 #define wh_min(a, b) ((a) < (b) ? (a) : (b))
+/* The struct that embeds member at ptr (the kernel's container_of). */
+#define wh_container_of(ptr, type, member) \
+    ((type *) (void *) ((char *) (ptr) - offsetof(type, member)))
 #define wh_max(a, b) ((a) > (b) ? (a) : (b))
 
 extern const char wh_err_closed[];       /* peer reset the connection */

@@ -15,41 +15,26 @@
 #define WH_ECHO_BUFFER 65536
 
 typedef struct {
-    wh_stream_t s;
-    wh_posted_t posted;
+    wh_posted_stream_t ps;
     uint8_t *buf;
     uint32_t start, len;
-    uint8_t want;           /* WH_EV_* awaited */
-    uint8_t ready;          /* WH_EV_* to deliver on the posted event */
     uint8_t eof;
 } wh_echo_stream_t;
 
-static void
-echo_posted(wh_posted_t *ev)
-{
-    wh_echo_stream_t *es = (wh_echo_stream_t *) ((char *) ev - offsetof(wh_echo_stream_t, posted));
-    int events = es->ready & es->want;
-
-    es->ready = 0;
-    es->want &= ~events;
-    wh_stream_notify(&es->s, events);
-}
+#define echo_of(s) wh_container_of(s, wh_echo_stream_t, ps.s)
 
 static void
 echo_signal(wh_echo_stream_t *es, int events)
 {
-    if (es->want & events) {
-        es->ready |= events;
-        wh_post(&es->posted);
-    }
+    wh_stream_ready_later(&es->ps, events);
 }
 
 static void
 echo_wait(wh_stream_t *s, int events)
 {
-    wh_echo_stream_t *es = (wh_echo_stream_t *) s;
+    wh_echo_stream_t *es = echo_of(s);
 
-    es->want |= events;
+    wh_stream_want(s, events);
     /* readiness that already holds is delivered at once (posted) */
     if ((events & WH_EV_READ) && (es->len > 0 || es->eof)) echo_signal(es, WH_EV_READ);
     if ((events & WH_EV_WRITE) && es->len < WH_ECHO_BUFFER) echo_signal(es, WH_EV_WRITE);
@@ -58,12 +43,12 @@ echo_wait(wh_stream_t *s, int events)
 static ssize_t
 echo_read(wh_stream_t *s, void *buf, size_t size)
 {
-    wh_echo_stream_t *es = (wh_echo_stream_t *) s;
+    wh_echo_stream_t *es = echo_of(s);
     size_t n;
 
     if (es->len == 0) {
         if (es->eof) return 0;
-        es->want |= WH_EV_READ;
+        wh_stream_want(s, WH_EV_READ);
         return WH_AGAIN;
     }
     n = wh_min(size, es->len);
@@ -82,11 +67,11 @@ echo_read(wh_stream_t *s, void *buf, size_t size)
 static ssize_t
 echo_write(wh_stream_t *s, const void *buf, size_t size)
 {
-    wh_echo_stream_t *es = (wh_echo_stream_t *) s;
+    wh_echo_stream_t *es = echo_of(s);
     size_t n;
 
     if (es->len == WH_ECHO_BUFFER) {
-        es->want |= WH_EV_WRITE;
+        wh_stream_want(s, WH_EV_WRITE);
         return WH_AGAIN;
     }
     if (es->buf == NULL) {
@@ -103,7 +88,7 @@ echo_write(wh_stream_t *s, const void *buf, size_t size)
     n = wh_min(size, (size_t) (WH_ECHO_BUFFER - es->len));
     memcpy(es->buf + es->len, buf, n);
     es->len += n;
-    if (n < size) es->want |= WH_EV_WRITE;
+    if (n < size) wh_stream_want(s, WH_EV_WRITE);
     echo_signal(es, WH_EV_READ);
     return n;
 }
@@ -111,7 +96,7 @@ echo_write(wh_stream_t *s, const void *buf, size_t size)
 static int
 echo_shutdown_write(wh_stream_t *s)
 {
-    wh_echo_stream_t *es = (wh_echo_stream_t *) s;
+    wh_echo_stream_t *es = echo_of(s);
 
     es->eof = 1;
     echo_signal(es, WH_EV_READ);
@@ -121,9 +106,9 @@ echo_shutdown_write(wh_stream_t *s)
 static void
 echo_destroy(wh_stream_t *s)
 {
-    wh_echo_stream_t *es = (wh_echo_stream_t *) s;
+    wh_echo_stream_t *es = echo_of(s);
 
-    wh_post_cancel(&es->posted);
+    wh_posted_stream_cancel(&es->ps);
     free(es->buf);
     free(es);
 }
@@ -146,7 +131,7 @@ wh_echo_stream_create(void)
     if (es == NULL) {
         return NULL;
     }
-    es->s.ops = &echo_ops;
-    es->posted.handler = echo_posted;
-    return &es->s;
+    es->ps.s.ops = &echo_ops;
+    wh_posted_stream_init(&es->ps);
+    return &es->ps.s;
 }

@@ -32,6 +32,14 @@
  *    which grows back as the peer's application reads. WH_DECLINED (or no
  *    flow op) when the stream cannot tell. The relay uses it to close a
  *    stream whose upstream ended only once the client has everything.
+ *  - The promise has one record, want: what read, write or wait answered
+ *    WH_AGAIN for (wh_stream_want). An implementation keeps it there and
+ *    fulfils it with wh_stream_ready(), which calls only what is awaited
+ *    and forgets it, so a promise is kept once. A stream whose readiness
+ *    comes from its own code rather than from an fd (an HTTP/2, QUIC or
+ *    mKCP stream, the echo) embeds a wh_posted_stream_t and fulfils it with
+ *    wh_stream_ready_later(), from the posted queue, never from inside the
+ *    caller's read or write.
  *  - splice_fd() returns a plain kernel socket that holds no bytes in user
  *    space, or -1; when both sides have one, the relay moves bytes with
  *    splice(2) and never copies them through user space.
@@ -40,6 +48,7 @@
 #define WH_STREAM_H
 
 #include "wh_core.h"
+#include "wh_event.h"
 
 #define WH_EV_READ  1
 #define WH_EV_WRITE 2
@@ -69,8 +78,19 @@ struct wh_stream_s {
     void (*on_writable)(wh_stream_t *s);
     const char *err;                             /* why the last WH_ERROR */
     unsigned refs;
+    uint8_t want;                                /* WH_EV_* promised */
     unsigned closed:1;
 };
+
+/* A stream that delivers readiness from the posted queue. */
+typedef struct {
+    wh_stream_t s;
+    wh_posted_t posted;
+    uint8_t ready;                               /* WH_EV_* to deliver */
+} wh_posted_stream_t;
+
+/* The implementation's struct around the stream s (its first member). */
+#define wh_stream_impl(s, type) wh_container_of(s, type, s)
 
 static inline ssize_t
 wh_stream_read(wh_stream_t *s, void *buf, size_t size)
@@ -111,6 +131,21 @@ wh_stream_flow(wh_stream_t *s, wh_stream_flow_t *f)
 /* For implementers: call the awaited callbacks for events, holding a
  * reference so a close inside them is deferred. */
 void wh_stream_notify(wh_stream_t *s, int events);
+
+static inline void
+wh_stream_want(wh_stream_t *s, int events)
+{
+    s->want |= events;
+}
+
+/* Keeps the promise for those of events that are awaited, now. */
+void wh_stream_ready(wh_stream_t *s, int events);
+
+void wh_posted_stream_init(wh_posted_stream_t *ps);
+/* Keeps it from the posted queue; nothing if none of events is awaited. */
+void wh_stream_ready_later(wh_posted_stream_t *ps, int events);
+/* Before the memory goes: drops a delivery still queued. */
+void wh_posted_stream_cancel(wh_posted_stream_t *ps);
 void wh_stream_close(wh_stream_t *s);
 
 #endif
