@@ -83,6 +83,7 @@ struct wh_h2_stream_s {
 
 struct wh_h2_conn_s {
     wh_listener_t *ls;
+    wh_live_t live;             /* a carrier, from the handshake's stream */
     wh_stream_t *io;
     nghttp2_session *session;
     wh_h2_stream_t *streams;
@@ -428,6 +429,7 @@ start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
     nghttp2_data_provider dp;
     struct sockaddr_storage peer;
     socklen_t peerlen;
+    wh_live_t live;
     size_t dl = wh_http_date(date, sizeof(date));
 
 #define NV(n, v, vl) { (uint8_t *) (n), (uint8_t *) (v), sizeof(n) - 1, (vl), NGHTTP2_NV_FLAG_NONE }
@@ -439,8 +441,7 @@ start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
         wh_log(WH_LOG_INFO, "h2 request refused (404): host \"%s\", path \"%s\", listener: %s",
                st->authority ? st->authority : "", st->path ? st->path : "", c->ls->tag);
         /* a refused request is a stream refused for its bad input */
-        wh_stream_accepted(c->ls);
-        wh_stream_refused(c->ls, WH_CLOSE_BAD_INPUT);
+        wh_live_refused(c->ls, WH_CLOSE_BAD_INPUT);
         conn_requested(c);
         return nghttp2_submit_response(c->session, st->id, nf, 3, NULL);
     }
@@ -464,8 +465,8 @@ start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
     c->relayed++;
     st->counted = 1;
     st->relayed = 1;
-    wh_stream_accepted(c->ls);
-    wh_relay_start(c->ls, &st->s, (struct sockaddr *) &peer, peerlen);
+    wh_live_open(&live, c->ls, WH_LIVE_STREAM);
+    wh_relay_start(&live, &st->s, (struct sockaddr *) &peer, peerlen);
     return 0;
 }
 
@@ -670,7 +671,7 @@ conn_free(wh_h2_conn_t *c)
     *c->prev = c->next;
     if (c->next != NULL) c->next->prev = c->prev;
     wh_outbuf_free(&c->out);
-    wh_carrier_closed(c->ls);
+    wh_live_close(&c->live, 0);
     free(c);
 }
 
@@ -745,8 +746,7 @@ deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
     wh_log(WH_LOG_INFO, "h2 %s timed out, client: %s, listener: %s",
            c->requested ? "connection without streams" : "first request", text, c->ls->tag);
     /* counted as a stream would be: it held the client's connection */
-    wh_stream_accepted(c->ls);
-    wh_stream_refused(c->ls, WH_CLOSE_TIMEOUT);
+    wh_live_refused(c->ls, WH_CLOSE_TIMEOUT);
     nghttp2_session_terminate_session(c->session, NGHTTP2_NO_ERROR);
     conn_flush(c);              /* the GOAWAY, as far as the socket takes it */
     conn_close(c);
@@ -846,10 +846,11 @@ wh_h2_conn_start(wh_handshake_t *hs, const uint8_t *preread, size_t preread_len,
     c->prev = &conns;
     if (conns != NULL) conns->prev = &c->next;
     conns = c;
-    wh_stream_taken(c->ls);
+    wh_live_move(&c->live, &hs->live);
+    wh_live_carry(&c->live);
 
     nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 3);
-    if (c->ls->runtime == NULL) {
+    if (c->ls->draining) {
         /* its listener already drains (the handshake ended after the stop):
          * the request the client sends with its preface is served all the same */
         conn_drain(c);
@@ -873,12 +874,22 @@ wh_h2_conn_start(wh_handshake_t *hs, const uint8_t *preread, size_t preread_len,
         fake.headers.cat = NGHTTP2_HCAT_REQUEST;
         on_begin_headers(c->session, &fake, c);
         st = nghttp2_session_get_stream_user_data(c->session, 1);
-        if (st != NULL) {
-            st->authority = authority ? wh_xstrdup(authority) : NULL;
-            st->path = path ? wh_xstrdup(path) : NULL;
+        if (st == NULL) {
+            conn_close(c);      /* out of memory: this connection ends */
+            return WH_OK;
+        }
+        {
+            st->authority = authority ? strdup(authority) : NULL;
+            st->path = path ? strdup(path) : NULL;
             st->in_eof = 1;
             c->upgraded = 1;    /* answered once the client's SETTINGS arrive */
-            (void) wh_inbuf_append(&st->in, body, body_len);
+            if ((authority != NULL && st->authority == NULL) || (path != NULL && st->path == NULL)
+                || wh_inbuf_append(&st->in, body, body_len) != WH_OK)
+            {
+                /* out of memory: this connection ends, the worker goes on */
+                conn_close(c);
+                return WH_OK;
+            }
         }
     }
     if (preread_len > 0 && nghttp2_session_mem_recv(c->session, preread, preread_len) < 0) {

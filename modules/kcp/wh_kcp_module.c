@@ -38,8 +38,8 @@
  * tti) and pings every 3 s, so only a peer that is not there meets them.
  *
  * Lifetime: the relay closing the stream is the application's close
- * (9.10); the session then lingers, counted in wh_streams_live like a
- * carrier so a draining worker waits for it, until Terminated, when it
+ * (9.10); the session then lingers, with a live handle of its own
+ * (wh_live.h) so a draining worker waits for it, until Terminated, when it
  * is freed by the scheduler (the only place a session is freed, so no
  * callback ever runs on freed memory).
  *
@@ -76,19 +76,18 @@ typedef struct wh_kcp_listener_s wh_kcp_listener_t;
 typedef struct wh_kcp_conn_s wh_kcp_conn_t;
 
 struct wh_kcp_conn_s {
-    wh_stream_t s;              /* first: the stream is the conn */
+    wh_posted_stream_t ps;      /* first: the stream is the conn */
     wh_kcp_session_t k;
     wh_conn_slot_t slot;        /* its place in the connection limits */
+    wh_live_t live;             /* the stream's, until the relay takes it */
+    wh_live_t linger;           /* the goodbye after the stream closed */
     wh_kcp_timer_t timer;
-    wh_posted_t posted;         /* stream callbacks owed */
     wh_kcp_listener_t *kl;
     wh_kcp_conn_t *hnext;
     uint64_t born;              /* ms: the session clock starts here */
     uint32_t hash;
-    uint8_t want;               /* WH_EV_* the stream promised */
     unsigned attached:1;        /* the stream is open (relay or handshake) */
     unsigned in_table:1;
-    unsigned lingering:1;       /* counted in wh_streams_live after the close */
     unsigned waiting:1;         /* no data yet: not relayed, due by born + handshake */
     unsigned timed_out:1;       /* never acknowledged: the relay reads a timeout */
     wh_sockaddr_t peer;
@@ -107,10 +106,13 @@ struct wh_kcp_listener_s {
 
 typedef struct {
     wh_listener_t *ls;
+    wh_live_t live;
     wh_stream_t *top;
     ev_timer timer;
     wh_sockaddr_t peer;
 } wh_kcp_hs_t;
+
+#define conn_of(s) wh_container_of(s, wh_kcp_conn_t, ps.s)
 
 static const char *const networks[] = { "kcp", "mkcp", NULL };
 static const char *const alpn[] = { "h2", "http/1.1", NULL };
@@ -311,24 +313,12 @@ conn_wake(wh_kcp_conn_t *c)
 static void
 conn_notify_later(wh_kcp_conn_t *c)
 {
-    int ready = 0;
-
-    if (!c->attached || c->want == 0) return;
-    if ((c->want & WH_EV_READ) && wh_kcp_readable(&c->k)) ready = 1;
-    if ((c->want & WH_EV_WRITE) && wh_kcp_writable(&c->k)) ready = 1;
-    if (ready) wh_post(&c->posted);
-}
-
-static void
-conn_posted(wh_posted_t *ev)
-{
-    wh_kcp_conn_t *c = (wh_kcp_conn_t *) ((char *) ev - offsetof(wh_kcp_conn_t, posted));
     int events = 0;
 
-    if ((c->want & WH_EV_READ) && wh_kcp_readable(&c->k)) events |= WH_EV_READ;
-    if ((c->want & WH_EV_WRITE) && wh_kcp_writable(&c->k)) events |= WH_EV_WRITE;
-    c->want &= ~events;
-    if (events) wh_stream_notify(&c->s, events);
+    if (!c->attached) return;
+    if (wh_kcp_readable(&c->k)) events |= WH_EV_READ;
+    if (wh_kcp_writable(&c->k)) events |= WH_EV_WRITE;
+    wh_stream_ready_later(&c->ps, events);
 }
 
 static void
@@ -336,11 +326,10 @@ conn_free(wh_kcp_conn_t *c)
 {
     table_remove(c);
     wh_kcp_sched_del(&sched, &c->timer);
-    wh_post_cancel(&c->posted);
+    wh_posted_stream_cancel(&c->ps);
     wh_kcp_session_free(&c->k);
-    if (c->lingering) {
-        wh_streams_release();
-    }
+    wh_live_close(&c->linger, 0);
+    wh_live_close(&c->live, WH_CLOSE_ERROR);
     wh_limit_release(&c->slot);
     free(c);
 }
@@ -371,8 +360,8 @@ conn_expire(wh_kcp_conn_t *c)
     c->waiting = 0;
     wh_addr_format((struct sockaddr *) &c->peer.sa, c->peer.len, text, sizeof(text));
     wh_log(WH_LOG_INFO, "mKCP first data timed out, client: %s, listener: %s", text, ls->tag);
-    conn_destroy(&c->s);
-    wh_stream_refused(ls, WH_CLOSE_TIMEOUT);
+    conn_destroy(&c->ps.s);
+    wh_live_close(&c->live, WH_CLOSE_TIMEOUT);
 }
 
 /* Relayed, sent data, and the client never acknowledged any of it nor
@@ -451,7 +440,7 @@ sched_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static ssize_t
 conn_read(wh_stream_t *s, void *buf, size_t size)
 {
-    wh_kcp_conn_t *c = (wh_kcp_conn_t *) s;
+    wh_kcp_conn_t *c = conn_of(s);
     ssize_t n;
 
     if (c->timed_out) {
@@ -461,7 +450,7 @@ conn_read(wh_stream_t *s, void *buf, size_t size)
     n = wh_kcp_read(&c->k, buf, size);
 
     if (n == WH_AGAIN) {
-        c->want |= WH_EV_READ;
+        wh_stream_want(s, WH_EV_READ);
     }
     return n;
 }
@@ -469,7 +458,7 @@ conn_read(wh_stream_t *s, void *buf, size_t size)
 static ssize_t
 conn_write(wh_stream_t *s, const void *buf, size_t size)
 {
-    wh_kcp_conn_t *c = (wh_kcp_conn_t *) s;
+    wh_kcp_conn_t *c = conn_of(s);
     ssize_t n;
 
     if (c->timed_out) {
@@ -479,7 +468,7 @@ conn_write(wh_stream_t *s, const void *buf, size_t size)
     n = wh_kcp_write(&c->k, buf, size);
 
     if (n == WH_AGAIN || (n >= 0 && (size_t) n < size)) {
-        c->want |= WH_EV_WRITE;
+        wh_stream_want(s, WH_EV_WRITE);
     }
     if (n > 0 && c->k.state == WH_KCP_ACTIVE) {
         conn_wake(c);
@@ -490,7 +479,7 @@ conn_write(wh_stream_t *s, const void *buf, size_t size)
 static int
 conn_shutdown_write(wh_stream_t *s)
 {
-    wh_kcp_conn_t *c = (wh_kcp_conn_t *) s;
+    wh_kcp_conn_t *c = conn_of(s);
 
     /* no half-close in mKCP (spec 1.2): the end of the upstream ends it */
     wh_kcp_close(&c->k, conn_now(c, wh_kcp_now_ms()));
@@ -502,25 +491,24 @@ conn_shutdown_write(wh_stream_t *s)
 static void
 conn_wait(wh_stream_t *s, int events)
 {
-    wh_kcp_conn_t *c = (wh_kcp_conn_t *) s;
+    wh_kcp_conn_t *c = conn_of(s);
 
-    c->want |= events;
+    wh_stream_want(s, events);
     conn_notify_later(c);
 }
 
 static void
 conn_destroy(wh_stream_t *s)
 {
-    wh_kcp_conn_t *c = (wh_kcp_conn_t *) s;
+    wh_kcp_conn_t *c = conn_of(s);
 
     c->attached = 0;
-    c->want = 0;
-    wh_post_cancel(&c->posted);
+    s->want = 0;
+    wh_posted_stream_cancel(&c->ps);
     wh_kcp_close(&c->k, conn_now(c, wh_kcp_now_ms()));
-    if (!c->lingering) {
+    if (c->linger.ls == NULL) {
         /* a carrier of nothing now, but the worker waits for its goodbye */
-        c->lingering = 1;
-        wh_streams_hold();
+        wh_live_open(&c->linger, c->kl->ls, WH_LIVE_LINGER);
     }
     /* freed (or flushed) by the scheduler, never here: we may be inside
      * one of our own calls */
@@ -555,8 +543,8 @@ hs_fail(wh_kcp_hs_t *hs, int cause, const char *why)
     wh_addr_format((struct sockaddr *) &hs->peer.sa, hs->peer.len, text, sizeof(text));
     wh_log(WH_LOG_INFO, "TLS handshake failed: %s, client: %s, listener: %s", why, text, ls->tag);
     wh_stream_close(hs->top);
+    wh_live_close(&hs->live, cause);
     hs_end(hs);
-    wh_stream_refused(ls, cause);
 }
 
 static void
@@ -575,11 +563,12 @@ hs_step(wh_kcp_hs_t *hs)
     top->on_readable = NULL;
     top->on_writable = NULL;
     {
-        wh_listener_t *ls = hs->ls;
         wh_sockaddr_t peer = hs->peer;
+        wh_live_t live;
 
+        wh_live_move(&live, &hs->live);
         hs_end(hs);
-        wh_relay_start(ls, top, (struct sockaddr *) &peer.sa, peer.len);
+        wh_relay_start(&live, top, (struct sockaddr *) &peer.sa, peer.len);
     }
 }
 
@@ -603,12 +592,13 @@ start_tls(wh_listener_t *ls, wh_kcp_conn_t *c)
     wh_kcp_hs_t *hs = calloc(1, sizeof(*hs));
     wh_stream_t *top;
 
-    if (hs == NULL || (top = wh_tls_server(&c->s, ls->tls)) == NULL) {
+    if (hs == NULL || (top = wh_tls_server(&c->ps.s, ls->tls)) == NULL) {
         free(hs);
-        wh_stream_close(&c->s);
-        wh_stream_refused(ls, WH_CLOSE_ERROR);
+        wh_stream_close(&c->ps.s);
+        wh_live_close(&c->live, WH_CLOSE_ERROR);
         return;
     }
+    wh_live_move(&hs->live, &c->live);
     hs->ls = ls;
     hs->top = top;
     hs->peer = c->peer;
@@ -626,16 +616,14 @@ start_tls(wh_listener_t *ls, wh_kcp_conn_t *c)
 static void
 conn_first_data(wh_kcp_conn_t *c)
 {
-    wh_listener_t *ls = c->kl->ls;
-
     if (c->k.rcv_head != NULL && c->k.rcv_head->sn == c->k.rcv_next) {
         c->waiting = 0;
-        wh_relay_start(ls, &c->s, (struct sockaddr *) &c->peer.sa, c->peer.len);
+        wh_relay_start(&c->live, &c->ps.s, (struct sockaddr *) &c->peer.sa, c->peer.len);
     } else if (c->k.state != WH_KCP_ACTIVE) {
         /* closed by the client before a byte: nothing to relay */
         c->waiting = 0;
-        conn_destroy(&c->s);
-        wh_stream_refused(ls, WH_CLOSE_DONE);
+        conn_destroy(&c->ps.s);
+        wh_live_close(&c->live, WH_CLOSE_DONE);
     } else {
         c->waiting = 1;     /* conn_fire keeps the deadline */
     }
@@ -649,12 +637,12 @@ conn_create(wh_kcp_listener_t *kl, const wh_sockaddr_t *peer, uint16_t conv)
     if (kl->count >= kl->mask + 1 && table_grow(kl) != WH_OK) return NULL;
     c = calloc(1, sizeof(*c));
     if (c == NULL) return NULL;
-    c->s.ops = &conn_ops;
+    c->ps.s.ops = &conn_ops;
     c->kl = kl;
     c->peer = *peer;
     c->born = wh_kcp_now_ms();
     c->hash = key_hash(peer);
-    c->posted.handler = conn_posted;
+    wh_posted_stream_init(&c->ps);
     c->attached = 1;
     wh_kcp_session_init(&c->k, &kl->conf->params, conv, conn_output, c);
     c->hnext = kl->buckets[c->hash & kl->mask];
@@ -722,7 +710,7 @@ kcp_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
         c->slot = slot;
         c->local = pkt->local;
         wh_udp_own(ls, &pkt->peer);
-        wh_stream_accepted(ls);
+        wh_live_open(&c->live, ls, WH_LIVE_STREAM);
         wh_kcp_input(&c->k, conn_now(c, wh_kcp_now_ms()), segs, nsegs);
         conn_wake(c);
         if (ls->tls != NULL) {

@@ -18,6 +18,7 @@
 #include "wh_udp.h"
 #include "wh_inbuf.h"
 #include "wh_limit.h"
+#include "wh_live.h"
 
 #include <gnutls/gnutls.h>
 #include <ngtcp2/ngtcp2.h>
@@ -100,6 +101,7 @@ struct wh_quic_stream_s {
 struct wh_quic_conn_s {
     wh_quic_rt_t *rt;
     wh_listener_t *ls;
+    wh_live_t live;             /* a carrier */
     wh_conn_slot_t slot;        /* its place in the connection limits */
     ngtcp2_conn *conn;
     gnutls_session_t tls;

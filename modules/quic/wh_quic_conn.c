@@ -315,8 +315,7 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         wh_addr_format((struct sockaddr *) &c->peer.sa, c->peer.len, text, sizeof(text));
         wh_log(WH_LOG_INFO, "quic handshake timed out, client: %s, listener: %s", text,
                c->ls->tag);
-        wh_stream_accepted(c->ls);
-        wh_stream_refused(c->ls, WH_CLOSE_TIMEOUT);
+        wh_live_refused(c->ls, WH_CLOSE_TIMEOUT);
         conn_free(c);               /* no CONNECTION_CLOSE, as for the idle timeout */
         return;
     }
@@ -487,13 +486,14 @@ static void
 start_streams(wh_quic_conn_t *c)
 {
     wh_quic_stream_t *st;
+    wh_live_t live;
 
     for (st = c->streams; st != NULL; st = st->next) {
         if (!st->fresh) continue;
         st->fresh = 0;
         st->relayed = 1;
-        wh_stream_accepted(c->ls);
-        wh_relay_start(c->ls, &st->s, (struct sockaddr *) &c->peer.sa, c->peer.len);
+        wh_live_open(&live, c->ls, WH_LIVE_STREAM);
+        wh_relay_start(&live, &st->s, (struct sockaddr *) &c->peer.sa, c->peer.len);
         if (c->closing) return;
     }
 }
@@ -612,9 +612,7 @@ wh_quic_conn_accept(wh_quic_rt_t *rt, wh_quic_outer_t *outer, const wh_sockaddr_
     wh_quic_conn_link(c);
     rt->handshaking++;
     wh_udp_own(c->ls, &c->peer);
-    /* a carrier: live in the worker, not a stream */
-    wh_stream_accepted(c->ls);
-    wh_stream_taken(c->ls);
+    wh_live_open(&c->live, c->ls, WH_LIVE_CARRIER);
     return c;
 }
 
@@ -638,7 +636,7 @@ conn_free(wh_quic_conn_t *c)
     wh_udp_disown(c->ls, &c->peer);
     ngtcp2_conn_del(c->conn);
     gnutls_deinit(c->tls);
-    wh_carrier_closed(c->ls);
+    wh_live_close(&c->live, 0);
     wh_limit_release(&c->slot);
     free(c);
 }

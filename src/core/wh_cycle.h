@@ -50,6 +50,7 @@ struct wh_listener_s {
     /* worker side */
     wh_stats_counters_t *stats; /* this worker's slot */
     void *runtime;              /* the module's accept state */
+    unsigned draining:1;        /* this worker stopped accepting on it */
     void *udp;                  /* wh_udp.c's reading state */
     struct wh_cycle_s *cycle;
 };

@@ -49,8 +49,8 @@ typedef struct wh_module_s {
      * hs->top, after PROXY and TLS (wh_handshake.c). WH_OK: done, relay
      * hs->top (which it may have wrapped); WH_AGAIN: call again when hs->top
      * is readable (a read answered WH_AGAIN); WH_DECLINED: the module took
-     * hs->top for itself (a connection that carries streams, after
-     * wh_stream_taken()); WH_ERROR: close, with the cause in *cause. */
+     * hs->top for itself (a connection that carries streams, with
+     * hs->live moved and made a carrier: wh_live.h); WH_ERROR: close, with the cause in *cause. */
     int (*handshake)(wh_handshake_t *hs, int *cause);
 
     /* Optional: called once when the handshake ends in any way, so the

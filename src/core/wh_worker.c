@@ -54,7 +54,7 @@ drop_privileges(wh_cycle_t *c)
 static void
 drained_check(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    if (wh_streams_live == 0) {
+    if (wh_live_count() == 0) {
         ev_break(loop, EVBREAK_ALL);
     }
 }
@@ -72,8 +72,8 @@ drained(void)
 static void
 shutdown_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    wh_log(WH_LOG_WARN, "shutdown_timeout: closing %u open streams", wh_streams_live);
-    wh_streams_drained = NULL;
+    wh_log(WH_LOG_WARN, "shutdown_timeout: closing %u open streams", wh_live_count());
+    wh_live_on_empty(NULL);
     wh_relay_close_all(WH_CLOSE_SHUTDOWN);
     ev_break(loop, EVBREAK_ALL);
 }
@@ -119,15 +119,16 @@ quit_cb(struct ev_loop *loop, ev_signal *w, int revents)
     }
     draining = 1;
     for (i = 0; i < cycle->nlisteners; i++) {
+        cycle->listeners[i].draining = 1;
         cycle->listeners[i].module->stop(&cycle->listeners[i]);
     }
     wh_stats_http_stop();
-    wh_log(WH_LOG_INFO, "gracefully shutting down, %u streams open", wh_streams_live);
-    if (wh_streams_live == 0) {
+    wh_log(WH_LOG_INFO, "gracefully shutting down, %u streams open", wh_live_count());
+    if (wh_live_count() == 0) {
         ev_break(loop, EVBREAK_ALL);
         return;
     }
-    wh_streams_drained = drained;
+    wh_live_on_empty(drained);
     ev_timer_init(&drained_timer, drained_check, 0., 0.);
     ev_timer_init(&shutdown_timer, shutdown_timeout_cb, cycle->shutdown_timeout, 0);
     ev_timer_start(loop, &shutdown_timer);
@@ -136,7 +137,7 @@ quit_cb(struct ev_loop *loop, ev_signal *w, int revents)
 static void
 term_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    wh_streams_drained = NULL;
+    wh_live_on_empty(NULL);
     wh_relay_close_all(WH_CLOSE_SHUTDOWN);
     ev_break(loop, EVBREAK_ALL);
 }

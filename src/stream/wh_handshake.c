@@ -52,6 +52,8 @@ finish(wh_handshake_t *hs, int expired)
     ev_io_stop(wh_loop, &hs->io);
     ev_timer_stop(wh_loop, &hs->timer);
     wh_limit_release(&hs->slot);
+    /* the relay or the module took the handle, unless something failed */
+    wh_live_close(&hs->live, WH_CLOSE_ERROR);
     free(hs->proxy);
     free(hs);
 }
@@ -63,7 +65,9 @@ fail(wh_handshake_t *hs, int cause, const char *why)
     wh_listener_t *ls = hs->ls;
     wh_stream_t *top = hs->top;
     int fd = hs->fd;
+    wh_live_t live;
 
+    wh_live_move(&live, &hs->live);
     wh_log(WH_LOG_INFO, "%s failed: %s, client: %s, listener: %s", stages[hs->stage], why,
            hs->peer_text, ls->tag);
     /* an expired module stage may still answer on top before it closes */
@@ -73,7 +77,7 @@ fail(wh_handshake_t *hs, int cause, const char *why)
     } else {
         close(fd);
     }
-    wh_stream_refused(ls, cause);
+    wh_live_close(&live, cause);
 }
 
 /* How many of the peeked bytes belong to the PROXY header (never more). */
@@ -240,11 +244,13 @@ advance(wh_handshake_t *hs)
     wh_stream_t *top = hs->top;
     struct sockaddr_storage peer = hs->peer;
     socklen_t peerlen = hs->peerlen;
+    wh_live_t live;
 
     top->on_readable = NULL;
     top->on_writable = NULL;
+    wh_live_move(&live, &hs->live);
     finish(hs, 0);
-    wh_relay_start(ls, top, (struct sockaddr *) &peer, peerlen);
+    wh_relay_start(&live, top, (struct sockaddr *) &peer, peerlen);
 }
 
 void
@@ -256,14 +262,17 @@ wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, sockl
     if (!ls->proxy_protocol && ls->tls == NULL && ls->module->handshake == NULL) {
         /* nothing to wait for: straight to the relay, no allocation */
         wh_stream_t *s = wh_sock_stream_create(fd, 0);
+        wh_live_t live;
+
         if (s == NULL) {
             close(fd);
             wh_limit_release(slot);
-            wh_stream_refused(ls, WH_CLOSE_ERROR);
+            wh_live_refused(ls, WH_CLOSE_ERROR);
             return;
         }
         wh_sock_stream_hold(s, slot);
-        wh_relay_start(ls, s, peer, peerlen);
+        wh_live_open(&live, ls, WH_LIVE_STREAM);
+        wh_relay_start(&live, s, peer, peerlen);
         return;
     }
 
@@ -271,9 +280,10 @@ wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, sockl
     if (hs == NULL) {
         close(fd);
         wh_limit_release(slot);
-        wh_stream_refused(ls, WH_CLOSE_ERROR);
+        wh_live_refused(ls, WH_CLOSE_ERROR);
         return;
     }
+    wh_live_open(&hs->live, ls, WH_LIVE_STREAM);
     hs->ls = ls;
     hs->fd = fd;
     hs->slot = *slot;
@@ -344,10 +354,9 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (peer.ss_family != AF_UNIX) {
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
-        wh_stream_accepted(ls);
         if (wh_limit_admit(ls, (struct sockaddr *) &peer, &slot) != WH_OK) {
             close(fd);      /* at once: a cap is no reason to hold anything */
-            wh_stream_refused(ls, WH_CLOSE_LIMIT);
+            wh_live_refused(ls, WH_CLOSE_LIMIT);
             continue;
         }
         wh_handshake_start(ls, fd, (struct sockaddr *) &peer, peerlen, &slot);

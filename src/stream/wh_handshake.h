@@ -11,6 +11,7 @@
 #include "wh_cycle.h"
 #include "wh_event.h"
 #include "wh_limit.h"
+#include "wh_live.h"
 
 #include <sys/socket.h>
 #include <time.h>
@@ -25,6 +26,8 @@ struct wh_handshake_s {
     char peer_text[48];
     int module_step;            /* the module's own progress, 0 at first */
     void *module_data;          /* the module's, freed by its handshake_end */
+    wh_live_t live;             /* the connection's: a module that takes the
+                                 * connection (WH_DECLINED) moves it */
 
     /* private */
     wh_conn_slot_t slot;        /* until the socket stream holds it */
@@ -36,8 +39,8 @@ struct wh_handshake_s {
     uint8_t *proxy;             /* PROXY header bytes, only in that stage */
 };
 
-/* Takes an accepted, non-blocking socket (already counted as accepted)
- * and its place in the limits (*slot is moved). */
+/* Takes an accepted, non-blocking socket and its place in the limits
+ * (*slot is moved); the connection is live (and counted) from here. */
 void wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, socklen_t peerlen,
                         wh_conn_slot_t *slot);
 

@@ -67,7 +67,7 @@ typedef struct wh_relay_s wh_relay_t;
 struct wh_relay_s {
     wh_stream_t *client;
     wh_stream_t *upstream;
-    wh_listener_t *ls;
+    wh_live_t live;             /* the client's, from the transport; its ls is ours */
     wh_relay_dir_t dir[2];
     ev_timer timer;
     ev_tstamp last_active;
@@ -98,61 +98,10 @@ peer_text(wh_relay_t *r)
     return text;
 }
 
-unsigned wh_streams_live;
-void (*wh_streams_drained)(void);
-
 static uint8_t scratch[WH_RELAY_CHUNK];
 static wh_relay_t *relays;
 static int pipe_pool[WH_PIPE_POOL][2];
 static int pipe_pool_n;
-
-void
-wh_stream_accepted(wh_listener_t *ls)
-{
-    wh_stats_add(ls->stats->accepted, 1);
-    wh_stats_add(ls->stats->active, 1);
-    wh_streams_live++;
-}
-
-void
-wh_stream_taken(wh_listener_t *ls)
-{
-    wh_stats_sub(ls->stats->accepted, 1);
-    wh_stats_sub(ls->stats->active, 1);
-    wh_stats_add(ls->stats->connections, 1);
-    wh_stats_add(ls->stats->connections_active, 1);
-}
-
-void
-wh_carrier_closed(wh_listener_t *ls)
-{
-    wh_stats_sub(ls->stats->connections_active, 1);
-    wh_streams_release();
-}
-
-void
-wh_streams_hold(void)
-{
-    wh_streams_live++;
-}
-
-void
-wh_streams_release(void)
-{
-    if (--wh_streams_live == 0 && wh_streams_drained != NULL) {
-        wh_streams_drained();
-    }
-}
-
-void
-wh_stream_refused(wh_listener_t *ls, int cause)
-{
-    wh_stats_sub(ls->stats->active, 1);
-    wh_stats_add(ls->stats->closed[cause], 1);
-    if (--wh_streams_live == 0 && wh_streams_drained != NULL) {
-        wh_streams_drained();
-    }
-}
 
 static int
 pipe_get(wh_relay_dir_t *d)
@@ -197,7 +146,7 @@ pipe_put(wh_relay_dir_t *d)
 static void
 relay_close(wh_relay_t *r, int cause)
 {
-    wh_listener_t *ls = r->ls;
+    wh_listener_t *ls = r->live.ls;
     int i;
 
     if (wh_log_level >= WH_LOG_INFO) {
@@ -217,8 +166,8 @@ relay_close(wh_relay_t *r, int cause)
     wh_stream_close(r->upstream);
     *r->prev = r->next;
     if (r->next != NULL) r->next->prev = r->prev;
+    wh_live_close(&r->live, cause);
     free(r);
-    wh_stream_refused(ls, cause);
 }
 
 static void
@@ -274,9 +223,9 @@ linger(wh_relay_t *r)
     if (f.unacked == 0 && l->acked == 0) {
         l->acked = now;
     }
-    limit = r->ls->cycle->policy.conn_idle;
+    limit = r->live.ls->cycle->policy.conn_idle;
     if (f.unacked == 0) {
-        limit = wh_min(limit, r->ls->cycle->policy.uplink_only + behind(l));
+        limit = wh_min(limit, r->live.ls->cycle->policy.uplink_only + behind(l));
     }
     left = r->last_active + limit - now;
     if (left <= 0) {
@@ -296,7 +245,7 @@ linger_start(wh_relay_t *r)
     if (wh_stream_flow(r->client, &f) != WH_OK
         || (l = calloc(1, sizeof(*l))) == NULL)
     {
-        set_timeout(r, r->ls->cycle->policy.uplink_only);       /* as V2Ray does */
+        set_timeout(r, r->live.ls->cycle->policy.uplink_only);       /* as V2Ray does */
         return;
     }
     l->flow = f;
@@ -326,7 +275,7 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
     if (r->connecting) {
         wh_log(WH_LOG_ERROR, "upstream %s timed out connecting, client: %s, listener: %s",
-               r->ls->upstream.text, peer_text(r), r->ls->tag);
+               r->live.ls->upstream.text, peer_text(r), r->live.ls->tag);
         relay_close(r, WH_CLOSE_UPSTREAM);
     } else if (r->dir[UP].eof || r->dir[DOWN].eof) {
         relay_close(r, WH_CLOSE_DONE);     /* one side finished, the other idled out */
@@ -342,7 +291,7 @@ side_error(wh_relay_t *r, wh_stream_t *s)
 {
     if (s == r->upstream) {
         wh_log(WH_LOG_ERROR, "upstream %s: %s, client: %s, listener: %s",
-               r->ls->upstream.text, s->err ? s->err : strerror(errno), peer_text(r), r->ls->tag);
+               r->live.ls->upstream.text, s->err ? s->err : strerror(errno), peer_text(r), r->live.ls->tag);
         return WH_CLOSE_UPSTREAM;
     }
     return s->err == wh_err_bad_input ? WH_CLOSE_BAD_INPUT
@@ -357,7 +306,7 @@ direction_done(wh_relay_t *r, int d)
         return WH_CLOSE_DONE;
     }
     if (d == UP) {
-        set_timeout(r, r->ls->cycle->policy.downlink_only);
+        set_timeout(r, r->live.ls->cycle->policy.downlink_only);
     } else {
         linger_start(r);
     }
@@ -369,9 +318,9 @@ count_bytes(wh_relay_t *r, int d, size_t n)
 {
     r->bytes[d] += n;
     if (d == UP) {
-        wh_stats_add(r->ls->stats->bytes_up, n);
+        wh_stats_add(r->live.ls->stats->bytes_up, n);
     } else {
-        wh_stats_add(r->ls->stats->bytes_down, n);
+        wh_stats_add(r->live.ls->stats->bytes_down, n);
     }
     r->last_active = ev_now(wh_loop);
 }
@@ -528,7 +477,7 @@ connected(wh_relay_t *r)
     int rc;
 
     r->connecting = 0;
-    set_timeout(r, r->ls->cycle->policy.conn_idle);
+    set_timeout(r, r->live.ls->cycle->policy.conn_idle);
     rc = pump(r, UP);
     if (rc == KEEP_GOING) rc = pump(r, DOWN);
     if (rc != KEEP_GOING) relay_close(r, rc);
@@ -561,7 +510,7 @@ upstream_writable(wh_stream_t *s)
         run(r, UP);
     } else if (s->err != NULL) {
         wh_log(WH_LOG_ERROR, "connect() to upstream %s failed (%s), client: %s, listener: %s",
-               r->ls->upstream.text, strerror(errno), peer_text(r), r->ls->tag);
+               r->live.ls->upstream.text, strerror(errno), peer_text(r), r->live.ls->tag);
         relay_close(r, WH_CLOSE_UPSTREAM);
     } else {
         connected(r);
@@ -581,9 +530,10 @@ posted_cb(wh_posted_t *ev)
 }
 
 void
-wh_relay_start(wh_listener_t *ls, wh_stream_t *client, const struct sockaddr *peer,
+wh_relay_start(wh_live_t *live, wh_stream_t *client, const struct sockaddr *peer,
                socklen_t peerlen)
 {
+    wh_listener_t *ls = live->ls;
     wh_relay_t *r;
     const char *err = NULL;
 
@@ -591,7 +541,7 @@ wh_relay_start(wh_listener_t *ls, wh_stream_t *client, const struct sockaddr *pe
     if (r == NULL) {
         wh_log(WH_LOG_ERROR, "out of memory for a relay, listener: %s", ls->tag);
         wh_stream_close(client);
-        wh_stream_refused(ls, WH_CLOSE_ERROR);
+        wh_live_close(live, WH_CLOSE_ERROR);
         return;
     }
     r->peerlen = wh_min(peerlen, (socklen_t) sizeof(r->peer));
@@ -603,10 +553,10 @@ wh_relay_start(wh_listener_t *ls, wh_stream_t *client, const struct sockaddr *pe
                ls->upstream.text, err, peer_text(r), ls->tag);
         free(r);
         wh_stream_close(client);
-        wh_stream_refused(ls, WH_CLOSE_UPSTREAM);
+        wh_live_close(live, WH_CLOSE_UPSTREAM);
         return;
     }
-    r->ls = ls;
+    wh_live_move(&r->live, live);
     r->client = client;
     r->dir[UP].pipe_r = r->dir[UP].pipe_w = -1;
     r->dir[DOWN].pipe_r = r->dir[DOWN].pipe_w = -1;

@@ -87,7 +87,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fs = wh_fuzz_stream(data, size);
     if (fs == NULL) return 0;
-    wh_stream_accepted(ls);
     hs = wh_fuzz_handshake(ls, fs);
     rc = wh_fuzz_run_handshake(hs, 0);
 
@@ -95,10 +94,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* the HTTP/1.1 service: the relay takes it, as advance() does */
         hs->top->on_readable = NULL;
         hs->top->on_writable = NULL;
-        wh_relay_start(ls, hs->top, (struct sockaddr *) &hs->peer, hs->peerlen);
+        wh_relay_start(&hs->live, hs->top, (struct sockaddr *) &hs->peer, hs->peerlen);
     } else if (rc == WH_ERROR) {
         wh_stream_close(hs->top);
-        wh_stream_refused(ls, WH_CLOSE_BAD_INPUT);
+        wh_live_close(&hs->live, WH_CLOSE_BAD_INPUT);
     }
     /* WH_DECLINED: the HTTP/2 session has the stream and ends with it */
     wh_fuzz_loop_run(64);

@@ -46,7 +46,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc;
 
     if (fs == NULL) return 0;
-    wh_stream_accepted(ls);
     hs = wh_fuzz_handshake(ls, fs);
     rc = wh_fuzz_run_handshake(hs, flags & 4);
     top = hs->top;
@@ -56,12 +55,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (fs->last_write_len < 13 || memcmp(fs->last_write, "HTTP/1.1 101 ", 13) != 0) abort();
         top->on_readable = NULL;
         top->on_writable = NULL;
-        wh_relay_start(ls, top, (struct sockaddr *) &hs->peer, hs->peerlen);
+        wh_relay_start(&hs->live, top, (struct sockaddr *) &hs->peer, hs->peerlen);
         wh_fuzz_loop_run(64);
         wh_relay_close_all(WH_CLOSE_SHUTDOWN);
     } else {
         wh_stream_close(top);
-        wh_stream_refused(ls, WH_CLOSE_BAD_INPUT);
+        wh_live_close(&hs->live, WH_CLOSE_BAD_INPUT);
     }
     wh_fuzz_loop_run(4);
     free(hs);

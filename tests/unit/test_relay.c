@@ -115,6 +115,7 @@ test_backpressure_and_no_idle_buffers(void **state)
     script_t *c = calloc(1, sizeof(*c));
     size_t i;
     struct sockaddr_storage peer = { .ss_family = AF_UNIX };
+    wh_live_t live;
 
     c->s.ops = &script_ops;
     c->in = malloc(total);
@@ -123,8 +124,8 @@ test_backpressure_and_no_idle_buffers(void **state)
     c->in_len = total;
 
     before = mallinfo2().uordblks;
-    wh_stream_accepted(&ls);
-    wh_relay_start(&ls, &c->s, (struct sockaddr *) &peer, sizeof(sa_family_t));
+    wh_live_open(&live, &ls, WH_LIVE_STREAM);
+    wh_relay_start(&live, &c->s, (struct sockaddr *) &peer, sizeof(sa_family_t));
     spin(c);
 
     /* the client never reads: the relay stops taking its bytes */
@@ -157,7 +158,7 @@ test_backpressure_and_no_idle_buffers(void **state)
     assert_true(c->destroyed);
     assert_int_equal(counters.active, 0);
     assert_int_equal(counters.closed[WH_CLOSE_DONE], 1);
-    assert_int_equal(wh_streams_live, 0);
+    assert_int_equal(wh_live_count(), 0);
     free(c->in);
     free(c->out);
     free(c);
