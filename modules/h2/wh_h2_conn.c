@@ -12,10 +12,10 @@
  * per-stream buffer that a deferred data provider drains as the peer's
  * windows allow; a full buffer answers WH_AGAIN.
  *
- * Callbacks from nghttp2 never call into the relay directly: a stream posts
- * its readiness (wh_post), so the relay runs outside nghttp2's stack and
- * may close streams freely. A stream object lives until both nghttp2 and
- * the relay are done with it.
+ * A stream is a wh_mux_stream_t (the part the relay sees, shared with
+ * QUIC): its readiness is posted, so the relay runs outside nghttp2's
+ * stack and may close streams freely, and it lives until both its owners,
+ * nghttp2 and the relay, have let go.
  *
  * Drain (reload, quit) takes the two steps of RFC 9113 6.8: a GOAWAY that
  * names no stream (2^31-1) with a PING, then, a second after the PING's ack
@@ -37,7 +37,7 @@
 #include "wh_h2.h"
 #include "wh_http_request.h"
 #include "wh_log.h"
-#include "wh_inbuf.h"
+#include "wh_mux_stream.h"
 #include "wh_outbuf.h"
 #include "wh_relay.h"
 
@@ -58,7 +58,7 @@ typedef struct wh_h2_conn_s wh_h2_conn_t;
 typedef struct wh_h2_stream_s wh_h2_stream_t;
 
 struct wh_h2_stream_s {
-    wh_stream_t s;
+    wh_mux_stream_t m;          /* owned by the relay and by nghttp2 */
     wh_h2_conn_t *conn;         /* NULL once the connection is gone */
     wh_h2_stream_t *next;
     wh_h2_stream_t **prev;
@@ -66,16 +66,8 @@ struct wh_h2_stream_s {
     char *authority;            /* while the request headers arrive */
     char *path;
     char *forwarded;
-    wh_inbuf_t in;              /* received, not yet read by the relay */
     uint8_t *out;               /* written by the relay, not yet framed */
     uint32_t out_pos, out_len;
-    wh_posted_t posted;
-    uint8_t want;
-    uint8_t ready;
-    unsigned relayed:1;         /* the relay owns s */
-    unsigned in_eof:1;          /* END_STREAM from the client */
-    unsigned out_eof:1;         /* the relay ended its side */
-    unsigned closed:1;          /* nghttp2 closed the stream */
     unsigned deferred:1;        /* the data provider waits for bytes */
     unsigned gone:1;            /* the client cancelled: what comes has nowhere to go */
     unsigned counted:1;         /* in conn->relayed */
@@ -136,25 +128,8 @@ static void conn_goaway(wh_h2_conn_t *c);
 
 /* --- the stream side, as the relay sees it ------------------------------ */
 
-static void
-stream_posted(wh_posted_t *ev)
-{
-    wh_h2_stream_t *st = (wh_h2_stream_t *) ((char *) ev - offsetof(wh_h2_stream_t, posted));
-    int events = st->ready & st->want;
-
-    st->ready = 0;
-    st->want &= ~events;
-    wh_stream_notify(&st->s, events);
-}
-
-static void
-stream_signal(wh_h2_stream_t *st, int events)
-{
-    if (st->relayed && (st->want & events)) {
-        st->ready |= events;
-        wh_post(&st->posted);
-    }
-}
+#define h2s_of(s) wh_container_of(s, wh_h2_stream_t, m.ps.s)
+#define carried(st) ((st)->m.owners & WH_MUX_CARRIER)
 
 static void
 conn_schedule(wh_h2_conn_t *c)
@@ -162,45 +137,39 @@ conn_schedule(wh_h2_conn_t *c)
     if (c != NULL && !c->closing) wh_post(&c->flush);
 }
 
-static ssize_t
-h2s_read(wh_stream_t *s, void *buf, size_t size)
+static void
+h2s_consumed(wh_mux_stream_t *m, size_t n)
 {
-    wh_h2_stream_t *st = (wh_h2_stream_t *) s;
-    size_t n;
+    wh_h2_stream_t *st = wh_container_of(m, wh_h2_stream_t, m);
 
-    if (wh_inbuf_size(&st->in) > 0) {
-        n = wh_inbuf_read(&st->in, buf, size);
-        if (st->conn != NULL && !st->closed) {
-            nghttp2_session_consume_stream(st->conn->session, st->id, n);
-            conn_schedule(st->conn);
-        }
-        return n;
-    }
-    if (st->in_eof) return 0;
-    if (st->closed || st->conn == NULL) {
-        s->err = wh_err_closed;
-        return WH_ERROR;
-    }
-    st->want |= WH_EV_READ;
-    return WH_AGAIN;
+    nghttp2_session_consume_stream(st->conn->session, st->id, n);
+    conn_schedule(st->conn);
+}
+
+static int
+h2s_writable(wh_mux_stream_t *m)
+{
+    wh_h2_stream_t *st = wh_container_of(m, wh_h2_stream_t, m);
+
+    return st->out_len - st->out_pos < WH_H2_OUT_MAX;
 }
 
 static ssize_t
 h2s_write(wh_stream_t *s, const void *buf, size_t size)
 {
-    wh_h2_stream_t *st = (wh_h2_stream_t *) s;
+    wh_h2_stream_t *st = h2s_of(s);
     size_t room, n;
 
     if (st->gone) {
         return size;    /* the client left: the upstream's last words are dropped */
     }
-    if (st->closed || st->conn == NULL) {
+    if (!carried(st)) {
         s->err = wh_err_closed;
         return WH_ERROR;
     }
     room = WH_H2_OUT_MAX - (st->out_len - st->out_pos);
     if (room == 0) {
-        st->want |= WH_EV_WRITE;
+        wh_stream_want(s, WH_EV_WRITE);
         return WH_AGAIN;
     }
     if (st->out_pos > 0) {
@@ -215,7 +184,7 @@ h2s_write(wh_stream_t *s, const void *buf, size_t size)
     n = wh_min(size, room);
     memcpy(st->out + st->out_len, buf, n);
     st->out_len += n;
-    if (n < size) st->want |= WH_EV_WRITE;
+    if (n < size) wh_stream_want(s, WH_EV_WRITE);
     if (st->deferred) {
         st->deferred = 0;
         nghttp2_session_resume_data(st->conn->session, st->id);
@@ -227,10 +196,10 @@ h2s_write(wh_stream_t *s, const void *buf, size_t size)
 static int
 h2s_shutdown_write(wh_stream_t *s)
 {
-    wh_h2_stream_t *st = (wh_h2_stream_t *) s;
+    wh_h2_stream_t *st = h2s_of(s);
 
-    st->out_eof = 1;
-    if (st->conn != NULL && !st->closed && st->deferred) {
+    st->m.out_eof = 1;
+    if (carried(st) && st->deferred) {
         st->deferred = 0;
         nghttp2_session_resume_data(st->conn->session, st->id);
     }
@@ -239,23 +208,10 @@ h2s_shutdown_write(wh_stream_t *s)
 }
 
 static void
-h2s_wait(wh_stream_t *s, int events)
+h2s_free(wh_mux_stream_t *m)
 {
-    wh_h2_stream_t *st = (wh_h2_stream_t *) s;
+    wh_h2_stream_t *st = wh_container_of(m, wh_h2_stream_t, m);
 
-    st->want |= events;
-    if ((events & WH_EV_READ) && (wh_inbuf_size(&st->in) > 0 || st->in_eof || st->closed)) {
-        stream_signal(st, WH_EV_READ);
-    }
-    if ((events & WH_EV_WRITE) && (st->out_len - st->out_pos < WH_H2_OUT_MAX || st->closed)) {
-        stream_signal(st, WH_EV_WRITE);
-    }
-}
-
-static void
-stream_free(wh_h2_stream_t *st)
-{
-    wh_post_cancel(&st->posted);
     if (st->prev != NULL) {
         *st->prev = st->next;
         if (st->next != NULL) st->next->prev = st->prev;
@@ -263,23 +219,17 @@ stream_free(wh_h2_stream_t *st)
     free(st->authority);
     free(st->path);
     free(st->forwarded);
-    wh_inbuf_free(&st->in);
     out_put(st->out);
     free(st);
 }
 
+/* The relay is done before the client: the response ends here. */
 static void
-h2s_destroy(wh_stream_t *s)
+h2s_abandon(wh_mux_stream_t *m)
 {
-    wh_h2_stream_t *st = (wh_h2_stream_t *) s;
+    wh_h2_stream_t *st = wh_container_of(m, wh_h2_stream_t, m);
 
-    st->relayed = 0;
-    if (st->conn == NULL || st->closed) {
-        stream_free(st);
-        return;
-    }
-    /* the relay is done before the client: the response ends here */
-    if (!st->out_eof) {
+    if (!m->out_eof) {
         nghttp2_submit_rst_stream(st->conn->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
     }
     conn_schedule(st->conn);
@@ -287,12 +237,19 @@ h2s_destroy(wh_stream_t *s)
 
 static const wh_stream_ops_t h2s_ops = {
     .name = "h2",
-    .read = h2s_read,
+    .read = wh_mux_read,
     .write = h2s_write,
     .shutdown_write = h2s_shutdown_write,
-    .wait = h2s_wait,
+    .wait = wh_mux_wait,
     .splice_fd = NULL,
-    .destroy = h2s_destroy,
+    .destroy = wh_mux_destroy,
+};
+
+static const wh_mux_ops_t h2s_mux = {
+    .consumed = h2s_consumed,
+    .writable = h2s_writable,
+    .abandon = h2s_abandon,
+    .free = h2s_free,
 };
 
 /* --- nghttp2 callbacks ------------------------------------------------- */
@@ -313,13 +270,13 @@ data_read(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
             st->out = NULL;
             st->out_pos = st->out_len = 0;
             /* the relay refills a drained buffer whole, not 16 KiB at a time */
-            stream_signal(st, WH_EV_WRITE);
+            wh_mux_signal(&st->m, WH_EV_WRITE);
         }
         return n;
     }
-    if (st->out_eof) {
+    if (st->m.out_eof) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (!st->in_eof) {
+        if (!st->m.in_eof) {
             /* spec 5.4: the client has not ended its request: end it too */
             nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
         }
@@ -342,10 +299,9 @@ on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *use
     if (st == NULL) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
-    st->s.ops = &h2s_ops;
+    wh_mux_init(&st->m, &h2s_ops, &h2s_mux, 0);
     st->conn = c;
     st->id = frame->hd.stream_id;
-    st->posted.handler = stream_posted;
     st->next = c->streams;
     st->prev = &c->streams;
     if (c->streams != NULL) c->streams->prev = &st->next;
@@ -464,9 +420,9 @@ start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
     ev_timer_stop(wh_loop, &c->deadline);
     c->relayed++;
     st->counted = 1;
-    st->relayed = 1;
+    wh_mux_relayed(&st->m);
     wh_live_open(&live, c->ls, WH_LIVE_STREAM);
-    wh_relay_start(&live, &st->s, (struct sockaddr *) &peer, peerlen);
+    wh_relay_start(&live, &st->m.ps.s, (struct sockaddr *) &peer, peerlen);
     return 0;
 }
 
@@ -502,14 +458,14 @@ on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user)
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST
         && (frame->hd.flags & NGHTTP2_FLAG_END_HEADERS))
     {
-        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) st->in_eof = 1;
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) st->m.in_eof = 1;
         return start_stream(c, st);
     }
     if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)
         && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
     {
-        st->in_eof = 1;
-        stream_signal(st, WH_EV_READ);
+        st->m.in_eof = 1;
+        wh_mux_signal(&st->m, WH_EV_READ);
     }
     return 0;
 }
@@ -522,14 +478,13 @@ on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, const uint8_t
 
     /* the connection's window never waits for one stream's upstream */
     nghttp2_session_consume_connection(session, len);
-    if (st == NULL || !st->relayed) {
+    if (st == NULL) {
         nghttp2_session_consume_stream(session, id, len);
         return 0;
     }
-    if (wh_inbuf_append(&st->in, data, len) != WH_OK) {
+    if (wh_mux_received(&st->m, data, len, 0) != WH_OK) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
-    stream_signal(st, WH_EV_READ);
     return 0;
 }
 
@@ -543,7 +498,6 @@ on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void 
         return 0;
     }
     nghttp2_session_set_stream_user_data(session, id, NULL);
-    st->closed = 1;
     if (st->counted) {
         st->counted = 0;
         if (--c->relayed == 0 && !c->closing) {
@@ -552,20 +506,14 @@ on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void 
             ev_timer_start(wh_loop, &c->deadline);
         }
     }
-    if (!st->relayed) {
-        stream_free(st);
-        return 0;
-    }
     /* The V2Ray client ends a stream with RST_STREAM(CANCEL) (spec 5.2):
      * a cancel or a clean reset is the client being done, any other reset
      * before the request ended is an abort (spec 5.4) */
     if (error_code == NGHTTP2_NO_ERROR || error_code == NGHTTP2_CANCEL) {
-        st->in_eof = 1;
+        st->m.in_eof = 1;
         st->gone = 1;
-    } else if (!st->in_eof) {
-        st->s.err = wh_err_closed;
     }
-    stream_signal(st, WH_EV_READ | WH_EV_WRITE);
+    wh_mux_carrier_gone(&st->m, wh_err_closed);
     return 0;
 }
 
@@ -715,13 +663,7 @@ conn_close(wh_h2_conn_t *c)
         next = st->next;
         st->prev = NULL;
         st->conn = NULL;
-        if (!st->relayed) {
-            stream_free(st);
-            continue;
-        }
-        st->closed = 1;
-        if (!st->in_eof) st->s.err = wh_err_closed;
-        stream_signal(st, WH_EV_READ | WH_EV_WRITE);
+        wh_mux_carrier_gone(&st->m, wh_err_closed);
     }
     c->streams = NULL;
     nghttp2_session_del(c->session);
@@ -881,10 +823,10 @@ wh_h2_conn_start(wh_handshake_t *hs, const uint8_t *preread, size_t preread_len,
         {
             st->authority = authority ? strdup(authority) : NULL;
             st->path = path ? strdup(path) : NULL;
-            st->in_eof = 1;
+            st->m.in_eof = 1;
             c->upgraded = 1;    /* answered once the client's SETTINGS arrive */
             if ((authority != NULL && st->authority == NULL) || (path != NULL && st->path == NULL)
-                || wh_inbuf_append(&st->in, body, body_len) != WH_OK)
+                || wh_inbuf_append(&st->m.in, body, body_len) != WH_OK)
             {
                 /* out of memory: this connection ends, the worker goes on */
                 conn_close(c);

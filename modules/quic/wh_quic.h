@@ -16,7 +16,7 @@
 #include "wh_event.h"
 #include "wh_quic_outer.h"
 #include "wh_udp.h"
-#include "wh_inbuf.h"
+#include "wh_mux_stream.h"
 #include "wh_limit.h"
 #include "wh_live.h"
 
@@ -75,26 +75,19 @@ struct wh_quic_chunk_s {
 };
 
 struct wh_quic_stream_s {
-    wh_stream_t s;
+    wh_mux_stream_t m;          /* owned by the relay and by ngtcp2; aborted:
+                                 * RESET_STREAM or STOP_SENDING from the client */
     wh_quic_conn_t *conn;       /* NULL once the connection is gone */
     wh_quic_stream_t *next, **prev;         /* the connection's streams */
     wh_quic_stream_t *sq_next, **sq_prev;   /* its send queue */
     int64_t id;
-    wh_inbuf_t in;              /* received, not yet read by the relay */
     wh_quic_chunk_t *head, *tail;           /* written by the relay, not yet acknowledged */
     wh_quic_chunk_t *send;      /* the first chunk with bytes not yet given to ngtcp2 */
     uint32_t head_acked;        /* acknowledged bytes at the start of head */
     uint32_t send_pos;
     uint32_t nchunks;
-    wh_posted_t posted;
-    uint8_t want, ready;
     unsigned fresh:1;           /* opened, not yet handed to the relay */
-    unsigned relayed:1;         /* the relay owns s */
-    unsigned peer_reset:1;      /* RESET_STREAM or STOP_SENDING from the client */
-    unsigned in_eof:1;          /* the client's FIN */
-    unsigned out_eof:1;         /* the relay ended its side */
     unsigned fin_sent:1;
-    unsigned closed:1;          /* ngtcp2 closed the stream */
     unsigned blocked:1;         /* flow control: retried after the next packet in */
 };
 
@@ -149,7 +142,6 @@ int wh_quic_stream_recv(wh_quic_stream_t *st, const uint8_t *data, size_t len, i
 void wh_quic_stream_acked(wh_quic_stream_t *st, uint64_t len);
 void wh_quic_stream_closed(wh_quic_stream_t *st, int reset);
 void wh_quic_stream_detach(wh_quic_stream_t *st);
-void wh_quic_stream_signal(wh_quic_stream_t *st, int events);
 int wh_quic_stream_pending(const wh_quic_stream_t *st);
 int wh_quic_stream_vecs(wh_quic_stream_t *st, ngtcp2_vec *vec, int max, int *fin);
 void wh_quic_stream_sent(wh_quic_stream_t *st, size_t n, int fin);

@@ -430,8 +430,8 @@ stream_reset_cb(ngtcp2_conn *conn, int64_t id, uint64_t final_size, uint64_t cod
     wh_quic_stream_t *st = stream_user;
 
     if (st != NULL) {
-        st->peer_reset = 1;
-        wh_quic_stream_signal(st, WH_EV_READ | WH_EV_WRITE);
+        st->m.aborted = 1;
+        wh_mux_signal(&st->m, WH_EV_READ | WH_EV_WRITE);
     }
     return 0;
 }
@@ -491,9 +491,8 @@ start_streams(wh_quic_conn_t *c)
     for (st = c->streams; st != NULL; st = st->next) {
         if (!st->fresh) continue;
         st->fresh = 0;
-        st->relayed = 1;
         wh_live_open(&live, c->ls, WH_LIVE_STREAM);
-        wh_relay_start(&live, &st->s, (struct sockaddr *) &c->peer.sa, c->peer.len);
+        wh_relay_start(&live, &st->m.ps.s, (struct sockaddr *) &c->peer.sa, c->peer.len);
         if (c->closing) return;
     }
 }
@@ -626,9 +625,9 @@ conn_free(wh_quic_conn_t *c)
     ev_timer_stop(wh_loop, &c->drain);
     wh_post_cancel(&c->write_ev);
     while ((st = c->streams) != NULL) {
-        int fresh = st->fresh;
         wh_quic_stream_detach(st);
-        if (fresh) st->relayed = 0;
+        /* meant for the relay, which never took it */
+        if (st->fresh) st->m.owners &= ~WH_MUX_RELAY;
         wh_quic_stream_closed(st, 1);
     }
     wh_quic_conn_unlink(c);

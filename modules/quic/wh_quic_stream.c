@@ -15,9 +15,9 @@
  * chunks makes write() answer WH_AGAIN, and acknowledgements make room and
  * keep the on_writable promise. An idle stream holds no buffer.
  *
- * ngtcp2 callbacks never call into the relay: readiness is posted
- * (wh_post), so the relay runs outside ngtcp2's stack. The object lives
- * until both ngtcp2 (stream close) and the relay (destroy) are done.
+ * What the relay sees (read, wait, destroy, the incoming buffer, posted
+ * readiness, the two owners ngtcp2 and the relay) is wh_mux_stream_t,
+ * shared with HTTP/2; this file is the outgoing side and ngtcp2's hooks.
  */
 #include "wh_quic.h"
 #include "wh_log.h"
@@ -51,25 +51,8 @@ chunk_put(wh_quic_chunk_t *ch)
     }
 }
 
-static void
-stream_posted(wh_posted_t *ev)
-{
-    wh_quic_stream_t *st = (wh_quic_stream_t *) ((char *) ev - offsetof(wh_quic_stream_t, posted));
-    int events = st->ready & st->want;
-
-    st->ready = 0;
-    st->want &= ~events;
-    wh_stream_notify(&st->s, events);
-}
-
-void
-wh_quic_stream_signal(wh_quic_stream_t *st, int events)
-{
-    if (st->relayed && (st->want & events)) {
-        st->ready |= events;
-        wh_post(&st->posted);
-    }
-}
+#define qs_of(s) wh_container_of(s, wh_quic_stream_t, m.ps.s)
+#define carried(st) ((st)->m.owners & WH_MUX_CARRIER)
 
 static int
 out_full(const wh_quic_stream_t *st)
@@ -77,37 +60,31 @@ out_full(const wh_quic_stream_t *st)
     return st->nchunks == WH_QUIC_OUT_CHUNKS && st->tail->len == WH_QUIC_CHUNK;
 }
 
-static ssize_t
-qs_read(wh_stream_t *s, void *buf, size_t size)
+static void
+qs_consumed(wh_mux_stream_t *m, size_t n)
 {
-    wh_quic_stream_t *st = (wh_quic_stream_t *) s;
-    size_t n;
+    wh_quic_stream_t *st = wh_container_of(m, wh_quic_stream_t, m);
 
-    if (wh_inbuf_size(&st->in) > 0) {
-        n = wh_inbuf_read(&st->in, buf, size);
-        if (st->conn != NULL && !st->closed && !st->in_eof) {
-            ngtcp2_conn_extend_max_stream_offset(st->conn->conn, st->id, n);
-            wh_quic_conn_schedule(st->conn);
-        }
-        return n;
+    if (!m->in_eof) {
+        ngtcp2_conn_extend_max_stream_offset(st->conn->conn, st->id, n);
+        wh_quic_conn_schedule(st->conn);
     }
-    if (st->in_eof) return 0;
-    if (st->closed || st->conn == NULL || st->peer_reset) {
-        s->err = wh_err_closed;
-        return WH_ERROR;
-    }
-    st->want |= WH_EV_READ;
-    return WH_AGAIN;
+}
+
+static int
+qs_writable(wh_mux_stream_t *m)
+{
+    return !out_full(wh_container_of(m, wh_quic_stream_t, m));
 }
 
 static ssize_t
 qs_write(wh_stream_t *s, const void *buf, size_t size)
 {
-    wh_quic_stream_t *st = (wh_quic_stream_t *) s;
+    wh_quic_stream_t *st = qs_of(s);
     const uint8_t *p = buf;
     size_t done = 0, n;
 
-    if (st->closed || st->conn == NULL || st->out_eof || st->peer_reset) {
+    if (!carried(st) || st->m.out_eof || st->m.aborted) {
         s->err = wh_err_closed;
         return WH_ERROR;
     }
@@ -134,7 +111,7 @@ qs_write(wh_stream_t *s, const void *buf, size_t size)
         st->tail->len += n;
         done += n;
     }
-    if (done < size) st->want |= WH_EV_WRITE;
+    if (done < size) wh_stream_want(s, WH_EV_WRITE);
     if (done == 0) return WH_AGAIN;
     wh_quic_conn_sendq_add(st);
     wh_quic_conn_schedule(st->conn);
@@ -144,10 +121,10 @@ qs_write(wh_stream_t *s, const void *buf, size_t size)
 static int
 qs_shutdown_write(wh_stream_t *s)
 {
-    wh_quic_stream_t *st = (wh_quic_stream_t *) s;
+    wh_quic_stream_t *st = qs_of(s);
 
-    st->out_eof = 1;
-    if (st->conn != NULL && !st->closed) {
+    st->m.out_eof = 1;
+    if (carried(st)) {
         wh_quic_conn_sendq_add(st);
         wh_quic_conn_schedule(st->conn);
     }
@@ -155,54 +132,30 @@ qs_shutdown_write(wh_stream_t *s)
 }
 
 static void
-qs_wait(wh_stream_t *s, int events)
+qs_free(wh_mux_stream_t *m)
 {
-    wh_quic_stream_t *st = (wh_quic_stream_t *) s;
-
-    st->want |= events;
-    if ((events & WH_EV_READ) && (wh_inbuf_size(&st->in) > 0 || st->in_eof || st->closed
-                                  || st->conn == NULL || st->peer_reset))
-    {
-        wh_quic_stream_signal(st, WH_EV_READ);
-    }
-    if ((events & WH_EV_WRITE) && (!out_full(st) || st->closed || st->conn == NULL
-                                   || st->peer_reset))
-    {
-        wh_quic_stream_signal(st, WH_EV_WRITE);
-    }
-}
-
-static void
-stream_free(wh_quic_stream_t *st)
-{
+    wh_quic_stream_t *st = wh_container_of(m, wh_quic_stream_t, m);
     wh_quic_chunk_t *ch;
 
-    wh_post_cancel(&st->posted);
     wh_quic_stream_detach(st);
     while ((ch = st->head) != NULL) {
         st->head = ch->next;
         chunk_put(ch);
     }
-    wh_inbuf_free(&st->in);
     free(st);
 }
 
 static void
-qs_destroy(wh_stream_t *s)
+qs_abandon(wh_mux_stream_t *m)
 {
-    wh_quic_stream_t *st = (wh_quic_stream_t *) s;
+    wh_quic_stream_t *st = wh_container_of(m, wh_quic_stream_t, m);
 
-    st->relayed = 0;
-    if (st->conn == NULL || st->closed) {
-        stream_free(st);
-        return;
-    }
-    if (st->out_eof && st->head == NULL && !st->in_eof) {
+    if (m->out_eof && st->head == NULL && !m->in_eof) {
         /* our side ended and was acknowledged (the relay waits for that):
          * stop only the client's side, as a RESET_STREAM would make its
          * stack drop what its application has not read yet */
         ngtcp2_conn_shutdown_stream_read(st->conn->conn, st->id, 0);
-    } else if (!st->out_eof || !st->in_eof) {
+    } else if (!m->out_eof || !m->in_eof) {
         /* the relay ended before the stream did (a timeout, a failed
          * upstream): reset what is still open, so ngtcp2 closes it */
         ngtcp2_conn_shutdown_stream(st->conn->conn, st->id, 0);
@@ -215,10 +168,10 @@ qs_destroy(wh_stream_t *s)
 static int
 qs_flow(wh_stream_t *s, wh_stream_flow_t *f)
 {
-    wh_quic_stream_t *st = (wh_quic_stream_t *) s;
+    wh_quic_stream_t *st = qs_of(s);
     wh_quic_chunk_t *ch;
 
-    if (st->conn == NULL || st->closed) return WH_DECLINED;
+    if (!carried(st)) return WH_DECLINED;
     f->unacked = 0;
     f->window = 0;
     for (ch = st->head; ch != NULL; ch = ch->next) f->unacked += ch->len;
@@ -228,13 +181,20 @@ qs_flow(wh_stream_t *s, wh_stream_flow_t *f)
 
 static const wh_stream_ops_t qs_ops = {
     .name = "quic",
-    .read = qs_read,
+    .read = wh_mux_read,
     .write = qs_write,
     .shutdown_write = qs_shutdown_write,
-    .wait = qs_wait,
+    .wait = wh_mux_wait,
     .splice_fd = NULL,
     .flow = qs_flow,
-    .destroy = qs_destroy,
+    .destroy = wh_mux_destroy,
+};
+
+static const wh_mux_ops_t qs_mux = {
+    .consumed = qs_consumed,
+    .writable = qs_writable,
+    .abandon = qs_abandon,
+    .free = qs_free,
 };
 
 wh_quic_stream_t *
@@ -243,10 +203,10 @@ wh_quic_stream_new(wh_quic_conn_t *c, int64_t id)
     wh_quic_stream_t *st = calloc(1, sizeof(*st));
 
     if (st == NULL) return NULL;
-    st->s.ops = &qs_ops;
+    /* meant for the relay from its start (start_streams hands it over) */
+    wh_mux_init(&st->m, &qs_ops, &qs_mux, WH_MUX_RELAY);
     st->conn = c;
     st->id = id;
-    st->posted.handler = stream_posted;
     st->next = c->streams;
     st->prev = &c->streams;
     if (c->streams != NULL) c->streams->prev = &st->next;
@@ -271,17 +231,7 @@ wh_quic_stream_detach(wh_quic_stream_t *st)
 int
 wh_quic_stream_recv(wh_quic_stream_t *st, const uint8_t *data, size_t len, int fin)
 {
-    if (!st->relayed && !st->fresh) {
-        /* the relay is gone: what still comes has nowhere to go */
-        ngtcp2_conn_extend_max_stream_offset(st->conn->conn, st->id, len);
-        return 0;
-    }
-    if (wh_inbuf_append(&st->in, data, len) != WH_OK) {
-        return WH_ERROR;
-    }
-    if (fin) st->in_eof = 1;
-    wh_quic_stream_signal(st, WH_EV_READ);
-    return 0;
+    return wh_mux_received(&st->m, data, len, fin);
 }
 
 void
@@ -307,26 +257,20 @@ wh_quic_stream_acked(wh_quic_stream_t *st, uint64_t len)
         chunk_put(ch);
         freed = 1;
     }
-    if (freed) wh_quic_stream_signal(st, WH_EV_WRITE);
+    if (freed) wh_mux_signal(&st->m, WH_EV_WRITE);
 }
 
 void
 wh_quic_stream_closed(wh_quic_stream_t *st, int reset)
 {
-    st->closed = 1;
-    if (!st->relayed) {
-        stream_free(st);
-        return;
-    }
-    if (reset && !st->in_eof) st->s.err = wh_err_closed;
-    wh_quic_stream_signal(st, WH_EV_READ | WH_EV_WRITE);
+    wh_mux_carrier_gone(&st->m, reset ? wh_err_closed : NULL);
 }
 
 int
 wh_quic_stream_pending(const wh_quic_stream_t *st)
 {
     if (st->send != NULL && st->send_pos < st->send->len) return 1;
-    return st->out_eof && !st->fin_sent;
+    return st->m.out_eof && !st->fin_sent;
 }
 
 int
@@ -343,7 +287,7 @@ wh_quic_stream_vecs(wh_quic_stream_t *st, ngtcp2_vec *vec, int max, int *fin)
         n++;
     }
     /* FIN rides with the last bytes when every byte is in the vectors */
-    *fin = st->out_eof && !st->fin_sent && ch == NULL;
+    *fin = st->m.out_eof && !st->fin_sent && ch == NULL;
     return n;
 }
 

@@ -36,6 +36,7 @@ free_fake(wh_quic_conn_t *c, wh_quic_stream_t *st)
     wh_quic_conn_sendq_remove(st);
     st->conn = NULL;
     wh_quic_stream_closed(st, 0);
+    wh_stream_close(&st->m.ps.s);       /* the relay's reference, the last */
     free(c);
 }
 
@@ -59,14 +60,14 @@ test_bytes_after_a_chunk_sent_whole(void **state)
     wh_quic_conn_t *c = fake_conn();
     wh_quic_stream_t *st = wh_quic_stream_new(c, 0);
 
-    assert_int_equal(wh_stream_write(&st->s, data, WH_QUIC_CHUNK), WH_QUIC_CHUNK);
+    assert_int_equal(wh_stream_write(&st->m.ps.s, data, WH_QUIC_CHUNK), WH_QUIC_CHUNK);
     assert_true(wh_quic_stream_pending(st));
     assert_ptr_equal(c->sq_head, st);
     wh_quic_stream_sent(st, WH_QUIC_CHUNK, 0);
     assert_false(wh_quic_stream_pending(st));
     wh_quic_conn_sendq_remove(st);
 
-    assert_int_equal(wh_stream_write(&st->s, data, 100), 100);
+    assert_int_equal(wh_stream_write(&st->m.ps.s, data, 100), 100);
     assert_true(wh_quic_stream_pending(st));
     assert_ptr_equal(c->sq_head, st);
     assert_int_equal(vec_bytes(st), 100);
@@ -89,13 +90,13 @@ test_window_of_chunks(void **state)
     ssize_t n;
 
     /* the relay's writes stop at WH_QUIC_OUT_CHUNKS unacknowledged chunks */
-    while ((n = wh_stream_write(&st->s, data, sizeof(data))) > 0) total += n;
+    while ((n = wh_stream_write(&st->m.ps.s, data, sizeof(data))) > 0) total += n;
     assert_int_equal(n, WH_AGAIN);
     assert_int_equal(total, (size_t) WH_QUIC_OUT_CHUNKS * WH_QUIC_CHUNK);
     wh_quic_stream_sent(st, 3 * WH_QUIC_CHUNK + 10, 0);
     wh_quic_stream_acked(st, 2 * WH_QUIC_CHUNK);
     assert_int_equal(st->nchunks, WH_QUIC_OUT_CHUNKS - 2);
-    assert_int_equal(wh_stream_write(&st->s, data, sizeof(data)), 2 * WH_QUIC_CHUNK);
+    assert_int_equal(wh_stream_write(&st->m.ps.s, data, sizeof(data)), 2 * WH_QUIC_CHUNK);
     free_fake(c, st);
 }
 

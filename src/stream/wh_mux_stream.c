@@ -1,0 +1,106 @@
+/*
+ * wh_mux_stream.c -- what an HTTP/2 and a QUIC stream share (see
+ * wh_mux_stream.h).
+ */
+#include "wh_mux_stream.h"
+
+static void
+mux_free(wh_mux_stream_t *m)
+{
+    wh_posted_stream_cancel(&m->ps);
+    wh_inbuf_free(&m->in);
+    m->mux->free(m);
+}
+
+void
+wh_mux_init(wh_mux_stream_t *m, const wh_stream_ops_t *ops, const wh_mux_ops_t *mux, int owners)
+{
+    m->ps.s.ops = ops;
+    m->mux = mux;
+    m->owners = (uint8_t) (WH_MUX_CARRIER | owners);
+    wh_posted_stream_init(&m->ps);
+}
+
+void
+wh_mux_signal(wh_mux_stream_t *m, int events)
+{
+    if (m->owners & WH_MUX_RELAY) {
+        wh_stream_ready_later(&m->ps, events);
+    }
+}
+
+int
+wh_mux_received(wh_mux_stream_t *m, const uint8_t *data, size_t len, int fin)
+{
+    if (!(m->owners & WH_MUX_RELAY)) {
+        /* the relay is gone: what still comes has nowhere to go */
+        m->mux->consumed(m, len);
+        return WH_OK;
+    }
+    if (wh_inbuf_append(&m->in, data, len) != WH_OK) {
+        return WH_ERROR;
+    }
+    if (fin) m->in_eof = 1;
+    wh_mux_signal(m, WH_EV_READ);
+    return WH_OK;
+}
+
+void
+wh_mux_carrier_gone(wh_mux_stream_t *m, const char *err)
+{
+    m->owners &= ~WH_MUX_CARRIER;
+    if (!(m->owners & WH_MUX_RELAY)) {
+        mux_free(m);
+        return;
+    }
+    if (err != NULL && !m->in_eof) m->ps.s.err = err;
+    wh_mux_signal(m, WH_EV_READ | WH_EV_WRITE);
+}
+
+ssize_t
+wh_mux_read(wh_stream_t *s, void *buf, size_t size)
+{
+    wh_mux_stream_t *m = wh_mux_of(s);
+    size_t n;
+
+    if (wh_inbuf_size(&m->in) > 0) {
+        n = wh_inbuf_read(&m->in, buf, size);
+        if (m->owners & WH_MUX_CARRIER) m->mux->consumed(m, n);
+        return n;
+    }
+    if (m->in_eof) return 0;
+    if (!(m->owners & WH_MUX_CARRIER) || m->aborted) {
+        s->err = wh_err_closed;
+        return WH_ERROR;
+    }
+    wh_stream_want(s, WH_EV_READ);
+    return WH_AGAIN;
+}
+
+void
+wh_mux_wait(wh_stream_t *s, int events)
+{
+    wh_mux_stream_t *m = wh_mux_of(s);
+    int over = !(m->owners & WH_MUX_CARRIER) || m->aborted;
+
+    wh_stream_want(s, events);
+    if ((events & WH_EV_READ) && (wh_inbuf_size(&m->in) > 0 || m->in_eof || over)) {
+        wh_mux_signal(m, WH_EV_READ);
+    }
+    if ((events & WH_EV_WRITE) && (over || m->mux->writable(m))) {
+        wh_mux_signal(m, WH_EV_WRITE);
+    }
+}
+
+void
+wh_mux_destroy(wh_stream_t *s)
+{
+    wh_mux_stream_t *m = wh_mux_of(s);
+
+    m->owners &= ~WH_MUX_RELAY;
+    if (!(m->owners & WH_MUX_CARRIER)) {
+        mux_free(m);
+        return;
+    }
+    m->mux->abandon(m);
+}

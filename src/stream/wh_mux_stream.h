@@ -1,0 +1,78 @@
+/*
+ * wh_mux_stream.h -- a stream that is one of many on a connection (an
+ * HTTP/2 or a QUIC stream): the part the relay sees, which is the same
+ * whatever frames the bytes.
+ *
+ * Two owners hold it, each by one reference: the relay (from the moment
+ * the stream is meant for it until the relay destroys it) and the carrier
+ * (the connection's protocol stack, until the stack closes the stream or
+ * the connection goes). The memory goes when both have let go, so either
+ * may go first and neither checks flags of the other.
+ *
+ * Incoming bytes wait in `in` until the relay reads them; each read tells
+ * the carrier (consumed) so it opens the client's window by as much, which
+ * bounds `in` by the window. Readiness is posted (wh_posted_stream_t): the
+ * protocol library's callbacks never run the relay on their stack.
+ * Outgoing bytes are framed differently by each carrier (HTTP/2 copies
+ * them into a buffer a data provider drains; QUIC keeps them in chunks
+ * until acknowledged), so write, shutdown_write and flow are the
+ * carrier's own ops; read, wait and destroy are these.
+ */
+#ifndef WH_MUX_STREAM_H
+#define WH_MUX_STREAM_H
+
+#include "wh_inbuf.h"
+#include "wh_stream.h"
+
+#define WH_MUX_RELAY    1
+#define WH_MUX_CARRIER  2
+
+typedef struct wh_mux_stream_s wh_mux_stream_t;
+
+typedef struct {
+    /* the relay read n bytes while the carrier holds the stream */
+    void (*consumed)(wh_mux_stream_t *m, size_t n);
+    /* 1: a write would take bytes now */
+    int (*writable)(wh_mux_stream_t *m);
+    /* the relay let go first: end what is still open towards the client */
+    void (*abandon)(wh_mux_stream_t *m);
+    /* both let go: free what the carrier added, and the memory */
+    void (*free)(wh_mux_stream_t *m);
+} wh_mux_ops_t;
+
+struct wh_mux_stream_s {
+    wh_posted_stream_t ps;
+    const wh_mux_ops_t *mux;
+    wh_inbuf_t in;              /* received, not yet read by the relay */
+    uint8_t owners;             /* WH_MUX_* */
+    unsigned in_eof:1;          /* the client ended its side */
+    unsigned out_eof:1;         /* the relay ended its side */
+    unsigned aborted:1;         /* the client reset it: reads fail once in is empty */
+};
+
+#define wh_mux_of(s) wh_container_of(s, wh_mux_stream_t, ps.s)
+
+/* The carrier opens it, holding the carrier's reference; owners adds the
+ * relay's at once when the stream is meant for the relay from its start. */
+void wh_mux_init(wh_mux_stream_t *m, const wh_stream_ops_t *ops, const wh_mux_ops_t *mux,
+                 int owners);
+static inline void
+wh_mux_relayed(wh_mux_stream_t *m)
+{
+    m->owners |= WH_MUX_RELAY;
+}
+
+/* Bytes from the client (fin: its last). WH_ERROR without memory. */
+int wh_mux_received(wh_mux_stream_t *m, const uint8_t *data, size_t len, int fin);
+/* Readiness for the relay, if it holds the stream. */
+void wh_mux_signal(wh_mux_stream_t *m, int events);
+/* The carrier lets go; err (or NULL) is what the relay reads when the
+ * client had not ended its side. */
+void wh_mux_carrier_gone(wh_mux_stream_t *m, const char *err);
+
+/* The relay's ops. */
+ssize_t wh_mux_read(wh_stream_t *s, void *buf, size_t size);
+void wh_mux_wait(wh_stream_t *s, int events);
+void wh_mux_destroy(wh_stream_t *s);
+
+#endif
