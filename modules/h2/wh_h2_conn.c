@@ -235,22 +235,8 @@ h2s_abandon(wh_mux_stream_t *m)
     conn_schedule(st->conn);
 }
 
-static const wh_stream_ops_t h2s_ops = {
-    .name = "h2",
-    .read = wh_mux_read,
-    .write = h2s_write,
-    .shutdown_write = h2s_shutdown_write,
-    .wait = wh_mux_wait,
-    .splice_fd = NULL,
-    .destroy = wh_mux_destroy,
-};
-
-static const wh_mux_ops_t h2s_mux = {
-    .consumed = h2s_consumed,
-    .writable = h2s_writable,
-    .abandon = h2s_abandon,
-    .free = h2s_free,
-};
+static const wh_mux_ops_t h2s_ops = WH_MUX_OPS("h2", h2s_write, h2s_shutdown_write, NULL,
+                                            h2s_consumed, h2s_writable, h2s_abandon, h2s_free);
 
 /* --- nghttp2 callbacks ------------------------------------------------- */
 
@@ -299,7 +285,7 @@ on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *use
     if (st == NULL) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
-    wh_mux_init(&st->m, &h2s_ops, &h2s_mux, 0);
+    wh_mux_init(&st->m, &h2s_ops, 0);
     st->conn = c;
     st->id = frame->hd.stream_id;
     st->next = c->streams;

@@ -179,23 +179,8 @@ qs_flow(wh_stream_t *s, wh_stream_flow_t *f)
     return WH_OK;
 }
 
-static const wh_stream_ops_t qs_ops = {
-    .name = "quic",
-    .read = wh_mux_read,
-    .write = qs_write,
-    .shutdown_write = qs_shutdown_write,
-    .wait = wh_mux_wait,
-    .splice_fd = NULL,
-    .flow = qs_flow,
-    .destroy = wh_mux_destroy,
-};
-
-static const wh_mux_ops_t qs_mux = {
-    .consumed = qs_consumed,
-    .writable = qs_writable,
-    .abandon = qs_abandon,
-    .free = qs_free,
-};
+static const wh_mux_ops_t qs_ops = WH_MUX_OPS("quic", qs_write, qs_shutdown_write, qs_flow,
+                                           qs_consumed, qs_writable, qs_abandon, qs_free);
 
 wh_quic_stream_t *
 wh_quic_stream_new(wh_quic_conn_t *c, int64_t id)
@@ -204,7 +189,7 @@ wh_quic_stream_new(wh_quic_conn_t *c, int64_t id)
 
     if (st == NULL) return NULL;
     /* meant for the relay from its start (start_streams hands it over) */
-    wh_mux_init(&st->m, &qs_ops, &qs_mux, WH_MUX_RELAY);
+    wh_mux_init(&st->m, &qs_ops, WH_MUX_RELAY);
     st->conn = c;
     st->id = id;
     st->next = c->streams;

@@ -4,19 +4,20 @@
  */
 #include "wh_mux_stream.h"
 
+#define mux_ops(m) wh_container_of((m)->ps.s.ops, const wh_mux_ops_t, stream)
+
 static void
 mux_free(wh_mux_stream_t *m)
 {
     wh_posted_stream_cancel(&m->ps);
     wh_inbuf_free(&m->in);
-    m->mux->free(m);
+    mux_ops(m)->free(m);
 }
 
 void
-wh_mux_init(wh_mux_stream_t *m, const wh_stream_ops_t *ops, const wh_mux_ops_t *mux, int owners)
+wh_mux_init(wh_mux_stream_t *m, const wh_mux_ops_t *ops, int owners)
 {
-    m->ps.s.ops = ops;
-    m->mux = mux;
+    m->ps.s.ops = &ops->stream;
     m->owners = (uint8_t) (WH_MUX_CARRIER | owners);
     wh_posted_stream_init(&m->ps);
 }
@@ -34,7 +35,7 @@ wh_mux_received(wh_mux_stream_t *m, const uint8_t *data, size_t len, int fin)
 {
     if (!(m->owners & WH_MUX_RELAY)) {
         /* the relay is gone: what still comes has nowhere to go */
-        m->mux->consumed(m, len);
+        mux_ops(m)->consumed(m, len);
         return WH_OK;
     }
     if (wh_inbuf_append(&m->in, data, len) != WH_OK) {
@@ -65,7 +66,7 @@ wh_mux_read(wh_stream_t *s, void *buf, size_t size)
 
     if (wh_inbuf_size(&m->in) > 0) {
         n = wh_inbuf_read(&m->in, buf, size);
-        if (m->owners & WH_MUX_CARRIER) m->mux->consumed(m, n);
+        if (m->owners & WH_MUX_CARRIER) mux_ops(m)->consumed(m, n);
         return n;
     }
     if (m->in_eof) return 0;
@@ -87,7 +88,7 @@ wh_mux_wait(wh_stream_t *s, int events)
     if ((events & WH_EV_READ) && (wh_inbuf_size(&m->in) > 0 || m->in_eof || over)) {
         wh_mux_signal(m, WH_EV_READ);
     }
-    if ((events & WH_EV_WRITE) && (over || m->mux->writable(m))) {
+    if ((events & WH_EV_WRITE) && (over || mux_ops(m)->writable(m))) {
         wh_mux_signal(m, WH_EV_WRITE);
     }
 }
@@ -102,5 +103,5 @@ wh_mux_destroy(wh_stream_t *s)
         mux_free(m);
         return;
     }
-    m->mux->abandon(m);
+    mux_ops(m)->abandon(m);
 }

@@ -30,6 +30,7 @@
 typedef struct wh_mux_stream_s wh_mux_stream_t;
 
 typedef struct {
+    wh_stream_ops_t stream;     /* first: the stream's ops point here */
     /* the relay read n bytes while the carrier holds the stream */
     void (*consumed)(wh_mux_stream_t *m, size_t n);
     /* 1: a write would take bytes now */
@@ -40,9 +41,13 @@ typedef struct {
     void (*free)(wh_mux_stream_t *m);
 } wh_mux_ops_t;
 
+/* A carrier's ops: its own write, shutdown_write and flow, the shared rest. */
+#define WH_MUX_OPS(name, write, shutdown_write, flow, consumed, writable, abandon, free)    \
+    { { name, wh_mux_read, write, shutdown_write, wh_mux_wait, NULL, flow, wh_mux_destroy }, \
+      consumed, writable, abandon, free }
+
 struct wh_mux_stream_s {
     wh_posted_stream_t ps;
-    const wh_mux_ops_t *mux;
     wh_inbuf_t in;              /* received, not yet read by the relay */
     uint8_t owners;             /* WH_MUX_* */
     unsigned in_eof:1;          /* the client ended its side */
@@ -54,8 +59,7 @@ struct wh_mux_stream_s {
 
 /* The carrier opens it, holding the carrier's reference; owners adds the
  * relay's at once when the stream is meant for the relay from its start. */
-void wh_mux_init(wh_mux_stream_t *m, const wh_stream_ops_t *ops, const wh_mux_ops_t *mux,
-                 int owners);
+void wh_mux_init(wh_mux_stream_t *m, const wh_mux_ops_t *ops, int owners);
 static inline void
 wh_mux_relayed(wh_mux_stream_t *m)
 {
