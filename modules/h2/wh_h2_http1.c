@@ -9,58 +9,32 @@
  * The response head goes out as soon as the request is accepted, before
  * the upstream is dialed (spec 5.4). The request body is Content-Length
  * bytes or a chunked body; its end is the client's end of stream.
+ *
+ * A codec on the filter base (src/stream/wh_filter.c), which owns the
+ * socket or TLS stream below, the chunk bytes it has not taken yet and the
+ * shutdown that waits for them; this file is the chunked body both ways.
  */
 #include "wh_h2.h"
 #include "wh_log.h"
-#include "wh_outbuf.h"
+#include "wh_filter.h"
 
 #define WH_H1_CHUNK_MAX 16384
 
 enum { BODY_LENGTH, BODY_CHUNK_SIZE, BODY_CHUNK_DATA, BODY_CHUNK_CRLF, BODY_TRAILER, BODY_DONE };
 
 typedef struct {
-    wh_stream_t s;
-    wh_stream_t *lower;
-    uint8_t *pre;               /* body bytes read with the head */
-    uint32_t pre_pos, pre_len;
+    wh_filter_t f;
+    wh_ahead_t pre;             /* body bytes read with the head */
     uint64_t left;              /* of the Content-Length body, or of the chunk */
     wh_outbuf_t out;            /* a chunk not yet taken below */
     uint8_t state;
-    uint8_t want;
     char line[32];              /* a chunk-size line being read */
     uint8_t line_len;
-    unsigned shut_pending:1;
 } wh_h1_stream_t;
 
+#define h1_of(s) wh_container_of(s, wh_h1_stream_t, f.s)
+
 static uint8_t chunk_buf[WH_H1_CHUNK_MAX + 32];
-
-static void
-lower_readable(wh_stream_t *lower)
-{
-    wh_h1_stream_t *h = lower->data;
-    int ev = h->want & WH_EV_READ;
-
-    h->want &= ~ev;
-    wh_stream_notify(&h->s, ev);
-}
-
-static void
-lower_writable(wh_stream_t *lower)
-{
-    wh_h1_stream_t *h = lower->data;
-    int ev;
-
-    if (wh_outbuf_flush(&h->out, lower) == WH_AGAIN) {
-        return;
-    }
-    if (h->shut_pending) {
-        h->shut_pending = 0;
-        wh_stream_shutdown_write(lower);
-    }
-    ev = h->want & WH_EV_WRITE;
-    h->want &= ~ev;
-    wh_stream_notify(&h->s, ev);
-}
 
 /* Decodes body bytes in place: what is payload moves to the front of buf. */
 static ssize_t
@@ -110,27 +84,21 @@ decode(wh_h1_stream_t *h, uint8_t *buf, size_t n)
 static ssize_t
 h1_read(wh_stream_t *s, void *buf, size_t size)
 {
-    wh_h1_stream_t *h = (wh_h1_stream_t *) s;
+    wh_h1_stream_t *h = h1_of(s);
     ssize_t n, d;
 
     for (;;) {
         if (h->state == BODY_DONE) return 0;
-        if (h->pre != NULL) {
-            n = wh_min(size, (size_t) (h->pre_len - h->pre_pos));
-            memcpy(buf, h->pre + h->pre_pos, n);
-            h->pre_pos += n;
-            if (h->pre_pos == h->pre_len) {
-                free(h->pre);
-                h->pre = NULL;
-            }
+        if (h->pre.data != NULL) {
+            n = wh_ahead_read(&h->pre, buf, size);
         } else {
-            n = wh_stream_read(h->lower, buf, size);
+            n = wh_stream_read(h->f.lower, buf, size);
             if (n == WH_AGAIN) {
-                h->want |= WH_EV_READ;
+                wh_stream_want(s, WH_EV_READ);
                 return WH_AGAIN;
             }
             if (n <= 0) {
-                if (n < 0) s->err = h->lower->err;
+                if (n < 0) s->err = h->f.lower->err;
                 return n;
             }
         }
@@ -143,91 +111,43 @@ h1_read(wh_stream_t *s, void *buf, size_t size)
     }
 }
 
-static ssize_t
-h1_write(wh_stream_t *s, const void *buf, size_t size)
+/* One chunk, size line, payload and CRLF in one buffer: one write below. */
+static size_t
+h1_encode(wh_filter_t *f, const uint8_t *p, size_t n, const uint8_t **unit, size_t *len)
 {
-    wh_h1_stream_t *h = (wh_h1_stream_t *) s;
-    size_t taken = 0, n, len;
+    size_t hlen;
 
-    switch (wh_outbuf_flush(&h->out, h->lower)) {
-    case WH_ERROR:
-        s->err = h->lower->err;
-        return WH_ERROR;
-    case WH_AGAIN:
-        h->want |= WH_EV_WRITE;
-        return WH_AGAIN;
-    }
-    while (taken < size && wh_outbuf_empty(&h->out)) {
-        /* one chunk, framed in one buffer: one write below, kept whole */
-        n = wh_min(size - taken, (size_t) WH_H1_CHUNK_MAX);
-        len = snprintf((char *) chunk_buf, 32, "%zx\r\n", n);
-        memcpy(chunk_buf + len, (const uint8_t *) buf + taken, n);
-        memcpy(chunk_buf + len + n, "\r\n", 2);
-        if (wh_outbuf_send(&h->out, h->lower, chunk_buf, len + n + 2) != WH_OK) {
-            s->err = h->lower->err;
-            return taken > 0 ? (ssize_t) taken : WH_ERROR;
-        }
-        taken += n;
-    }
-    if (!wh_outbuf_empty(&h->out)) h->want |= WH_EV_WRITE;
-    return taken;
+    n = wh_min(n, (size_t) WH_H1_CHUNK_MAX);
+    hlen = snprintf((char *) chunk_buf, 32, "%zx\r\n", n);
+    memcpy(chunk_buf + hlen, p, n);
+    memcpy(chunk_buf + hlen + n, "\r\n", 2);
+    *unit = chunk_buf;
+    *len = hlen + n + 2;
+    return n;
 }
 
 static int
 h1_shutdown_write(wh_stream_t *s)
 {
-    wh_h1_stream_t *h = (wh_h1_stream_t *) s;
+    wh_h1_stream_t *h = h1_of(s);
     static const char last[] = "0\r\n\r\n";
 
     /* the last chunk, after whatever waits */
-    if (wh_outbuf_send(&h->out, h->lower, last, sizeof(last) - 1) != WH_OK) {
-        s->err = h->lower->err;
+    if (wh_filter_send(&h->f, last, sizeof(last) - 1) != WH_OK) {
         return WH_ERROR;
     }
-    if (!wh_outbuf_empty(&h->out)) {
-        h->shut_pending = 1;
-        return WH_OK;
-    }
-    return wh_stream_shutdown_write(h->lower);
+    return wh_filter_shutdown(&h->f);
 }
 
 static void
-h1_wait(wh_stream_t *s, int events)
+h1_release(wh_filter_t *f)
 {
-    wh_h1_stream_t *h = (wh_h1_stream_t *) s;
-
-    h->want |= events;
-    wh_stream_wait(h->lower, events);
+    wh_ahead_free(&wh_container_of(f, wh_h1_stream_t, f)->pre);
 }
 
-static int
-h1_flow(wh_stream_t *s, wh_stream_flow_t *f)
-{
-    wh_h1_stream_t *h = (wh_h1_stream_t *) s;
-
-    return wh_outbuf_flow(&h->out, h->lower, f);
-}
-
-static void
-h1_destroy(wh_stream_t *s)
-{
-    wh_h1_stream_t *h = (wh_h1_stream_t *) s;
-
-    free(h->pre);
-    wh_outbuf_free(&h->out);
-    wh_stream_close(h->lower);
-    free(h);
-}
-
-static const wh_stream_ops_t h1_ops = {
-    .name = "http/1.1",
-    .read = h1_read,
-    .write = h1_write,
-    .shutdown_write = h1_shutdown_write,
-    .wait = h1_wait,
-    .splice_fd = NULL,
-    .flow = h1_flow,
-    .destroy = h1_destroy,
+static const wh_filter_ops_t h1_ops = {
+    .stream = WH_FILTER_STREAM("http/1.1", h1_read, wh_filter_write, h1_shutdown_write),
+    .out = offsetof(wh_h1_stream_t, out), .encode = h1_encode, .release = h1_release,
 };
 
 wh_stream_t *
@@ -239,21 +159,12 @@ wh_h2_http1_stream(wh_stream_t *lower, int chunked, uint64_t length, const uint8
     if (h == NULL) {
         return NULL;
     }
-    if (pre_len > 0) {
-        h->pre = malloc(pre_len);
-        if (h->pre == NULL) {
-            free(h);
-            return NULL;
-        }
-        memcpy(h->pre, pre, pre_len);
-        h->pre_len = pre_len;
+    if (wh_ahead_set(&h->pre, pre, pre_len) != WH_OK) {
+        free(h);
+        return NULL;
     }
-    h->s.ops = &h1_ops;
-    h->lower = lower;
     h->state = chunked ? BODY_CHUNK_SIZE : length > 0 ? BODY_LENGTH : BODY_DONE;
     h->left = length;
-    lower->data = h;
-    lower->on_readable = lower_readable;
-    lower->on_writable = lower_writable;
-    return &h->s;
+    wh_filter_init(&h->f, &h1_ops, lower);
+    return &h->f.s;
 }

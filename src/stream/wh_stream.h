@@ -80,6 +80,7 @@ struct wh_stream_s {
     unsigned refs;
     uint8_t want;                                /* WH_EV_* promised */
     unsigned closed:1;
+    unsigned shut_pending:1;                     /* a filter's: shutdown once its bytes are out */
 };
 
 /* A stream that delivers readiness from the posted queue. */

@@ -9,22 +9,30 @@
  * a TLS 1.3 key update for instance), and the lower callback turns into the
  * upper callback that was promised. OpenSSL may hold decrypted bytes no fd
  * will signal; the relay reads until WH_AGAIN, so they are never stranded.
+ *
+ * A codec on the filter base (src/stream/wh_filter.c) for the shell only:
+ * the base owns the lower stream and its callbacks and keeps the promise in
+ * the stream's want; this file maps lower events to the upper ones a
+ * stalled SSL call waits for (lower_event). TLS keeps no pending output of
+ * its own: records leave through the BIO, and OpenSSL keeps what the lower
+ * stream did not take (partial writes, moving buffers, released buffers).
  */
 #include "wh_tls.h"
+#include "wh_filter.h"
 #include "wh_log.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 typedef struct {
-    wh_stream_t s;
-    wh_stream_t *lower;
+    wh_filter_t f;
     SSL *ssl;
-    uint8_t want;           /* upper events awaited */
     uint8_t read_on;        /* lower events a stalled read (or handshake) waits for */
     uint8_t write_on;       /* lower events a stalled write waits for */
     unsigned long error;    /* OpenSSL error code of the failure */
 } wh_tls_stream_t;
+
+#define tls_of(s) wh_container_of(s, wh_tls_stream_t, f.s)
 
 static BIO_METHOD *bio_method;
 
@@ -93,23 +101,24 @@ ssl_result(wh_tls_stream_t *ts, int rc, uint8_t *on)
     case SSL_ERROR_ZERO_RETURN:
         return 0;
     case SSL_ERROR_SYSCALL:
-        if (ts->lower->err == NULL && ERR_peek_error() == 0) {
+        if (ts->f.lower->err == NULL && ERR_peek_error() == 0) {
             return 0;       /* lower EOF without close_notify */
         }
-        ts->s.err = ts->lower->err ? ts->lower->err : wh_err_io;
+        ts->f.s.err = ts->f.lower->err ? ts->f.lower->err : wh_err_io;
         break;
     default:
         ts->error = ERR_peek_last_error();
-        ts->s.err = wh_err_bad_input;
+        ts->f.s.err = wh_err_bad_input;
         break;
     }
     ERR_clear_error();
     return WH_ERROR;
 }
 
-static void
-lower_event(wh_tls_stream_t *ts, int ev)
+static int
+tls_lower_event(wh_filter_t *f, int ev)
 {
+    wh_tls_stream_t *ts = wh_container_of(f, wh_tls_stream_t, f);
     int up = 0;
 
     if (ts->read_on & ev) {
@@ -121,42 +130,21 @@ lower_event(wh_tls_stream_t *ts, int ev)
         up |= WH_EV_WRITE;
     }
     /* a failure below reaches whoever waits */
-    if (ts->lower->err != NULL) up |= ts->want;
-    up &= ts->want;
-    ts->want &= ~up;
-    wh_stream_notify(&ts->s, up);
-}
-
-static void
-lower_readable(wh_stream_t *lower)
-{
-    lower_event(lower->data, WH_EV_READ);
-}
-
-static void
-lower_writable(wh_stream_t *lower)
-{
-    lower_event(lower->data, WH_EV_WRITE);
-}
-
-static void
-await(wh_tls_stream_t *ts, int upper, uint8_t on)
-{
-    ts->want |= upper;
-    wh_stream_wait(ts->lower, on);
+    if (f->lower->err != NULL) up |= f->s.want;
+    return up;
 }
 
 int
 wh_tls_handshake(wh_stream_t *s)
 {
-    wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
+    wh_tls_stream_t *ts = tls_of(s);
     ssize_t rc;
     uint8_t on = 0;
 
     rc = ssl_result(ts, SSL_do_handshake(ts->ssl), &on);
     if (rc == WH_AGAIN) {
         ts->read_on = on;
-        await(ts, WH_EV_READ, on);
+        wh_filter_await(&ts->f, WH_EV_READ, on);
         return WH_AGAIN;
     }
     if (rc <= 0) {
@@ -169,7 +157,7 @@ wh_tls_handshake(wh_stream_t *s)
 const char *
 wh_tls_error(wh_stream_t *s)
 {
-    wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
+    wh_tls_stream_t *ts = tls_of(s);
     const char *r = ts->error ? ERR_reason_error_string(ts->error) : NULL;
 
     return r ? r : (s->err ? s->err : "closed");
@@ -178,7 +166,7 @@ wh_tls_error(wh_stream_t *s)
 const char *
 wh_tls_alpn(wh_stream_t *s)
 {
-    wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
+    wh_tls_stream_t *ts = tls_of(s);
     const unsigned char *p;
     unsigned int len;
     static char buf[256];
@@ -195,7 +183,7 @@ wh_tls_alpn(wh_stream_t *s)
 static ssize_t
 tls_read(wh_stream_t *s, void *buf, size_t size)
 {
-    wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
+    wh_tls_stream_t *ts = tls_of(s);
     size_t total = 0;
     ssize_t rc;
     uint8_t on = 0;
@@ -216,7 +204,7 @@ tls_read(wh_stream_t *s, void *buf, size_t size)
         }
         if (rc == WH_AGAIN) {
             ts->read_on = on;
-            await(ts, WH_EV_READ, on);
+            wh_filter_await(&ts->f, WH_EV_READ, on);
         }
         return rc;
     }
@@ -225,7 +213,7 @@ tls_read(wh_stream_t *s, void *buf, size_t size)
 static ssize_t
 tls_write(wh_stream_t *s, const void *buf, size_t size)
 {
-    wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
+    wh_tls_stream_t *ts = tls_of(s);
     ssize_t rc;
     uint8_t on = 0;
 
@@ -233,14 +221,14 @@ tls_write(wh_stream_t *s, const void *buf, size_t size)
     rc = ssl_result(ts, SSL_write(ts->ssl, buf, (int) wh_min(size, (size_t) INT32_MAX)), &on);
     if (rc == WH_AGAIN) {
         ts->write_on = on;
-        await(ts, WH_EV_WRITE, on);
+        wh_filter_await(&ts->f, WH_EV_WRITE, on);
     } else if (rc == 0) {
         s->err = wh_err_closed;
         rc = WH_ERROR;
     } else if ((size_t) rc < size) {
         /* partial: the record went out, the next may not; ask to be told */
         ts->write_on = WH_EV_WRITE;
-        await(ts, WH_EV_WRITE, WH_EV_WRITE);
+        wh_filter_await(&ts->f, WH_EV_WRITE, WH_EV_WRITE);
     }
     return rc;
 }
@@ -248,55 +236,45 @@ tls_write(wh_stream_t *s, const void *buf, size_t size)
 static int
 tls_shutdown_write(wh_stream_t *s)
 {
-    wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
+    wh_tls_stream_t *ts = tls_of(s);
 
     /* close_notify, best effort: the FIN below ends the stream anyway */
     SSL_shutdown(ts->ssl);
     ERR_clear_error();
-    return wh_stream_shutdown_write(ts->lower);
+    return wh_filter_shutdown(&ts->f);
 }
 
 static void
 tls_wait(wh_stream_t *s, int events)
 {
-    wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
+    wh_tls_stream_t *ts = tls_of(s);
 
-    if (events & WH_EV_READ) {
-        ts->read_on |= WH_EV_READ;
-        await(ts, WH_EV_READ, WH_EV_READ);
-    }
-    if (events & WH_EV_WRITE) {
-        ts->write_on |= WH_EV_WRITE;
-        await(ts, WH_EV_WRITE, WH_EV_WRITE);
-    }
-}
-
-/* Records leave through the BIO at once: what the peer lacks is below. */
-static int
-tls_flow(wh_stream_t *s, wh_stream_flow_t *f)
-{
-    return wh_stream_flow(((wh_tls_stream_t *) s)->lower, f);
+    ts->read_on |= events & WH_EV_READ;
+    ts->write_on |= events & WH_EV_WRITE;
+    wh_filter_wait(s, events);
 }
 
 static void
-tls_destroy(wh_stream_t *s)
+tls_release(wh_filter_t *f)
 {
-    wh_tls_stream_t *ts = (wh_tls_stream_t *) s;
-
-    SSL_free(ts->ssl);
-    wh_stream_close(ts->lower);
-    free(ts);
+    SSL_free(wh_container_of(f, wh_tls_stream_t, f)->ssl);
 }
 
-static const wh_stream_ops_t tls_ops = {
-    .name = "tls",
-    .read = tls_read,
-    .write = tls_write,
-    .shutdown_write = tls_shutdown_write,
-    .wait = tls_wait,
-    .splice_fd = NULL,
-    .flow = tls_flow,
-    .destroy = tls_destroy,
+/* Records leave through the BIO at once: what the peer lacks is below (the
+ * base's flow, with no pending output). */
+static const wh_filter_ops_t tls_ops = {
+    .stream = {
+        .name = "tls",
+        .read = tls_read,
+        .write = tls_write,
+        .shutdown_write = tls_shutdown_write,
+        .wait = tls_wait,
+        .splice_fd = NULL,
+        .flow = wh_filter_flow,
+        .destroy = wh_filter_destroy,
+    },
+    .lower_event = tls_lower_event,
+    .release = tls_release,
 };
 
 wh_stream_t *
@@ -322,10 +300,6 @@ wh_tls_server(wh_stream_t *lower, wh_tls_conf_t *tls)
     SSL_set_bio(ts->ssl, bio, bio);
     SSL_set_accept_state(ts->ssl);
 
-    ts->s.ops = &tls_ops;
-    ts->lower = lower;
-    lower->data = ts;
-    lower->on_readable = lower_readable;
-    lower->on_writable = lower_writable;
-    return &ts->s;
+    wh_filter_init(&ts->f, &tls_ops, lower);
+    return &ts->f.s;
 }
