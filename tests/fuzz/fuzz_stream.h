@@ -234,7 +234,6 @@ wh_fuzz_handshake(wh_listener_t *ls, wh_fuzz_stream_t *fs)
     if (hs == NULL) abort();
     hs->ls = ls;
     hs->top = &fs->s;
-    hs->fd = -1;
     hs->accepted = 1136214245;
     sin->sin_family = AF_INET;
     sin->sin_port = htons(40000);
