@@ -7,8 +7,9 @@
  * the obfuscation header, opens the security envelope, decodes the
  * segments, finds the session by (peer address, conv of the first
  * segment) in a per-listener hash table, and feeds the protocol engine
- * (wh_kcp_session.c, pure). Each session is a wh_stream_t (TLS on top
- * when the listener has security "tls") handed to the relay.
+ * (wh_kcp_session.c, pure). Each session is a wh_stream_t handed to the
+ * relay; with security "tls", through the stream transports' handshake
+ * pipeline first (wh_handshake.c: its TLS stage, deadline and counts).
  *
  * Timing: one scheduler per worker (wh_kcp_sched.c) flushes every session
  * when due: every tti while it has something to send or is closing (a
@@ -21,8 +22,8 @@
  * only once its first data has arrived, within policy.handshake of its
  * first datagram, as V2Ray's inbound reads its request under that
  * deadline; a conversation that only pings is closed as a timeout then,
- * and never costs an upstream connection. With TLS, the TLS handshake has
- * the same deadline.
+ * and never costs an upstream connection. With TLS, the handshake
+ * pipeline starts with the session and keeps the same deadline instead.
  *
  * Half-open: until the client acknowledges a segment we sent, the send
  * queue holds one initial window and only its head is resent, backing
@@ -51,10 +52,10 @@
  */
 #include "wh_cycle.h"
 #include "wh_event.h"
+#include "wh_handshake.h"
 #include "wh_limit.h"
 #include "wh_log.h"
 #include "wh_relay.h"
-#include "wh_tls.h"
 #include "wh_udp.h"
 
 #include "wh_kcp_conf.h"
@@ -103,14 +104,6 @@ struct wh_kcp_listener_s {
     uint32_t mask;
     uint32_t count;
 };
-
-typedef struct {
-    wh_listener_t *ls;
-    wh_live_t live;
-    wh_stream_t *top;
-    ev_timer timer;
-    wh_sockaddr_t peer;
-} wh_kcp_hs_t;
 
 #define conn_of(s) wh_container_of(s, wh_kcp_conn_t, ps.s)
 
@@ -525,91 +518,6 @@ static const wh_stream_ops_t conn_ops = {
     .destroy = conn_destroy,
 };
 
-/* ------------------------------------------------------------------- TLS */
-
-static void
-hs_end(wh_kcp_hs_t *hs)
-{
-    ev_timer_stop(wh_loop, &hs->timer);
-    free(hs);
-}
-
-static void
-hs_fail(wh_kcp_hs_t *hs, int cause, const char *why)
-{
-    char text[64];
-    wh_listener_t *ls = hs->ls;
-
-    wh_addr_format((struct sockaddr *) &hs->peer.sa, hs->peer.len, text, sizeof(text));
-    wh_log(WH_LOG_INFO, "TLS handshake failed: %s, client: %s, listener: %s", why, text, ls->tag);
-    wh_stream_close(hs->top);
-    wh_live_close(&hs->live, cause);
-    hs_end(hs);
-}
-
-static void
-hs_step(wh_kcp_hs_t *hs)
-{
-    wh_stream_t *top = hs->top;
-    int rc = wh_tls_handshake(top);
-
-    if (rc == WH_AGAIN) return;
-    if (rc != WH_OK) {
-        hs_fail(hs, top->err == wh_err_bad_input ? WH_CLOSE_BAD_INPUT
-                    : top->err == wh_err_closed ? WH_CLOSE_DONE : WH_CLOSE_ERROR,
-                wh_tls_error(top));
-        return;
-    }
-    top->on_readable = NULL;
-    top->on_writable = NULL;
-    {
-        wh_sockaddr_t peer = hs->peer;
-        wh_live_t live;
-
-        wh_live_move(&live, &hs->live);
-        hs_end(hs);
-        wh_relay_start(&live, top, (struct sockaddr *) &peer.sa, peer.len);
-    }
-}
-
-static void
-hs_readable(wh_stream_t *s)
-{
-    hs_step(s->data);
-}
-
-static void
-hs_timeout(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void) loop;
-    (void) revents;
-    hs_fail(w->data, WH_CLOSE_TIMEOUT, "timed out");
-}
-
-static void
-start_tls(wh_listener_t *ls, wh_kcp_conn_t *c)
-{
-    wh_kcp_hs_t *hs = calloc(1, sizeof(*hs));
-    wh_stream_t *top;
-
-    if (hs == NULL || (top = wh_tls_server(&c->ps.s, ls->tls)) == NULL) {
-        free(hs);
-        wh_stream_close(&c->ps.s);
-        wh_live_close(&c->live, WH_CLOSE_ERROR);
-        return;
-    }
-    wh_live_move(&hs->live, &c->live);
-    hs->ls = ls;
-    hs->top = top;
-    hs->peer = c->peer;
-    top->data = hs;
-    top->on_readable = hs_readable;
-    ev_timer_init(&hs->timer, hs_timeout, ls->cycle->policy.handshake, 0);
-    hs->timer.data = hs;
-    ev_timer_start(wh_loop, &hs->timer);
-    hs_step(hs);
-}
-
 /* ------------------------------------------------------------- datagrams */
 
 /* A conversation not yet relayed: relay it once its first data is here. */
@@ -714,7 +622,9 @@ kcp_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
         wh_kcp_input(&c->k, conn_now(c, wh_kcp_now_ms()), segs, nsegs);
         conn_wake(c);
         if (ls->tls != NULL) {
-            start_tls(ls, c);
+            /* its slot stays with the session (conn_free) */
+            wh_handshake_start(&c->live, &c->ps.s, (struct sockaddr *) &c->peer.sa, c->peer.len,
+                               NULL);
         } else {
             conn_first_data(c);
         }

@@ -1,18 +1,21 @@
 /*
- * wh_handshake.c -- accepting stream connections and taking each through
- * PROXY -> TLS -> the transport's handshake to the relay (see
+ * wh_handshake.c -- accepting stream connections and taking each stream
+ * through PROXY -> TLS -> the transport's handshake to the relay (see
  * wh_handshake.h).
  *
- * The PROXY header is read without ever reading a payload byte: MSG_PEEK
- * shows what has arrived and only the header's bytes are consumed (up to
- * the LF for v1; 16 bytes, then the announced length, for v2), so nothing
- * is left over to pass on, and a partial header never leaves unread bytes
- * that would keep the socket readable (no busy loop). Its buffer exists
- * only during that stage.
+ * Every stage works on the stream but PROXY, which goes under it to the
+ * socket (wh_stream_splice_fd: a plain socket, no bytes held above it).
+ * The header is read without ever reading a payload byte: MSG_PEEK shows
+ * what has arrived and only the header's bytes are consumed (up to the LF
+ * for v1; 16 bytes, then the announced length, for v2), so nothing is left
+ * over to pass on, and a partial header never leaves unread bytes that
+ * would keep the socket readable (no busy loop). It waits through the
+ * stream's own promise, so a socket has one watcher from accept to close,
+ * and its buffer exists only during that stage.
  *
- * One timer bounds all stages (policy.handshake). A failure closes that
- * connection only, is logged at info with its reason, and is counted by
- * cause (bad_input, timeout, error).
+ * One timer bounds all stages (policy.handshake) from the start. A failure
+ * closes that stream only, is logged at info with its reason, and is
+ * counted by cause (bad_input, timeout, error).
  */
 #include "wh_handshake.h"
 #include "wh_log.h"
@@ -42,6 +45,17 @@ static wh_acceptor_t *acceptors;
 
 static void advance(wh_handshake_t *hs);
 
+/* Before the pipeline holds anything: the stream and its place go at once. */
+static void
+refuse(wh_live_t *live, wh_stream_t *s, wh_conn_slot_t *slot, int cause)
+{
+    if (slot != NULL) {
+        wh_limit_release(slot);
+    }
+    wh_stream_close(s);
+    wh_live_close(live, cause);
+}
+
 /* The module's last word (and its state freed), then ours. */
 static void
 finish(wh_handshake_t *hs, int expired)
@@ -49,7 +63,6 @@ finish(wh_handshake_t *hs, int expired)
     if (hs->ls->module->handshake_end != NULL) {
         hs->ls->module->handshake_end(hs, expired);
     }
-    ev_io_stop(wh_loop, &hs->io);
     ev_timer_stop(wh_loop, &hs->timer);
     wh_limit_release(&hs->slot);
     /* the relay or the module took the handle, unless something failed */
@@ -64,19 +77,14 @@ fail(wh_handshake_t *hs, int cause, const char *why)
     static const char *const stages[] = { "PROXY header", "TLS handshake", "handshake" };
     wh_listener_t *ls = hs->ls;
     wh_stream_t *top = hs->top;
-    int fd = hs->fd;
     wh_live_t live;
 
     wh_live_move(&live, &hs->live);
     wh_log(WH_LOG_INFO, "%s failed: %s, client: %s, listener: %s", stages[hs->stage], why,
            hs->peer_text, ls->tag);
     /* an expired module stage may still answer on top before it closes */
-    finish(hs, cause == WH_CLOSE_TIMEOUT && top != NULL);
-    if (top != NULL) {
-        wh_stream_close(top);
-    } else {
-        close(fd);
-    }
+    finish(hs, cause == WH_CLOSE_TIMEOUT);
+    wh_stream_close(top);
     wh_live_close(&live, cause);
 }
 
@@ -105,6 +113,7 @@ read_proxy(wh_handshake_t *hs)
     uint8_t peek[WH_PROXY_HDR_MAX];
     wh_proxy_header_t h;
     const char *err = "malformed";
+    int fd = wh_stream_splice_fd(hs->top);
     ssize_t n, rc;
     size_t take;
 
@@ -113,7 +122,7 @@ read_proxy(wh_handshake_t *hs)
         return WH_ERROR;
     }
     for (;;) {
-        n = recv(hs->fd, peek, WH_PROXY_HDR_MAX - hs->have, MSG_PEEK);
+        n = recv(fd, peek, WH_PROXY_HDR_MAX - hs->have, MSG_PEEK);
         if (n == -1 && errno == EINTR) continue;
         if (n == -1 && errno == EAGAIN) return WH_AGAIN;
         if (n <= 0) {
@@ -121,7 +130,7 @@ read_proxy(wh_handshake_t *hs)
             return WH_ERROR;
         }
         take = proxy_part(hs, peek, n);
-        if (take == 0 || recv(hs->fd, hs->proxy + hs->have, take, 0) != (ssize_t) take) {
+        if (take == 0 || recv(fd, hs->proxy + hs->have, take, 0) != (ssize_t) take) {
             fail(hs, WH_CLOSE_BAD_INPUT, "too long");
             return WH_ERROR;
         }
@@ -151,25 +160,22 @@ read_proxy(wh_handshake_t *hs)
     }
     free(hs->proxy);
     hs->proxy = NULL;
-    ev_io_stop(wh_loop, &hs->io);
     return WH_OK;
-}
-
-static void
-proxy_readable(struct ev_loop *loop, ev_io *w, int revents)
-{
-    wh_handshake_t *hs = w->data;
-
-    if (read_proxy(hs) == WH_OK) {
-        hs->stage = STAGE_TLS;
-        advance(hs);
-    }
 }
 
 static void
 top_readable(wh_stream_t *s)
 {
     advance(s->data);
+}
+
+/* A stage waits: run again when the stream so far (a stage may have
+ * wrapped it) keeps its promise. */
+static void
+wait_readable(wh_handshake_t *hs)
+{
+    hs->top->data = hs;
+    hs->top->on_readable = top_readable;
 }
 
 static void
@@ -185,13 +191,21 @@ advance(wh_handshake_t *hs)
     wh_listener_t *ls = hs->ls;
     int rc, cause = WH_CLOSE_BAD_INPUT;
 
-    if (hs->top == NULL) {
-        hs->top = wh_sock_stream_create(hs->fd, 0);
-        if (hs->top == NULL) {
-            fail(hs, WH_CLOSE_ERROR, "out of memory");
-            return;
+    if (hs->stage == STAGE_PROXY) {
+        if (ls->proxy_protocol) {
+            rc = read_proxy(hs);
+            if (rc == WH_AGAIN) {
+                wait_readable(hs);
+                wh_stream_wait(hs->top, WH_EV_READ);
+                return;
+            }
+            if (rc != WH_OK) return;
         }
-        wh_sock_stream_hold(hs->top, &hs->slot);
+        hs->stage = STAGE_TLS;
+        /* the client is known now: its place goes with its socket */
+        if (hs->slot.ls != NULL) {
+            wh_sock_stream_hold(hs->top, &hs->slot);
+        }
         if (ls->tls != NULL) {
             wh_stream_t *tls = wh_tls_server(hs->top, ls->tls);
             if (tls == NULL) {
@@ -200,14 +214,15 @@ advance(wh_handshake_t *hs)
             }
             hs->top = tls;
         }
-        hs->top->data = hs;
-        hs->top->on_readable = top_readable;
     }
 
     if (hs->stage == STAGE_TLS) {
         if (ls->tls != NULL) {
             rc = wh_tls_handshake(hs->top);
-            if (rc == WH_AGAIN) return;
+            if (rc == WH_AGAIN) {
+                wait_readable(hs);
+                return;
+            }
             if (rc != WH_OK) {
                 /* a client gone before a word is no error of anyone's */
                 fail(hs, hs->top->err == wh_err_bad_input ? WH_CLOSE_BAD_INPUT
@@ -227,8 +242,7 @@ advance(wh_handshake_t *hs)
     if (ls->module->handshake != NULL) {
         rc = ls->module->handshake(hs, &cause);
         if (rc == WH_AGAIN) {
-            hs->top->data = hs;
-            hs->top->on_readable = top_readable;
+            wait_readable(hs);
             return;
         }
         if (rc == WH_DECLINED) {
@@ -254,40 +268,40 @@ advance(wh_handshake_t *hs)
 }
 
 void
-wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                   wh_conn_slot_t *slot)
+wh_handshake_start(wh_live_t *live, wh_stream_t *s, const struct sockaddr *peer,
+                   socklen_t peerlen, wh_conn_slot_t *slot)
 {
+    wh_listener_t *ls = live->ls;
     wh_handshake_t *hs;
 
     if (!ls->proxy_protocol && ls->tls == NULL && ls->module->handshake == NULL) {
         /* nothing to wait for: straight to the relay, no allocation */
-        wh_stream_t *s = wh_sock_stream_create(fd, 0);
-        wh_live_t live;
-
-        if (s == NULL) {
-            close(fd);
-            wh_limit_release(slot);
-            wh_live_refused(ls, WH_CLOSE_ERROR);
-            return;
+        if (slot != NULL) {
+            wh_sock_stream_hold(s, slot);
         }
-        wh_sock_stream_hold(s, slot);
-        wh_live_open(&live, ls, WH_LIVE_STREAM);
-        wh_relay_start(&live, s, peer, peerlen);
+        wh_relay_start(live, s, peer, peerlen);
+        return;
+    }
+    if (ls->proxy_protocol && wh_stream_splice_fd(s) == -1) {
+        /* only transports that accept sockets take PROXY (their conf) */
+        wh_log(WH_LOG_ERROR, "PROXY header expected on a %s stream, which has no socket, "
+               "listener: %s", s->ops->name, ls->tag);
+        refuse(live, s, slot, WH_CLOSE_ERROR);
         return;
     }
 
     hs = calloc(1, sizeof(*hs));
     if (hs == NULL) {
-        close(fd);
-        wh_limit_release(slot);
-        wh_live_refused(ls, WH_CLOSE_ERROR);
+        refuse(live, s, slot, WH_CLOSE_ERROR);
         return;
     }
-    wh_live_open(&hs->live, ls, WH_LIVE_STREAM);
+    wh_live_move(&hs->live, live);
     hs->ls = ls;
-    hs->fd = fd;
-    hs->slot = *slot;
-    slot->ls = NULL;
+    hs->top = s;
+    if (slot != NULL) {
+        hs->slot = *slot;
+        slot->ls = NULL;
+    }
     hs->accepted = time(NULL);
     memcpy(&hs->peer, peer, peerlen);
     hs->peerlen = peerlen;
@@ -297,20 +311,6 @@ wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, sockl
                                                     : ls->cycle->policy.handshake, 0);
     hs->timer.data = hs;
     ev_timer_start(wh_loop, &hs->timer);
-    ev_io_init(&hs->io, proxy_readable, fd, EV_READ);
-    hs->io.data = hs;
-
-    if (ls->proxy_protocol) {
-        hs->stage = STAGE_PROXY;
-        switch (read_proxy(hs)) {
-        case WH_AGAIN:
-            ev_io_start(wh_loop, &hs->io);
-            return;
-        case WH_ERROR:
-            return;
-        }
-    }
-    hs->stage = STAGE_TLS;
     advance(hs);
 }
 
@@ -335,6 +335,8 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     struct sockaddr_storage peer;
     socklen_t peerlen;
     wh_conn_slot_t slot;
+    wh_stream_t *s;
+    wh_live_t live;
     int i, fd, one = 1;
 
     for (i = 0; i < WH_ACCEPT_BATCH && !wh_limit_full(); i++) {
@@ -359,7 +361,15 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             wh_live_refused(ls, WH_CLOSE_LIMIT);
             continue;
         }
-        wh_handshake_start(ls, fd, (struct sockaddr *) &peer, peerlen, &slot);
+        s = wh_sock_stream_create(fd, 0);
+        if (s == NULL) {
+            close(fd);
+            wh_limit_release(&slot);
+            wh_live_refused(ls, WH_CLOSE_ERROR);
+            continue;
+        }
+        wh_live_open(&live, ls, WH_LIVE_STREAM);
+        wh_handshake_start(&live, s, (struct sockaddr *) &peer, peerlen, &slot);
     }
 }
 

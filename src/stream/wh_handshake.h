@@ -1,9 +1,13 @@
 /*
- * wh_handshake.h -- what happens to an accepted stream connection before
- * the relay takes it, the same for every stream transport: the PROXY
- * header (when the listener accepts one), TLS (when configured), then the
- * transport's own handshake (the tcp "http" header, the WebSocket
- * upgrade...), all bounded together by policy.handshake (spec 3.2 order).
+ * wh_handshake.h -- what happens to an accepted stream before the relay
+ * takes it, the same for every stream transport: the PROXY header (when
+ * the listener accepts one), TLS (when configured), then the transport's
+ * own handshake (the tcp "http" header, the WebSocket upgrade...), all
+ * bounded together by policy.handshake (spec 3.2 order).
+ *
+ * The pipeline takes a wh_stream_t, not an fd, so whatever carries the
+ * bytes enters it the same way: an accepted socket, an mKCP session with
+ * security "tls", or a stream another transport hands over.
  */
 #ifndef WH_HANDSHAKE_H
 #define WH_HANDSHAKE_H
@@ -12,6 +16,7 @@
 #include "wh_event.h"
 #include "wh_limit.h"
 #include "wh_live.h"
+#include "wh_stream.h"
 
 #include <sys/socket.h>
 #include <time.h>
@@ -23,7 +28,7 @@ struct wh_handshake_s {
     struct sockaddr_storage peer;
     socklen_t peerlen;
     time_t accepted;            /* wall clock at accept */
-    char peer_text[48];
+    char peer_text[64];
     int module_step;            /* the module's own progress, 0 at first */
     void *module_data;          /* the module's, freed by its handshake_end */
     wh_live_t live;             /* the connection's: a module that takes the
@@ -31,18 +36,20 @@ struct wh_handshake_s {
 
     /* private */
     wh_conn_slot_t slot;        /* until the socket stream holds it */
-    ev_io io;                   /* the PROXY stage reads the fd itself */
     ev_timer timer;
-    int fd;
     int stage;
     uint16_t have;
     uint8_t *proxy;             /* PROXY header bytes, only in that stage */
 };
 
-/* Takes an accepted, non-blocking socket and its place in the limits
- * (*slot is moved); the connection is live (and counted) from here. */
-void wh_handshake_start(wh_listener_t *ls, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                        wh_conn_slot_t *slot);
+/* Takes an accepted stream and its live handle (wh_live.h, moved; its
+ * listener is the stream's), closing both on failure, and its place in the
+ * limits: *slot is moved, and given to the socket stream s once the PROXY
+ * header, if any, has named the client; NULL when the stream's owner holds
+ * the place (an mKCP session does). The PROXY stage reads the socket under
+ * s itself (wh_stream_splice_fd). */
+void wh_handshake_start(wh_live_t *live, wh_stream_t *s, const struct sockaddr *peer,
+                        socklen_t peerlen, wh_conn_slot_t *slot);
 
 /* Starts the handshake timer over (a keep-alive request after a refused one). */
 void wh_handshake_restart_timer(wh_handshake_t *hs);

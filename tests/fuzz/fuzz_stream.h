@@ -235,7 +235,6 @@ wh_fuzz_handshake(wh_listener_t *ls, wh_fuzz_stream_t *fs)
     hs->ls = ls;
     wh_live_open(&hs->live, ls, WH_LIVE_STREAM);
     hs->top = &fs->s;
-    hs->fd = -1;
     hs->accepted = 1136214245;
     sin->sin_family = AF_INET;
     sin->sin_port = htons(40000);
