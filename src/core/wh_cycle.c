@@ -37,16 +37,21 @@ static const char *const listener_names[] = {
     "tag", "listen", "port", "upstream", "maxConnections", "maxConnectionsPerAddress",
     "streamSettings", NULL
 };
+/* streamSettings' own names; each built module adds its settings key */
 static const char *const stream_settings_names[] = {
-    "network", "security", "tlsSettings", "tcpSettings", "kcpSettings", "wsSettings",
-    "httpSettings", "dsSettings", "quicSettings", "sockopt", NULL
+    "network", "security", "tlsSettings", "sockopt", NULL
 };
 static const char *const sockopt_names[] = {
     "mark", "tcpFastOpen", "tproxy", "acceptProxyProtocol", NULL
 };
-/* V2Ray networks (spec 1.4), so a known but unbuilt one gets a clear word */
+/* V2Ray's transports (spec 1.4): one that is not built is still known, so
+ * its network gets a clear word and its settings key passes, as in a
+ * V2Ray inbound that carries every transport's settings */
 static const char *const v2ray_networks[] = {
     "tcp", "kcp", "mkcp", "ws", "websocket", "h2", "http", "ds", "domainsocket", "quic", NULL
+};
+static const char *const v2ray_settings[] = {
+    "tcpSettings", "kcpSettings", "wsSettings", "httpSettings", "dsSettings", "quicSettings", NULL
 };
 
 char *
@@ -194,6 +199,76 @@ valid_tag(const char *tag)
     return 1;
 }
 
+/* streamSettings' names: the core's, V2Ray's transports' and each built
+ * module's settings key; made once, the modules being fixed at build time */
+static const char *const *
+stream_settings_known(void)
+{
+    static const char **names;
+    const wh_module_t *const *m;
+    size_t n = wh_nelems(stream_settings_names) + wh_nelems(v2ray_settings), i = 0;
+    const char *const *p;
+
+    if (names != NULL) {
+        return names;
+    }
+    for (m = wh_modules; *m != NULL; m++) {
+        n++;
+    }
+    names = wh_xalloc(n * sizeof(char *));
+    for (p = stream_settings_names; *p != NULL; p++) {
+        names[i++] = *p;
+    }
+    for (p = v2ray_settings; *p != NULL; p++) {
+        names[i++] = *p;
+    }
+    for (m = wh_modules; *m != NULL; m++) {
+        if ((*m)->settings != NULL) {
+            names[i++] = (*m)->settings;
+        }
+    }
+    return names;
+}
+
+int
+wh_listener_conf(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss)
+{
+    const wh_module_t *m = ls->module;
+    config_setting_t *settings = NULL;
+
+    if (m->conf_size > 0) {
+        ls->module_conf = wh_xalloc(m->conf_size);
+    }
+    if (m->settings != NULL && ss != NULL
+        && wh_conf_group(cf, ss, m->settings, &settings) == WH_ERROR)
+    {
+        return WH_ERROR;
+    }
+    if (m->directives != NULL
+        && wh_directives_apply(cf, settings, m->directives, ls->module_conf) != WH_OK)
+    {
+        return WH_ERROR;
+    }
+    return m->postconf ? m->postconf(cf, ls, ss, settings) : WH_OK;
+}
+
+void
+wh_listener_conf_free(wh_listener_t *ls)
+{
+    const wh_module_t *m = ls->module;
+
+    if (m != NULL && ls->module_conf != NULL) {
+        if (m->free_conf != NULL) {
+            m->free_conf(ls->module_conf);
+        }
+        if (m->directives != NULL) {
+            wh_directives_free(m->directives, ls->module_conf);
+        }
+    }
+    free(ls->module_conf);
+    ls->module_conf = NULL;
+}
+
 static int
 parse_stream_settings(wh_conf_t *cf, wh_listener_t *ls, config_setting_t *group)
 {
@@ -203,7 +278,7 @@ parse_stream_settings(wh_conf_t *cf, wh_listener_t *ls, config_setting_t *group)
 
     if (wh_conf_group(cf, group, "streamSettings", &ss) == WH_ERROR) return WH_ERROR;
     if (ss != NULL
-        && (wh_conf_check_names(cf, ss, stream_settings_names, NULL) != WH_OK
+        && (wh_conf_check_names(cf, ss, stream_settings_known(), NULL) != WH_OK
             || wh_conf_string(cf, ss, "network", &network) == WH_ERROR
             || wh_conf_string(cf, ss, "security", &security) == WH_ERROR))
     {
@@ -256,7 +331,7 @@ parse_stream_settings(wh_conf_t *cf, wh_listener_t *ls, config_setting_t *group)
     }
     ls->mark = (int) mark;
 
-    return ls->module->parse(cf, ls, ss);
+    return wh_listener_conf(cf, ls, ss);
 }
 
 static int
@@ -382,6 +457,7 @@ wh_cycle_load(wh_conf_t *cf, const char *prefix, const char *conf_file)
     int i, n;
 
     cf->file = conf_file;
+    cf->prefix = prefix;
     cf->error[0] = '\0';
 
     c->prefix = wh_xstrdup(prefix);
@@ -675,11 +751,7 @@ wh_cycle_free(wh_cycle_t *c)
         free(c->listeners[i].tag);
         free(c->listeners[i].upstream.text);
         free(c->listeners[i].udp_fds);
-        if (c->listeners[i].module != NULL && c->listeners[i].module->free_conf != NULL) {
-            c->listeners[i].module->free_conf(c->listeners[i].module_conf);
-        } else {
-            free(c->listeners[i].module_conf);
-        }
+        wh_listener_conf_free(&c->listeners[i]);
         wh_tls_free(c->listeners[i].tls);
     }
     free(c->listeners);
