@@ -29,8 +29,17 @@ static const char *const top_names[] = {
     "daemon", "user", "worker_processes", "worker_connections", "worker_rlimit_nofile", "pid", "error_log", "log_level",
     "shutdown_timeout", "policy", "stats", "listeners", NULL
 };
-static const char *const policy_names[] = {
-    "handshake", "connIdle", "uplinkOnly", "downlinkOnly", NULL
+/* V2Ray's policy names and defaults (spec 1.3) */
+static const wh_directive_t policy_directives[] = {
+    { .name = "handshake", .type = WH_DIR_SECONDS, .offset = offsetof(wh_policy_t, handshake),
+      .min = 0.001, .max = 1e9, .dflt = 60 },
+    { .name = "connIdle", .type = WH_DIR_SECONDS, .offset = offsetof(wh_policy_t, conn_idle),
+      .min = 0.001, .max = 1e9, .dflt = 300 },
+    { .name = "uplinkOnly", .type = WH_DIR_SECONDS, .offset = offsetof(wh_policy_t, uplink_only),
+      .min = 0, .max = 1e9, .dflt = 1 },
+    { .name = "downlinkOnly", .type = WH_DIR_SECONDS,
+      .offset = offsetof(wh_policy_t, downlink_only), .min = 0, .max = 1e9, .dflt = 1 },
+    wh_null_directive
 };
 static const char *const stats_names[] = { "listen", "port", NULL };
 static const char *const listener_names[] = {
@@ -137,13 +146,8 @@ parse_top(wh_conf_t *cf, wh_cycle_t *c, config_setting_t *root)
         return WH_ERROR;
     }
 
-    if (wh_conf_group(cf, root, "policy", &s) == WH_ERROR) return WH_ERROR;
-    if (s != NULL
-        && (wh_conf_check_names(cf, s, policy_names, NULL) != WH_OK
-            || wh_conf_seconds(cf, s, "handshake", 0.001, 1e9, &c->policy.handshake) == WH_ERROR
-            || wh_conf_seconds(cf, s, "connIdle", 0.001, 1e9, &c->policy.conn_idle) == WH_ERROR
-            || wh_conf_seconds(cf, s, "uplinkOnly", 0, 1e9, &c->policy.uplink_only) == WH_ERROR
-            || wh_conf_seconds(cf, s, "downlinkOnly", 0, 1e9, &c->policy.downlink_only) == WH_ERROR))
+    if (wh_conf_group(cf, root, "policy", &s) == WH_ERROR
+        || wh_directives_apply(cf, s, policy_directives, &c->policy) != WH_OK)
     {
         return WH_ERROR;
     }
@@ -467,8 +471,6 @@ wh_cycle_load(wh_conf_t *cf, const char *prefix, const char *conf_file)
     c->worker_connections = 4096;
     c->log_level = WH_LOG_INFO;
     c->shutdown_timeout = 30;
-    c->policy = (wh_policy_t) { .handshake = 60, .conn_idle = 300,
-                                .uplink_only = 1, .downlink_only = 1 };
     c->stats_fd = -1;
 
     config_init(&c->cfg);
