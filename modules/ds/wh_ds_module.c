@@ -14,26 +14,27 @@
 
 static const char *const networks[] = { "ds", "domainsocket", NULL };
 static const char *const alpn[] = { "h2", "http/1.1", NULL };
-static const char *const ds_names[] = { "path", "abstract", "padding", NULL };
+typedef struct {
+    char *path;
+    int abstract;
+    int padding;
+} wh_ds_conf_t;
+
+static const wh_directive_t ds_directives[] = {
+    { .name = "path", .type = WH_DIR_STRING, .offset = offsetof(wh_ds_conf_t, path) },
+    { .name = "abstract", .type = WH_DIR_BOOL, .offset = offsetof(wh_ds_conf_t, abstract) },
+    { .name = "padding", .type = WH_DIR_BOOL, .offset = offsetof(wh_ds_conf_t, padding) },
+    wh_null_directive
+};
 
 static int
-ds_parse(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss)
+ds_postconf(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss,
+            const config_setting_t *ds)
 {
-    config_setting_t *ds = NULL;
-    const char *path = NULL, *name;
-    int abstract = 0, padding = 0;
+    wh_ds_conf_t *conf = ls->module_conf;
+    const char *path = conf->path, *name;
+    int abstract = conf->abstract;
 
-    if (ss != NULL && wh_conf_group(cf, ss, "dsSettings", &ds) == WH_ERROR) {
-        return WH_ERROR;
-    }
-    if (ds != NULL
-        && (wh_conf_check_names(cf, ds, ds_names, NULL) != WH_OK
-            || wh_conf_string(cf, ds, "path", &path) == WH_ERROR
-            || wh_conf_bool(cf, ds, "abstract", &abstract) == WH_ERROR
-            || wh_conf_bool(cf, ds, "padding", &padding) == WH_ERROR))
-    {
-        return WH_ERROR;
-    }
     if (path == NULL || path[0] == '\0') {
         wh_conf_error(cf, ds ? ds : ss, "domainsocket needs \"dsSettings.path\"");
         return WH_ERROR;
@@ -47,7 +48,7 @@ ds_parse(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss)
      * leading "@" stands for the NUL, padding only with abstract = true */
     name = path[0] == '@' ? path + 1 : path;
     if ((path[0] == '@' || abstract)
-        ? wh_addr_abstract(name, abstract && padding, &ls->addr) != WH_OK
+        ? wh_addr_abstract(name, abstract && conf->padding, &ls->addr) != WH_OK
         : wh_addr_parse_unix(path, &ls->addr) != WH_OK)
     {
         wh_conf_error(cf, config_setting_get_member(ds, "path"),
@@ -61,7 +62,10 @@ const wh_module_t wh_ds_module = {
     .name = "ds",
     .networks = networks,
     .alpn = alpn,
-    .parse = ds_parse,
+    .settings = "dsSettings",
+    .directives = ds_directives,
+    .conf_size = sizeof(wh_ds_conf_t),
+    .postconf = ds_postconf,
     .free_conf = NULL,
     .bind = NULL,
     .start = wh_accept_start,

@@ -9,8 +9,7 @@
 #include "wh_handshake.h"
 
 typedef struct {
-    char **hosts;               /* accepted :authority values */
-    int nhosts;
+    wh_str_list_t hosts;        /* accepted :authority values */
     char *path;                 /* normalised; a prefix of the request path */
 } wh_h2_conf_t;
 

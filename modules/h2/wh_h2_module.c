@@ -37,86 +37,22 @@ typedef struct {
 
 static const char *const networks[] = { "h2", "http", NULL };
 static const char *const alpn[] = { "h2", "http/1.1", NULL };
-static const char *const http_names[] = { "host", "path", NULL };
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-static int
-add_host(wh_h2_conf_t *conf, const char *h, size_t n)
-{
-    char **p = realloc(conf->hosts, sizeof(char *) * (conf->nhosts + 1));
-
-    if (p == NULL) return WH_ERROR;
-    conf->hosts = p;
-    conf->hosts[conf->nhosts] = wh_xalloc(n + 1);
-    memcpy(conf->hosts[conf->nhosts], h, n);
-    conf->nhosts++;
-    return WH_OK;
-}
+static const wh_directive_t http_directives[] = {
+    { .name = "path", .type = WH_DIR_URL_PATH, .offset = offsetof(wh_h2_conf_t, path),
+      .dflt_str = "/" },
+    { .name = "host", .type = WH_DIR_LIST, .offset = offsetof(wh_h2_conf_t, hosts),
+      .dflt_str = "www.example.com" },
+    wh_null_directive
+};
 
 static int
-h2_parse(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss)
+h2_postconf(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss,
+            const config_setting_t *http)
 {
-    wh_h2_conf_t *conf = wh_xalloc(sizeof(*conf));
-    config_setting_t *http = NULL, *host;
-    const char *path = "";
-    size_t n;
-    int i;
-
-    ls->module_conf = conf;
     ls->proxy_protocol = ls->sockopt_proxy_protocol;
-    if (ss != NULL && wh_conf_group(cf, ss, "httpSettings", &http) == WH_ERROR) {
-        return WH_ERROR;
-    }
-    if (http != NULL
-        && (wh_conf_check_names(cf, http, http_names, NULL) != WH_OK
-            || wh_conf_string(cf, http, "path", &path) == WH_ERROR))
-    {
-        return WH_ERROR;
-    }
-    host = http ? config_setting_get_member(http, "host") : NULL;
-    if (host == NULL) {
-        add_host(conf, "www.example.com", 15);
-    } else if (config_setting_type(host) == CONFIG_TYPE_STRING) {
-        /* a string is split at every ',' with nothing trimmed (spec 5.1) */
-        const char *h = config_setting_get_string(host), *comma;
-        for (;;) {
-            comma = strchr(h, ',');
-            add_host(conf, h, comma ? (size_t) (comma - h) : strlen(h));
-            if (comma == NULL) break;
-            h = comma + 1;
-        }
-    } else if (config_setting_is_array(host) || config_setting_is_list(host)) {
-        for (i = 0; i < config_setting_length(host); i++) {
-            const char *h = config_setting_get_string_elem(host, i);
-            if (h == NULL) {
-                wh_conf_error(cf, host, "\"host\" must list strings");
-                return WH_ERROR;
-            }
-            add_host(conf, h, strlen(h));
-        }
-        if (conf->nhosts == 0) add_host(conf, "www.example.com", 15);
-    } else {
-        wh_conf_error(cf, host, "\"host\" must be a string or a list of strings");
-        return WH_ERROR;
-    }
-    /* normalised like a websocket path (spec 4.1) */
-    n = strlen(path);
-    conf->path = wh_xalloc(n + 2);
-    snprintf(conf->path, n + 2, "%s%s", path[0] == '/' ? "" : "/", path);
     return WH_OK;
-}
-
-static void
-h2_free_conf(void *p)
-{
-    wh_h2_conf_t *conf = p;
-    int i;
-
-    if (conf == NULL) return;
-    for (i = 0; i < conf->nhosts; i++) free(conf->hosts[i]);
-    free(conf->hosts);
-    free(conf->path);
-    free(conf);
 }
 
 int
@@ -128,9 +64,9 @@ wh_h2_request_ok(const wh_h2_conf_t *conf, const char *authority, size_t alen,
     size_t cl = strlen(conf->path);
     int i, host_ok = 0;
 
-    for (i = 0; i < conf->nhosts && !host_ok; i++) {
-        host_ok = authority != NULL && strlen(conf->hosts[i]) == alen
-                  && memcmp(conf->hosts[i], authority, alen) == 0;
+    for (i = 0; i < conf->hosts.n && !host_ok; i++) {
+        host_ok = authority != NULL && strlen(conf->hosts.v[i]) == alen
+                  && memcmp(conf->hosts.v[i], authority, alen) == 0;
     }
     if (!host_ok || path == NULL) return 0;
     /* the decoded path, query removed, must start with the configured one */
@@ -348,8 +284,11 @@ const wh_module_t wh_h2_module = {
     .name = "h2",
     .networks = networks,
     .alpn = alpn,
-    .parse = h2_parse,
-    .free_conf = h2_free_conf,
+    .settings = "httpSettings",
+    .directives = http_directives,
+    .conf_size = sizeof(wh_h2_conf_t),
+    .postconf = h2_postconf,
+    .free_conf = NULL,
     .bind = NULL,
     .start = wh_accept_start,
     .stop = h2_stop,

@@ -127,18 +127,6 @@ static struct {
 
 static void conn_fire(wh_kcp_sched_t *s, wh_kcp_timer_t *t, uint64_t now);
 
-/* ---------------------------------------------------------------- config */
-
-static int
-kcp_parse(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss)
-{
-    wh_kcp_conf_t *c;
-    int rc = wh_kcp_conf_parse(cf, ss, &c);
-
-    ls->module_conf = c;
-    return rc;
-}
-
 /* ---------------------------------------------------------------- output */
 
 static void
@@ -680,8 +668,11 @@ const wh_module_t wh_kcp_module = {
     .name = "kcp",
     .networks = networks,
     .alpn = alpn,
-    .parse = kcp_parse,
-    .free_conf = wh_kcp_conf_free,
+    .settings = "kcpSettings",
+    .directives = wh_kcp_directives,
+    .conf_size = sizeof(wh_kcp_conf_t),
+    .postconf = wh_kcp_postconf,
+    .free_conf = NULL,
     .bind = wh_udp_bind,
     .start = kcp_start,
     .stop = kcp_stop,

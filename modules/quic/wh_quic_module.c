@@ -32,31 +32,28 @@
 
 static const char *const networks[] = { "quic", NULL };
 static const char *const alpn[] = { "h2", "http/1.1", NULL };
-static const char *const quic_names[] = { "security", "key", "header", "retry", NULL };
+/* the outer layer's settings are read together, by the code its tests share */
+static const wh_directive_t quic_directives[] = {
+    { .name = "security", .type = WH_DIR_MODULE },
+    { .name = "key", .type = WH_DIR_MODULE },
+    { .name = "header", .type = WH_DIR_MODULE },
+    { .name = "retry", .type = WH_DIR_INT, .offset = offsetof(wh_quic_conf_t, retry),
+      .min = 0, .max = 1000000, .dflt = WH_QUIC_RETRY_DEFAULT },
+    wh_null_directive
+};
 
 static wh_quic_conn_t *table[WH_QUIC_HASH_SIZE];
 
 /* --- configuration -------------------------------------------------------- */
 
 static int
-quic_parse(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss)
+quic_postconf(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss,
+              const config_setting_t *quic)
 {
-    wh_quic_conf_t *conf = wh_xalloc(sizeof(*conf));
-    config_setting_t *quic = NULL;
+    wh_quic_conf_t *conf = ls->module_conf;
 
-    ls->module_conf = conf;
-    conf->retry = WH_QUIC_RETRY_DEFAULT;
     if (wh_quic_retry_init() != WH_OK) {
         wh_conf_error(cf, ss, "cannot draw the QUIC Retry secret");
-        return WH_ERROR;
-    }
-    if (ss != NULL && wh_conf_group(cf, ss, "quicSettings", &quic) == WH_ERROR) {
-        return WH_ERROR;
-    }
-    if (quic != NULL && (wh_conf_check_names(cf, quic, quic_names, NULL) != WH_OK
-                         || wh_conf_int(cf, quic, "retry", 0, 1000000, &conf->retry)
-                            == WH_ERROR))
-    {
         return WH_ERROR;
     }
     if (wh_quic_outer_conf_read(cf, quic, &conf->outer) != WH_OK) {
@@ -277,7 +274,10 @@ const wh_module_t wh_quic_module = {
     .name = "quic",
     .networks = networks,
     .alpn = alpn,
-    .parse = quic_parse,
+    .settings = "quicSettings",
+    .directives = quic_directives,
+    .conf_size = sizeof(wh_quic_conf_t),
+    .postconf = quic_postconf,
     .free_conf = NULL,
     .bind = wh_udp_bind,
     .start = quic_start,

@@ -16,57 +16,52 @@
 #include <strings.h>
 
 typedef struct {
+    int accept_proxy_protocol;
+    int header_type;                /* WH_TCP_HEADER_*, or -1: no "type" */
     wh_http_obfs_conf_t *http;      /* header type "http", else NULL */
 } wh_tcp_conf_t;
+
+#define WH_TCP_HEADER_NONE 0
+#define WH_TCP_HEADER_HTTP 1
 
 static const char *const networks[] = { "tcp", NULL };
 /* V2Ray's tcp server offers only h2 (spec 2.2) */
 static const char *const alpn[] = { "h2", NULL };
-static const char *const tcp_settings_names[] = { "header", "acceptProxyProtocol", NULL };
-static const char *const header_names[] = { "type", "request", "response", NULL };
+static const char *const header_types[] = { "none", "http", NULL };
+
+/* request and response are the "http" header's, read with it */
+static const wh_directive_t header_directives[] = {
+    { .name = "type", .type = WH_DIR_ENUM, .offset = offsetof(wh_tcp_conf_t, header_type),
+      .values = header_types, .what = "header type", .dflt = -1 },
+    { .name = "request", .type = WH_DIR_MODULE },
+    { .name = "response", .type = WH_DIR_MODULE },
+    wh_null_directive
+};
+
+static const wh_directive_t tcp_directives[] = {
+    { .name = "acceptProxyProtocol", .type = WH_DIR_BOOL,
+      .offset = offsetof(wh_tcp_conf_t, accept_proxy_protocol) },
+    { .name = "header", .type = WH_DIR_GROUP, .group = header_directives },
+    wh_null_directive
+};
 
 static int
-tcp_parse(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss)
+tcp_postconf(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss,
+             const config_setting_t *tcp)
 {
-    wh_tcp_conf_t *conf = wh_xalloc(sizeof(*conf));
-    config_setting_t *tcp = NULL, *header = NULL;
-    const char *type = NULL;
+    wh_tcp_conf_t *conf = ls->module_conf;
+    config_setting_t *header = tcp ? config_setting_get_member(tcp, "header") : NULL;
 
-    ls->module_conf = conf;
-    if (ss != NULL && wh_conf_group(cf, ss, "tcpSettings", &tcp) == WH_ERROR) {
-        return WH_ERROR;
-    }
-    if (tcp == NULL) {
+    ls->proxy_protocol = conf->accept_proxy_protocol;
+    if (header == NULL || conf->header_type == WH_TCP_HEADER_NONE) {
         return WH_OK;
-    }
-    if (wh_conf_check_names(cf, tcp, tcp_settings_names, NULL) != WH_OK
-        || wh_conf_bool(cf, tcp, "acceptProxyProtocol", &ls->proxy_protocol) == WH_ERROR
-        || wh_conf_group(cf, tcp, "header", &header) == WH_ERROR)
-    {
-        return WH_ERROR;
-    }
-    if (header == NULL) {
-        return WH_OK;
-    }
-    if (wh_conf_check_names(cf, header, header_names, NULL) != WH_OK
-        || wh_conf_string(cf, header, "type", &type) == WH_ERROR)
-    {
-        return WH_ERROR;
     }
     /* V2Ray: only an absent header means none; one without a type is an error */
-    if (type == NULL) {
+    if (conf->header_type == -1) {
         wh_conf_error(cf, header, "\"header\" has no \"type\"");
         return WH_ERROR;
     }
-    if (strcasecmp(type, "none") == 0) {
-        return WH_OK;
-    }
-    if (strcasecmp(type, "http") == 0) {
-        return wh_http_obfs_parse(cf, header, &conf->http);
-    }
-    wh_conf_error(cf, config_setting_get_member(header, "type"),
-                  "unknown header type \"%s\" (none or http)", type);
-    return WH_ERROR;
+    return wh_http_obfs_parse(cf, header, &conf->http);
 }
 
 static void
@@ -74,10 +69,7 @@ tcp_free_conf(void *p)
 {
     wh_tcp_conf_t *conf = p;
 
-    if (conf != NULL) {
-        wh_http_obfs_free(conf->http);
-        free(conf);
-    }
+    wh_http_obfs_free(conf->http);
 }
 
 static int
@@ -110,7 +102,10 @@ const wh_module_t wh_tcp_module = {
     .name = "tcp",
     .networks = networks,
     .alpn = alpn,
-    .parse = tcp_parse,
+    .settings = "tcpSettings",
+    .directives = tcp_directives,
+    .conf_size = sizeof(wh_tcp_conf_t),
+    .postconf = tcp_postconf,
     .free_conf = tcp_free_conf,
     .bind = NULL,
     .start = wh_accept_start,

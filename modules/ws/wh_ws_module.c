@@ -50,6 +50,8 @@
 
 typedef struct {
     char *path;                 /* normalised */
+    char *old_path;             /* V2Ray's old key "Path", for an empty "path" */
+    int accept_proxy_protocol;
     long max_early_data;        /* 0: off */
     char *early_header;         /* earlyDataHeaderName, or NULL: the path suffix */
 } wh_ws_conf_t;
@@ -84,54 +86,36 @@ static const char *const networks[] = { "ws", "websocket", NULL };
  * lets such clients work and changes nothing for V2Ray's, which offer only
  * http/1.1 */
 static const char *const alpn[] = { "http/1.1", NULL };
-static const char *const ws_names[] = {
-    "path", "Path", "acceptProxyProtocol", "maxEarlyData", "earlyDataHeaderName", NULL
+static const wh_directive_t ws_directives[] = {
+    { .name = "path", .type = WH_DIR_URL_PATH, .offset = offsetof(wh_ws_conf_t, path) },
+    { .name = "Path", .type = WH_DIR_URL_PATH, .offset = offsetof(wh_ws_conf_t, old_path),
+      .dflt_str = "/" },
+    { .name = "acceptProxyProtocol", .type = WH_DIR_BOOL,
+      .offset = offsetof(wh_ws_conf_t, accept_proxy_protocol) },
+    { .name = "maxEarlyData", .type = WH_DIR_INT, .offset = offsetof(wh_ws_conf_t, max_early_data),
+      .min = 0, .max = 1 << 20 },
+    { .name = "earlyDataHeaderName", .type = WH_DIR_STRING,
+      .offset = offsetof(wh_ws_conf_t, early_header) },
+    { .name = "headers", .type = WH_DIR_CLIENT },
+    wh_null_directive
 };
-static const char *const ws_client_names[] = { "headers", NULL };
 
 static int
-ws_parse(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss)
+ws_postconf(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss,
+            const config_setting_t *ws)
 {
-    wh_ws_conf_t *conf = wh_xalloc(sizeof(*conf));
-    config_setting_t *ws = NULL;
-    const char *path = "", *old = "", *header = NULL;
-    size_t n;
+    wh_ws_conf_t *conf = ls->module_conf;
 
-    ls->module_conf = conf;
-    if (ss != NULL && wh_conf_group(cf, ss, "wsSettings", &ws) == WH_ERROR) {
-        return WH_ERROR;
+    if (conf->path == NULL) {
+        conf->path = conf->old_path;
+        conf->old_path = NULL;
     }
-    if (ws != NULL
-        && (wh_conf_check_names(cf, ws, ws_names, ws_client_names) != WH_OK
-            || wh_conf_string(cf, ws, "path", &path) == WH_ERROR
-            || wh_conf_string(cf, ws, "Path", &old) == WH_ERROR
-            || wh_conf_bool(cf, ws, "acceptProxyProtocol", &ls->proxy_protocol) == WH_ERROR
-            || wh_conf_int(cf, ws, "maxEarlyData", 0, 1 << 20, &conf->max_early_data) == WH_ERROR
-            || wh_conf_string(cf, ws, "earlyDataHeaderName", &header) == WH_ERROR))
-    {
-        return WH_ERROR;
-    }
-    if (path[0] == '\0') path = old;        /* V2Ray's old key */
-    /* spec 4.1: empty -> "/", a leading "/" is added */
-    n = strlen(path);
-    conf->path = wh_xalloc(n + 2);
-    snprintf(conf->path, n + 2, "%s%s", path[0] == '/' ? "" : "/", path);
-    if (header != NULL && header[0] != '\0') {
-        conf->early_header = wh_xstrdup(header);
-    }
-    return WH_OK;
-}
-
-static void
-ws_free_conf(void *p)
-{
-    wh_ws_conf_t *conf = p;
-
-    if (conf != NULL) {
-        free(conf->path);
+    if (conf->early_header != NULL && conf->early_header[0] == '\0') {
         free(conf->early_header);
-        free(conf);
+        conf->early_header = NULL;
     }
+    ls->proxy_protocol = conf->accept_proxy_protocol;
+    return WH_OK;
 }
 
 /* Go's token list test: any value of any header line named name. */
@@ -525,8 +509,11 @@ const wh_module_t wh_ws_module = {
     .name = "ws",
     .networks = networks,
     .alpn = alpn,
-    .parse = ws_parse,
-    .free_conf = ws_free_conf,
+    .settings = "wsSettings",
+    .directives = ws_directives,
+    .conf_size = sizeof(wh_ws_conf_t),
+    .postconf = ws_postconf,
+    .free_conf = NULL,
     .bind = NULL,
     .start = wh_accept_start,
     .stop = wh_accept_stop,

@@ -16,6 +16,7 @@
 
 typedef struct {
     const char *file;       /* the main file, for settings libconfig gives no file */
+    const char *prefix;     /* relative file names are under it; NULL: as given */
     char error[1024];       /* the first error, "" while there is none */
 } wh_conf_t;
 

@@ -29,24 +29,38 @@ static const char *const top_names[] = {
     "daemon", "user", "worker_processes", "worker_connections", "worker_rlimit_nofile", "pid", "error_log", "log_level",
     "shutdown_timeout", "policy", "stats", "listeners", NULL
 };
-static const char *const policy_names[] = {
-    "handshake", "connIdle", "uplinkOnly", "downlinkOnly", NULL
+/* V2Ray's policy names and defaults (spec 1.3) */
+static const wh_directive_t policy_directives[] = {
+    { .name = "handshake", .type = WH_DIR_SECONDS, .offset = offsetof(wh_policy_t, handshake),
+      .min = 0.001, .max = 1e9, .dflt = 60 },
+    { .name = "connIdle", .type = WH_DIR_SECONDS, .offset = offsetof(wh_policy_t, conn_idle),
+      .min = 0.001, .max = 1e9, .dflt = 300 },
+    { .name = "uplinkOnly", .type = WH_DIR_SECONDS, .offset = offsetof(wh_policy_t, uplink_only),
+      .min = 0, .max = 1e9, .dflt = 1 },
+    { .name = "downlinkOnly", .type = WH_DIR_SECONDS,
+      .offset = offsetof(wh_policy_t, downlink_only), .min = 0, .max = 1e9, .dflt = 1 },
+    wh_null_directive
 };
 static const char *const stats_names[] = { "listen", "port", NULL };
 static const char *const listener_names[] = {
     "tag", "listen", "port", "upstream", "maxConnections", "maxConnectionsPerAddress",
     "streamSettings", NULL
 };
+/* streamSettings' own names; each built module adds its settings key */
 static const char *const stream_settings_names[] = {
-    "network", "security", "tlsSettings", "tcpSettings", "kcpSettings", "wsSettings",
-    "httpSettings", "dsSettings", "quicSettings", "sockopt", NULL
+    "network", "security", "tlsSettings", "sockopt", NULL
 };
 static const char *const sockopt_names[] = {
     "mark", "tcpFastOpen", "tproxy", "acceptProxyProtocol", NULL
 };
-/* V2Ray networks (spec 1.4), so a known but unbuilt one gets a clear word */
+/* V2Ray's transports (spec 1.4): one that is not built is still known, so
+ * its network gets a clear word and its settings key passes, as in a
+ * V2Ray inbound that carries every transport's settings */
 static const char *const v2ray_networks[] = {
     "tcp", "kcp", "mkcp", "ws", "websocket", "h2", "http", "ds", "domainsocket", "quic", NULL
+};
+static const char *const v2ray_settings[] = {
+    "tcpSettings", "kcpSettings", "wsSettings", "httpSettings", "dsSettings", "quicSettings", NULL
 };
 
 char *
@@ -132,13 +146,8 @@ parse_top(wh_conf_t *cf, wh_cycle_t *c, config_setting_t *root)
         return WH_ERROR;
     }
 
-    if (wh_conf_group(cf, root, "policy", &s) == WH_ERROR) return WH_ERROR;
-    if (s != NULL
-        && (wh_conf_check_names(cf, s, policy_names, NULL) != WH_OK
-            || wh_conf_seconds(cf, s, "handshake", 0.001, 1e9, &c->policy.handshake) == WH_ERROR
-            || wh_conf_seconds(cf, s, "connIdle", 0.001, 1e9, &c->policy.conn_idle) == WH_ERROR
-            || wh_conf_seconds(cf, s, "uplinkOnly", 0, 1e9, &c->policy.uplink_only) == WH_ERROR
-            || wh_conf_seconds(cf, s, "downlinkOnly", 0, 1e9, &c->policy.downlink_only) == WH_ERROR))
+    if (wh_conf_group(cf, root, "policy", &s) == WH_ERROR
+        || wh_directives_apply(cf, s, policy_directives, &c->policy) != WH_OK)
     {
         return WH_ERROR;
     }
@@ -194,6 +203,76 @@ valid_tag(const char *tag)
     return 1;
 }
 
+/* streamSettings' names: the core's, V2Ray's transports' and each built
+ * module's settings key; made once, the modules being fixed at build time */
+static const char *const *
+stream_settings_known(void)
+{
+    static const char **names;
+    const wh_module_t *const *m;
+    size_t n = wh_nelems(stream_settings_names) + wh_nelems(v2ray_settings), i = 0;
+    const char *const *p;
+
+    if (names != NULL) {
+        return names;
+    }
+    for (m = wh_modules; *m != NULL; m++) {
+        n++;
+    }
+    names = wh_xalloc(n * sizeof(char *));
+    for (p = stream_settings_names; *p != NULL; p++) {
+        names[i++] = *p;
+    }
+    for (p = v2ray_settings; *p != NULL; p++) {
+        names[i++] = *p;
+    }
+    for (m = wh_modules; *m != NULL; m++) {
+        if ((*m)->settings != NULL) {
+            names[i++] = (*m)->settings;
+        }
+    }
+    return names;
+}
+
+int
+wh_listener_conf(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *ss)
+{
+    const wh_module_t *m = ls->module;
+    config_setting_t *settings = NULL;
+
+    if (m->conf_size > 0) {
+        ls->module_conf = wh_xalloc(m->conf_size);
+    }
+    if (m->settings != NULL && ss != NULL
+        && wh_conf_group(cf, ss, m->settings, &settings) == WH_ERROR)
+    {
+        return WH_ERROR;
+    }
+    if (m->directives != NULL
+        && wh_directives_apply(cf, settings, m->directives, ls->module_conf) != WH_OK)
+    {
+        return WH_ERROR;
+    }
+    return m->postconf ? m->postconf(cf, ls, ss, settings) : WH_OK;
+}
+
+void
+wh_listener_conf_free(wh_listener_t *ls)
+{
+    const wh_module_t *m = ls->module;
+
+    if (m != NULL && ls->module_conf != NULL) {
+        if (m->free_conf != NULL) {
+            m->free_conf(ls->module_conf);
+        }
+        if (m->directives != NULL) {
+            wh_directives_free(m->directives, ls->module_conf);
+        }
+    }
+    free(ls->module_conf);
+    ls->module_conf = NULL;
+}
+
 static int
 parse_stream_settings(wh_conf_t *cf, wh_listener_t *ls, config_setting_t *group)
 {
@@ -203,7 +282,7 @@ parse_stream_settings(wh_conf_t *cf, wh_listener_t *ls, config_setting_t *group)
 
     if (wh_conf_group(cf, group, "streamSettings", &ss) == WH_ERROR) return WH_ERROR;
     if (ss != NULL
-        && (wh_conf_check_names(cf, ss, stream_settings_names, NULL) != WH_OK
+        && (wh_conf_check_names(cf, ss, stream_settings_known(), NULL) != WH_OK
             || wh_conf_string(cf, ss, "network", &network) == WH_ERROR
             || wh_conf_string(cf, ss, "security", &security) == WH_ERROR))
     {
@@ -256,7 +335,7 @@ parse_stream_settings(wh_conf_t *cf, wh_listener_t *ls, config_setting_t *group)
     }
     ls->mark = (int) mark;
 
-    return ls->module->parse(cf, ls, ss);
+    return wh_listener_conf(cf, ls, ss);
 }
 
 static int
@@ -382,6 +461,7 @@ wh_cycle_load(wh_conf_t *cf, const char *prefix, const char *conf_file)
     int i, n;
 
     cf->file = conf_file;
+    cf->prefix = prefix;
     cf->error[0] = '\0';
 
     c->prefix = wh_xstrdup(prefix);
@@ -391,8 +471,6 @@ wh_cycle_load(wh_conf_t *cf, const char *prefix, const char *conf_file)
     c->worker_connections = 4096;
     c->log_level = WH_LOG_INFO;
     c->shutdown_timeout = 30;
-    c->policy = (wh_policy_t) { .handshake = 60, .conn_idle = 300,
-                                .uplink_only = 1, .downlink_only = 1 };
     c->stats_fd = -1;
 
     config_init(&c->cfg);
@@ -675,11 +753,7 @@ wh_cycle_free(wh_cycle_t *c)
         free(c->listeners[i].tag);
         free(c->listeners[i].upstream.text);
         free(c->listeners[i].udp_fds);
-        if (c->listeners[i].module != NULL && c->listeners[i].module->free_conf != NULL) {
-            c->listeners[i].module->free_conf(c->listeners[i].module_conf);
-        } else {
-            free(c->listeners[i].module_conf);
-        }
+        wh_listener_conf_free(&c->listeners[i]);
         wh_tls_free(c->listeners[i].tls);
     }
     free(c->listeners);

@@ -92,6 +92,12 @@ int wh_cycle_bind(wh_cycle_t *cycle, wh_cycle_t *old);
 void wh_cycle_close(wh_cycle_t *cycle);
 void wh_cycle_free(wh_cycle_t *cycle);
 
+/* ls->module's part of stream_settings (NULL: absent) into a new
+ * ls->module_conf: its directives, then its postconf. WH_OK, or WH_ERROR
+ * recorded in cf with ls->module_conf still for wh_listener_conf_free(). */
+int wh_listener_conf(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *stream_settings);
+void wh_listener_conf_free(wh_listener_t *ls);
+
 /* prefix + path unless path is absolute. Returns malloc'ed memory. */
 char *wh_cycle_path(const char *prefix, const char *path);
 

@@ -5,9 +5,10 @@
  * done nginx's way): configure lists the built ones in objs/wh_modules.c and
  * the core finds a listener's module by its streamSettings.network. The
  * core parses what every listener has (tag, listen, port, upstream,
- * security, sockopt) and binds stream sockets; the module parses its own
- * <transport>Settings and runs the accept side in each worker, turning
- * whatever it carries into wh_stream_t's handed to wh_relay_start().
+ * security, sockopt) and binds stream sockets; the module declares its
+ * <transport>Settings as a table the core reads (nginx's ngx_command_t),
+ * and runs the accept side in each worker, turning whatever it carries
+ * into wh_stream_t's handed to wh_relay_start().
  */
 #ifndef WH_MODULE_H
 #define WH_MODULE_H
@@ -15,6 +16,7 @@
 #include "wh_core.h"
 
 #include "wh_conf.h"
+#include "wh_directive.h"
 
 struct ev_loop;
 typedef struct wh_listener_s wh_listener_t;
@@ -27,11 +29,21 @@ typedef struct wh_module_s {
     const char *const *alpn;            /* TLS ALPN when tlsSettings.alpn is unset (spec
                                          * 2.2); NULL: no security "tls" here */
 
-    /* Parse and validate this transport's part of streamSettings into
-     * ls->module_conf. Runs in the master (and for -t). */
-    int (*parse)(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *stream_settings);
+    /* Its group in streamSettings ("wsSettings") and what that group may
+     * hold (wh_directive.h): the core refuses other names, checks types
+     * and ranges, and fills a zeroed conf_size block, ls->module_conf, with
+     * the defaults and the group's values. Runs in the master (and -t). */
+    const char *settings;
+    const wh_directive_t *directives;
+    size_t conf_size;
 
-    /* Frees ls->module_conf; NULL: free(). */
+    /* Optional, after the table: the checks across fields and whatever the
+     * table cannot say. settings is the group, NULL when absent. */
+    int (*postconf)(wh_conf_t *cf, wh_listener_t *ls, const config_setting_t *stream_settings,
+                    const config_setting_t *settings);
+
+    /* Optional: frees what postconf hung on ls->module_conf; the core
+     * frees what the table filled and the block. */
     void (*free_conf)(void *conf);
 
     /* Bind ls->fd in the master. NULL: the core binds a listening stream

@@ -210,7 +210,7 @@ wh_fuzz_listener(const wh_module_t *module, const char *stream_settings)
     ls->stats = &stats;
     ls->runtime = &runtime;             /* accepting, not draining */
     ls->fd = -1;
-    if (module->parse(&cf, ls, config_lookup(&cfg, "streamSettings")) != WH_OK) {
+    if (wh_listener_conf(&cf, ls, config_lookup(&cfg, "streamSettings")) != WH_OK) {
         fprintf(stderr, "fuzz listener: %s\n", cf.error);
         abort();
     }

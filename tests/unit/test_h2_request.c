@@ -25,7 +25,7 @@ static void
 test_validation(void **state)
 {
     char *hosts[] = { "localhost", "h2.example.com", " spaced" };
-    wh_h2_conf_t c = { hosts, 3, "/wharf-h2" };
+    wh_h2_conf_t c = { { hosts, 3 }, "/wharf-h2" };
 
     assert_true(ok(&c, "localhost", "/wharf-h2"));
     assert_true(ok(&c, "h2.example.com", "/wharf-h2"));

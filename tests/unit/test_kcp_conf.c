@@ -17,31 +17,43 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wh_core.h"
+#include "wh_cycle.h"
 
 /* module folders are not on the include path: name it from here */
 #include "../../modules/kcp/wh_kcp_conf.h"
 
 static wh_conf_t cf;
+static wh_listener_t ls;
 
+extern const wh_module_t wh_kcp_module;
+
+/* streamSettings through the module's descriptor, as the core reads them */
 static wh_kcp_conf_t *
 load(const char *text, int *rc)
 {
     config_t cfg;
-    wh_kcp_conf_t *c = NULL;
     config_setting_t *ss;
 
     config_init(&cfg);
     memset(&cf, 0, sizeof(cf));
+    memset(&ls, 0, sizeof(ls));
     cf.file = "test.conf";
+    ls.module = &wh_kcp_module;
     if (config_read_string(&cfg, text) != CONFIG_TRUE) {
         fail_msg("libconfig: %s at line %d", config_error_text(&cfg), config_error_line(&cfg));
     }
     ss = config_lookup(&cfg, "streamSettings");
     assert_non_null(ss);
-    *rc = wh_kcp_conf_parse(&cf, ss, &c);
+    *rc = wh_listener_conf(&cf, &ls, ss);
     config_destroy(&cfg);
-    return c;
+    return ls.module_conf;
+}
+
+static void
+wh_kcp_conf_free(wh_kcp_conf_t *c)
+{
+    assert_ptr_equal(c, ls.module_conf);
+    wh_listener_conf_free(&ls);
 }
 
 static void
