@@ -6,24 +6,15 @@
 #define WH_PROCESS_H
 
 #include "wh_cycle.h"
-
-/* Set in a worker before wh_worker_run: its place in its generation
- * (0..count-1), a serial no other worker ever gets, and the receiving end
- * of its mailbox (wh_udp.c). */
-extern int wh_worker_index;
-extern int wh_worker_count;
-extern uint32_t wh_worker_serial;
-extern int wh_worker_mailbox;
-extern pid_t wh_worker_master;      /* its parent: another one means it died */
-
-/* In a worker: the sending end of an older worker's mailbox, or -1. */
-int wh_master_mailbox(uint32_t serial);
+#include "wh_worker_ctx.h"
 
 /* Runs the master until a stop; returns the exit status. */
 int wh_master_run(wh_cycle_t *cycle);
 
-/* In a freshly forked worker: drop privileges, run the loop, exit. */
-void wh_worker_run(wh_cycle_t *cycle, int slot) __attribute__((noreturn));
+/* In a freshly forked worker: drop privileges, run the loop, exit. ctx:
+ * who it is, filled in by the master (copied; the worker adds its loop). */
+void wh_worker_run(wh_cycle_t *cycle, int slot, const wh_worker_ctx_t *ctx)
+    __attribute__((noreturn));
 
 /* Prometheus text at GET /metrics on the stats listener (workers). */
 void wh_stats_http_start(wh_cycle_t *cycle);

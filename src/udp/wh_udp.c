@@ -13,7 +13,6 @@
 #include "wh_udp_route.h"
 #include "wh_event.h"
 #include "wh_log.h"
-#include "wh_process.h"
 
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -51,6 +50,10 @@ typedef struct {
 
 static wh_udp_routes_t routes;
 static int gso_off;                             /* the kernel refused UDP_SEGMENT */
+
+/* this worker; until wh_udp_start (the master), none with a mailbox */
+static const wh_worker_ctx_t no_worker = { .count = 1, .mailbox = -1 };
+static const wh_worker_ctx_t *worker = &no_worker;
 
 static ev_io mailbox_io;
 static wh_cycle_t *mail_cycle;
@@ -328,7 +331,7 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 int
-wh_udp_start(wh_listener_t *ls, struct ev_loop *loop)
+wh_udp_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
 {
     wh_udp_listener_t *u;
     int k;
@@ -337,6 +340,7 @@ wh_udp_start(wh_listener_t *ls, struct ev_loop *loop)
     if (u == NULL) {
         return WH_ERROR;
     }
+    worker = ctx;
     u->ls = ls;
     u->reads = calloc(ls->udp_nfds, sizeof(ev_io));
     if (u->reads == NULL) {
@@ -348,11 +352,11 @@ wh_udp_start(wh_listener_t *ls, struct ev_loop *loop)
     /* socket k belongs to worker k mod n: after a reload that lowered
      * worker_processes every socket still has a reader */
     for (k = 0; k < ls->udp_nfds; k++) {
-        if (k % wh_worker_count != wh_worker_index) continue;
+        if (k % ctx->count != ctx->index) continue;
         ev_io *io = &u->reads[u->nreads++];
         ev_io_init(io, read_cb, ls->udp_fds[k], EV_READ);
         io->data = ls;
-        ev_io_start(loop, io);
+        ev_io_start(ctx->loop, io);
         if (u->send_fd == -1) u->send_fd = ls->udp_fds[k];
     }
     if (u->send_fd == -1) {
@@ -360,10 +364,10 @@ wh_udp_start(wh_listener_t *ls, struct ev_loop *loop)
     }
     ls->udp = u;
 
-    if (wh_worker_mailbox != -1 && !ev_is_active(&mailbox_io)) {
+    if (ctx->mailbox != -1 && !ev_is_active(&mailbox_io)) {
         mail_cycle = ls->cycle;
-        ev_io_init(&mailbox_io, mailbox_cb, wh_worker_mailbox, EV_READ);
-        ev_io_start(loop, &mailbox_io);
+        ev_io_init(&mailbox_io, mailbox_cb, ctx->mailbox, EV_READ);
+        ev_io_start(ctx->loop, &mailbox_io);
     }
     return WH_OK;
 }
@@ -466,7 +470,7 @@ void
 wh_udp_own(wh_listener_t *ls, const wh_sockaddr_t *peer)
 {
     if (routes.slots != NULL) {
-        wh_udp_route_set(&routes, wh_udp_route_key(&routes, &ls->addr, peer), wh_worker_serial);
+        wh_udp_route_set(&routes, wh_udp_route_key(&routes, &ls->addr, peer), worker->serial);
     }
 }
 
@@ -474,7 +478,7 @@ void
 wh_udp_disown(wh_listener_t *ls, const wh_sockaddr_t *peer)
 {
     if (routes.slots != NULL) {
-        wh_udp_route_del(&routes, wh_udp_route_key(&routes, &ls->addr, peer), wh_worker_serial);
+        wh_udp_route_del(&routes, wh_udp_route_key(&routes, &ls->addr, peer), worker->serial);
     }
 }
 
@@ -491,7 +495,9 @@ wh_udp_forward(wh_listener_t *ls, const wh_udp_packet_t *pkt)
         return 0;
     }
     owner = wh_udp_route_get(&routes, wh_udp_route_key(&routes, &ls->addr, &pkt->peer));
-    if (owner == 0 || owner == wh_worker_serial || (fd = wh_master_mailbox(owner)) == -1) {
+    if (owner == 0 || owner == worker->serial || worker->mailbox_of == NULL
+        || (fd = worker->mailbox_of(owner)) == -1)
+    {
         return 0;
     }
     memset(&mail, 0, sizeof(mail));
