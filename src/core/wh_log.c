@@ -23,7 +23,6 @@ static const char *const level_names[] = { "emerg", "error", "warn", "info", "de
 
 const char wh_err_closed[] = "connection reset by peer";
 const char wh_err_io[] = "i/o error";
-const char wh_err_connect[] = "upstream connect failed";
 const char wh_err_bad_input[] = "bad input";
 const char wh_err_timeout[] = "timed out";
 

@@ -561,7 +561,7 @@ upstream_writable(wh_stream_t *s)
         run(r, UP);
     } else if (s->err != NULL) {
         wh_log(WH_LOG_ERROR, "connect() to upstream %s failed (%s), client: %s, listener: %s",
-               r->ls->upstream.text, strerror(errno), peer_text(r), r->ls->tag);
+               r->ls->upstream.text, s->err, peer_text(r), r->ls->tag);
         relay_close(r, WH_CLOSE_UPSTREAM);
     } else {
         connected(r);

@@ -56,8 +56,8 @@ io_cb(struct ev_loop *loop, ev_io *w, int revents)
         getsockopt(ss->fd, SOL_SOCKET, SO_ERROR, &err, &len);
         ss->connecting = 0;
         if (err != 0) {
-            errno = err;
-            ss->s.err = wh_err_connect;
+            /* the reason itself: errno is long gone when it is logged */
+            ss->s.err = strerror(err);
             events = ss->want;          /* whoever waits learns of it */
         }
     }

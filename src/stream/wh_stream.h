@@ -21,7 +21,8 @@
  *    nothing, which is how back-pressure works: the relay stops reading a
  *    side simply by not reading it.
  *  - An asynchronous failure (a refused connect) sets err and fires
- *    whichever callback is awaited.
+ *    whichever callback is awaited; a failed connect's err is the system's
+ *    reason (strerror), errno being long gone by then.
  *  - shutdown_write() ends the direction towards the peer (FIN, close
  *    frame, END_STREAM...) after what was written.
  *  - wh_stream_close() may be called from inside a callback: the memory is
