@@ -122,8 +122,9 @@ wh_log(int level, const char *fmt, ...)
     now = time(NULL);
     localtime_r(&now, &tm);
     n = strftime(line, sizeof(line), "%Y/%m/%d %H:%M:%S ", &tm);
-    len = snprintf(line + n, sizeof(line) - n, "[%s] %d#%d: ", level_names[level],
-                   (int) getpid(), (int) getpid());
+    /* nginx's "pid#tid": a process has one thread, 0 as in nginx's
+     * builds without threads, so the pid is not printed twice */
+    len = snprintf(line + n, sizeof(line) - n, "[%s] %d#0: ", level_names[level], (int) getpid());
     n += len;
     va_start(ap, fmt);
     len = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
