@@ -15,16 +15,17 @@
 #include "wh_log.h"
 
 #include <netinet/in.h>
+#ifdef WH_HAVE_LINUX_UDP_H
+#include <linux/udp.h>          /* UDP_SEGMENT, which this libc lacks */
+#define SOL_UDP IPPROTO_UDP
+#else
 #include <netinet/udp.h>
+#endif
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
 
 #define WH_UDP_BATCH      32
 #define WH_UDP_ROUTES     (1u << 18)            /* 4 MiB of shared memory */
@@ -49,7 +50,9 @@ typedef struct {
 } wh_udp_listener_t;
 
 static wh_udp_routes_t routes;
+#ifdef WH_HAVE_UDP_SEGMENT
 static int gso_off;                             /* the kernel refused UDP_SEGMENT */
+#endif
 
 /* this worker; until wh_udp_start (the master), none with a mailbox */
 static const wh_worker_ctx_t no_worker = { .count = 1, .mailbox = -1 };
@@ -420,9 +423,13 @@ wh_udp_send(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local_t *
     return WH_OK;
 }
 
-int
-wh_udp_send_gso(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local_t *local,
-                const void *data, size_t len, size_t seg)
+#ifdef WH_HAVE_UDP_SEGMENT
+
+/* The count datagrams in one sendmsg(2) with UDP_SEGMENT. WH_DECLINED:
+ * this kernel or device has no GSO, send them one by one (and ask no more). */
+static int
+send_segmented(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local_t *local,
+               const void *data, size_t len, size_t seg, size_t count)
 {
     wh_udp_listener_t *u = ls->udp;
     union {
@@ -433,10 +440,9 @@ wh_udp_send_gso(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local
     struct msghdr msg = { .msg_name = (void *) &peer->sa, .msg_namelen = peer->len,
                           .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf };
     struct cmsghdr *cm;
-    size_t off, count = (len + seg - 1) / seg;
 
-    if (count <= 1 || gso_off || count > WH_UDP_GSO_MAX) {
-        goto one_by_one;
+    if (gso_off) {
+        return WH_DECLINED;
     }
     memset(&ctl, 0, sizeof(ctl));
     put_local(&msg, local);
@@ -454,8 +460,28 @@ wh_udp_send_gso(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local
         return send_failed(ls, errno);
     }
     gso_off = 1;        /* no GSO on this kernel or device: never ask again */
+    return WH_DECLINED;
+}
 
-one_by_one:
+#else
+
+#define send_segmented(ls, peer, local, data, len, seg, count) WH_DECLINED
+
+#endif
+
+int
+wh_udp_send_gso(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local_t *local,
+                const void *data, size_t len, size_t seg)
+{
+    size_t off, count = (len + seg - 1) / seg;
+    int rc;
+
+    if (count > 1 && count <= WH_UDP_GSO_MAX) {
+        rc = send_segmented(ls, peer, local, data, len, seg, count);
+        if (rc != WH_DECLINED) {
+            return rc;
+        }
+    }
     for (off = 0; off < len; off += seg) {
         if (wh_udp_send(ls, peer, local, (const uint8_t *) data + off, wh_min(seg, len - off))
             != WH_OK)
