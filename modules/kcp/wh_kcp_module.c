@@ -630,7 +630,7 @@ kcp_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
 /* ---------------------------------------------------------------- worker */
 
 static int
-kcp_start(wh_listener_t *ls, struct ev_loop *loop)
+kcp_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
 {
     wh_kcp_conf_t *conf = ls->module_conf;
     wh_kcp_listener_t *kl = wh_xalloc(sizeof(*kl));
@@ -653,7 +653,7 @@ kcp_start(wh_listener_t *ls, struct ev_loop *loop)
         sched_ready = 1;
     }
     ls->runtime = kl;
-    return wh_udp_start(ls, loop);
+    return wh_udp_start(ls, ctx);
 }
 
 static void

@@ -219,7 +219,7 @@ quic_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
 /* --- worker start and drain ---------------------------------------------- */
 
 static int
-quic_start(wh_listener_t *ls, struct ev_loop *loop)
+quic_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
 {
     wh_quic_conf_t *conf = ls->module_conf;
     wh_quic_rt_t *rt = calloc(1, sizeof(*rt));
@@ -238,7 +238,7 @@ quic_start(wh_listener_t *ls, struct ev_loop *loop)
     rt->tls = wh_quic_tls_new(ls);
     if (rt->tls == NULL) goto failed;
     ls->runtime = rt;
-    if (wh_udp_start(ls, loop) != WH_OK) {
+    if (wh_udp_start(ls, ctx) != WH_OK) {
         ls->runtime = NULL;
         goto failed;
     }

@@ -37,7 +37,6 @@
 
 extern const char wh_err_closed[];       /* peer reset the connection */
 extern const char wh_err_io[];           /* a read or write failed */
-extern const char wh_err_connect[];      /* upstream connect failed */
 extern const char wh_err_bad_input[];    /* the peer sent bytes we refuse */
 extern const char wh_err_timeout[];      /* the peer did not answer in time */
 

@@ -23,7 +23,6 @@ static const char *const level_names[] = { "emerg", "error", "warn", "info", "de
 
 const char wh_err_closed[] = "connection reset by peer";
 const char wh_err_io[] = "i/o error";
-const char wh_err_connect[] = "upstream connect failed";
 const char wh_err_bad_input[] = "bad input";
 const char wh_err_timeout[] = "timed out";
 
@@ -123,8 +122,9 @@ wh_log(int level, const char *fmt, ...)
     now = time(NULL);
     localtime_r(&now, &tm);
     n = strftime(line, sizeof(line), "%Y/%m/%d %H:%M:%S ", &tm);
-    len = snprintf(line + n, sizeof(line) - n, "[%s] %d#%d: ", level_names[level],
-                   (int) getpid(), (int) getpid());
+    /* nginx's "pid#tid": a process has one thread, 0 as in nginx's
+     * builds without threads, so the pid is not printed twice */
+    len = snprintf(line + n, sizeof(line) - n, "[%s] %d#0: ", level_names[level], (int) getpid());
     n += len;
     va_start(ap, fmt);
     len = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);

@@ -24,7 +24,8 @@ typedef struct {
     int fd;
     uint8_t want;           /* WH_EV_* the relay waits for */
     uint8_t connecting;
-    wh_conn_slot_t slot;    /* a client's place in the limits */
+    void (*release)(void *data);    /* wh_sock_stream_on_destroy's */
+    void *release_data;
 } wh_sock_stream_t;
 
 static void
@@ -56,8 +57,8 @@ io_cb(struct ev_loop *loop, ev_io *w, int revents)
         getsockopt(ss->fd, SOL_SOCKET, SO_ERROR, &err, &len);
         ss->connecting = 0;
         if (err != 0) {
-            errno = err;
-            ss->s.err = wh_err_connect;
+            /* the reason itself: errno is long gone when it is logged */
+            ss->s.err = strerror(err);
             events = ss->want;          /* whoever waits learns of it */
         }
     }
@@ -182,7 +183,9 @@ sock_destroy(wh_stream_t *s)
 
     if (ev_is_active(&ss->io)) ev_io_stop(wh_loop, &ss->io);
     close(ss->fd);
-    wh_limit_release(&ss->slot);
+    if (ss->release != NULL) {
+        ss->release(ss->release_data);
+    }
     free(ss);
 }
 
@@ -215,8 +218,10 @@ wh_sock_stream_create(int fd, int connecting)
 }
 
 void
-wh_sock_stream_hold(wh_stream_t *s, wh_conn_slot_t *slot)
+wh_sock_stream_on_destroy(wh_stream_t *s, void (*release)(void *data), void *data)
 {
-    ((wh_sock_stream_t *) s)->slot = *slot;
-    slot->ls = NULL;
+    wh_sock_stream_t *ss = (wh_sock_stream_t *) s;
+
+    ss->release = release;
+    ss->release_data = data;
 }

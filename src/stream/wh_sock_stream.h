@@ -6,14 +6,14 @@
 #define WH_SOCK_STREAM_H
 
 #include "wh_stream.h"
-#include "wh_limit.h"
 
 /* Takes ownership of fd (closed by destroy). connecting: a connect() is in
  * progress; the stream answers WH_AGAIN until it completes. */
 wh_stream_t *wh_sock_stream_create(int fd, int connecting);
 
-/* An accepted client's socket: the stream gives its place in the limits
- * back when it is destroyed (*slot is moved, and then holds nothing). */
-void wh_sock_stream_hold(wh_stream_t *s, wh_conn_slot_t *slot);
+/* Calls release(data) once, when s is destroyed, after its fd is closed:
+ * so an accepted client gives its place in the limits back
+ * (wh_sock_stream_hold, in wh_limit.c, a layer above this one). */
+void wh_sock_stream_on_destroy(wh_stream_t *s, void (*release)(void *data), void *data);
 
 #endif

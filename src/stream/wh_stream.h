@@ -1,11 +1,11 @@
 /*
  * wh_stream.h -- THE seam: one byte stream, whatever carries it.
  *
- * Every transport (a TCP connection, later a TLS session, a WebSocket, an
- * HTTP/2 or QUIC stream, a KCP session) and every upstream (a socket, the
- * built-in echo) is a wh_stream_t. The relay (wh_relay.c) moves bytes
- * between two of them and knows nothing else; a transport knows nothing of
- * upstreams.
+ * Every transport (a TCP connection, a TLS session over any of the others,
+ * a WebSocket, an HTTP/2 or QUIC stream, an mKCP session) and every
+ * upstream (a socket, the built-in echo) is a wh_stream_t. The relay
+ * (wh_relay.c) moves bytes between two of them and knows nothing else; a
+ * transport knows nothing of upstreams.
  *
  * Contract, for implementers and for the relay:
  *  - read() returns >0 bytes, 0 at end of stream, WH_AGAIN or WH_ERROR.
@@ -21,7 +21,8 @@
  *    nothing, which is how back-pressure works: the relay stops reading a
  *    side simply by not reading it.
  *  - An asynchronous failure (a refused connect) sets err and fires
- *    whichever callback is awaited.
+ *    whichever callback is awaited; a failed connect's err is the system's
+ *    reason (strerror), errno being long gone by then.
  *  - shutdown_write() ends the direction towards the peer (FIN, close
  *    frame, END_STREAM...) after what was written.
  *  - wh_stream_close() may be called from inside a callback: the memory is

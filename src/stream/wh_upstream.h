@@ -23,7 +23,8 @@ typedef struct {
 int wh_upstream_parse(const char *text, wh_upstream_conf_t *u, const char **err);
 
 /* Starts a non-blocking connect; the stream answers WH_AGAIN until it is
- * connected and reports a failure through its err field (wh_err_connect).
+ * connected and reports a failure through its err field (strerror() of
+ * the connect's SO_ERROR).
  * NULL when even the socket could not be made (*err set). */
 wh_stream_t *wh_upstream_connect(const wh_upstream_conf_t *u, const char **err);
 

@@ -6,10 +6,11 @@
  * readable by root only works; a reload reads them again (renewal without a
  * restart). One SSL_CTX per listener, shared by the workers through fork().
  *
- * Stream side (workers): wh_tls_server() wraps any wh_stream_t -- a socket
- * today, a KCP session later -- through a BIO that calls the lower stream's
- * read and write directly, so TLS over a socket costs no copy beyond
- * OpenSSL's own and a transport never touches OpenSSL.
+ * Stream side (workers): wh_tls_server() wraps any wh_stream_t -- an
+ * accepted socket (wh_handshake.c) or an mKCP session (the kcp module) --
+ * through a BIO that calls the lower stream's read and write directly, so
+ * TLS over a socket costs no copy beyond OpenSSL's own and a transport
+ * never touches OpenSSL.
  */
 #ifndef WH_TLS_H
 #define WH_TLS_H

@@ -13,19 +13,19 @@
 #include "wh_udp_route.h"
 #include "wh_event.h"
 #include "wh_log.h"
-#include "wh_process.h"
 
 #include <netinet/in.h>
+#ifdef WH_HAVE_LINUX_UDP_H
+#include <linux/udp.h>          /* UDP_SEGMENT, which this libc lacks */
+#define SOL_UDP IPPROTO_UDP
+#else
 #include <netinet/udp.h>
+#endif
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
 
 #define WH_UDP_BATCH      32
 #define WH_UDP_ROUTES     (1u << 18)            /* 4 MiB of shared memory */
@@ -50,7 +50,13 @@ typedef struct {
 } wh_udp_listener_t;
 
 static wh_udp_routes_t routes;
+#ifdef WH_HAVE_UDP_SEGMENT
 static int gso_off;                             /* the kernel refused UDP_SEGMENT */
+#endif
+
+/* this worker; until wh_udp_start (the master), none with a mailbox */
+static const wh_worker_ctx_t no_worker = { .count = 1, .mailbox = -1 };
+static const wh_worker_ctx_t *worker = &no_worker;
 
 static ev_io mailbox_io;
 static wh_cycle_t *mail_cycle;
@@ -328,7 +334,7 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 int
-wh_udp_start(wh_listener_t *ls, struct ev_loop *loop)
+wh_udp_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
 {
     wh_udp_listener_t *u;
     int k;
@@ -337,6 +343,7 @@ wh_udp_start(wh_listener_t *ls, struct ev_loop *loop)
     if (u == NULL) {
         return WH_ERROR;
     }
+    worker = ctx;
     u->ls = ls;
     u->reads = calloc(ls->udp_nfds, sizeof(ev_io));
     if (u->reads == NULL) {
@@ -348,11 +355,11 @@ wh_udp_start(wh_listener_t *ls, struct ev_loop *loop)
     /* socket k belongs to worker k mod n: after a reload that lowered
      * worker_processes every socket still has a reader */
     for (k = 0; k < ls->udp_nfds; k++) {
-        if (k % wh_worker_count != wh_worker_index) continue;
+        if (k % ctx->count != ctx->index) continue;
         ev_io *io = &u->reads[u->nreads++];
         ev_io_init(io, read_cb, ls->udp_fds[k], EV_READ);
         io->data = ls;
-        ev_io_start(loop, io);
+        ev_io_start(ctx->loop, io);
         if (u->send_fd == -1) u->send_fd = ls->udp_fds[k];
     }
     if (u->send_fd == -1) {
@@ -360,10 +367,10 @@ wh_udp_start(wh_listener_t *ls, struct ev_loop *loop)
     }
     ls->udp = u;
 
-    if (wh_worker_mailbox != -1 && !ev_is_active(&mailbox_io)) {
+    if (ctx->mailbox != -1 && !ev_is_active(&mailbox_io)) {
         mail_cycle = ls->cycle;
-        ev_io_init(&mailbox_io, mailbox_cb, wh_worker_mailbox, EV_READ);
-        ev_io_start(loop, &mailbox_io);
+        ev_io_init(&mailbox_io, mailbox_cb, ctx->mailbox, EV_READ);
+        ev_io_start(ctx->loop, &mailbox_io);
     }
     return WH_OK;
 }
@@ -416,9 +423,13 @@ wh_udp_send(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local_t *
     return WH_OK;
 }
 
-int
-wh_udp_send_gso(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local_t *local,
-                const void *data, size_t len, size_t seg)
+#ifdef WH_HAVE_UDP_SEGMENT
+
+/* The count datagrams in one sendmsg(2) with UDP_SEGMENT. WH_DECLINED:
+ * this kernel or device has no GSO, send them one by one (and ask no more). */
+static int
+send_segmented(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local_t *local,
+               const void *data, size_t len, size_t seg, size_t count)
 {
     wh_udp_listener_t *u = ls->udp;
     union {
@@ -429,10 +440,9 @@ wh_udp_send_gso(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local
     struct msghdr msg = { .msg_name = (void *) &peer->sa, .msg_namelen = peer->len,
                           .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf };
     struct cmsghdr *cm;
-    size_t off, count = (len + seg - 1) / seg;
 
-    if (count <= 1 || gso_off || count > WH_UDP_GSO_MAX) {
-        goto one_by_one;
+    if (gso_off) {
+        return WH_DECLINED;
     }
     memset(&ctl, 0, sizeof(ctl));
     put_local(&msg, local);
@@ -450,8 +460,28 @@ wh_udp_send_gso(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local
         return send_failed(ls, errno);
     }
     gso_off = 1;        /* no GSO on this kernel or device: never ask again */
+    return WH_DECLINED;
+}
 
-one_by_one:
+#else
+
+#define send_segmented(ls, peer, local, data, len, seg, count) WH_DECLINED
+
+#endif
+
+int
+wh_udp_send_gso(wh_listener_t *ls, const wh_sockaddr_t *peer, const wh_udp_local_t *local,
+                const void *data, size_t len, size_t seg)
+{
+    size_t off, count = (len + seg - 1) / seg;
+    int rc;
+
+    if (count > 1 && count <= WH_UDP_GSO_MAX) {
+        rc = send_segmented(ls, peer, local, data, len, seg, count);
+        if (rc != WH_DECLINED) {
+            return rc;
+        }
+    }
     for (off = 0; off < len; off += seg) {
         if (wh_udp_send(ls, peer, local, (const uint8_t *) data + off, wh_min(seg, len - off))
             != WH_OK)
@@ -466,7 +496,7 @@ void
 wh_udp_own(wh_listener_t *ls, const wh_sockaddr_t *peer)
 {
     if (routes.slots != NULL) {
-        wh_udp_route_set(&routes, wh_udp_route_key(&routes, &ls->addr, peer), wh_worker_serial);
+        wh_udp_route_set(&routes, wh_udp_route_key(&routes, &ls->addr, peer), worker->serial);
     }
 }
 
@@ -474,7 +504,7 @@ void
 wh_udp_disown(wh_listener_t *ls, const wh_sockaddr_t *peer)
 {
     if (routes.slots != NULL) {
-        wh_udp_route_del(&routes, wh_udp_route_key(&routes, &ls->addr, peer), wh_worker_serial);
+        wh_udp_route_del(&routes, wh_udp_route_key(&routes, &ls->addr, peer), worker->serial);
     }
 }
 
@@ -491,7 +521,9 @@ wh_udp_forward(wh_listener_t *ls, const wh_udp_packet_t *pkt)
         return 0;
     }
     owner = wh_udp_route_get(&routes, wh_udp_route_key(&routes, &ls->addr, &pkt->peer));
-    if (owner == 0 || owner == wh_worker_serial || (fd = wh_master_mailbox(owner)) == -1) {
+    if (owner == 0 || owner == worker->serial || worker->mailbox_of == NULL
+        || (fd = worker->mailbox_of(owner)) == -1)
+    {
         return 0;
     }
     memset(&mail, 0, sizeof(mail));

@@ -24,10 +24,9 @@
 #define WH_UDP_H
 
 #include "wh_cycle.h"
+#include "wh_worker_ctx.h"
 
 #include <netinet/in.h>
-
-struct ev_loop;
 
 /* The largest datagram read or forwarded: V2Ray reads into 2048 bytes. */
 #define WH_UDP_MAX_DATAGRAM 2048
@@ -61,8 +60,9 @@ int wh_udp_init(void);
 /* master: a worker exited; forget the sessions it owned */
 void wh_udp_forget(uint32_t worker_serial);
 
-/* worker: read this worker's share of ls's sockets (and the mailbox) */
-int wh_udp_start(wh_listener_t *ls, struct ev_loop *loop);
+/* worker: read this worker's share of ls's sockets (and the mailbox);
+ * ctx says which share and which mailbox, and is kept */
+int wh_udp_start(wh_listener_t *ls, wh_worker_ctx_t *ctx);
 /* worker: stop reading ls's sockets (draining); sending still works */
 void wh_udp_stop(wh_listener_t *ls);
 

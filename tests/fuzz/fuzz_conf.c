@@ -1,5 +1,5 @@
 /*
- * fuzz_conf.c -- the configuration loader (src/core/wh_cycle.c,
+ * fuzz_conf.c -- the configuration loader (src/cycle/wh_cycle.c,
  * wh_conf.c and every module's parse) on the input as a wharf.conf.
  *
  * It goes through a file, as the master reads it (libconfig resolves

@@ -271,7 +271,7 @@ def test_reload_keeps_an_idle_connection_a_moment(wharf, spawn, tmp_path):
     assert p.returncode == 0, p.stdout + w.diagnostics()
     w.wait_stat("q", "active", lambda v: v == 0, timeout=10)
     after = served()[before:]
-    assert after and all("#%d:" % old[0] in l for l in after), \
+    assert after and all("] %d#" % old[0] in l for l in after), \
         "streams after the drain began were not served on the old connection (old worker " \
         "%d):\n%s" % (old[0], "\n".join(after))
     assert wait_for(lambda: not pid_alive(old[0]), 15), "the old worker did not exit"

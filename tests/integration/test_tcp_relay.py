@@ -419,7 +419,7 @@ def test_prometheus_endpoint(wharf, upstream):
     assert st["accepted"] == 1 and st["bytes_up"] == 12345 and st["bytes_down"] == 4321
 
 
-LOG_LINE = re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \[[a-z]+\] \d+#\d+: \S")
+LOG_LINE = re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \[[a-z]+\] \d+#0: \S")
 
 
 def test_log_format(wharf, upstream):
@@ -434,5 +434,5 @@ def test_log_format(wharf, upstream):
     lines = [l for l in w.log().splitlines() if l.strip()]
     assert lines
     bad = [l for l in lines if not LOG_LINE.match(l)]
-    assert not bad, "log lines not in 'YYYY/MM/DD HH:MM:SS [level] PID#PID: message' form:\n%s" \
+    assert not bad, "log lines not in 'YYYY/MM/DD HH:MM:SS [level] PID#0: message' form:\n%s" \
         % "\n".join(bad[:10])

@@ -17,6 +17,7 @@
 #include "wh_limit.h"
 #include "wh_live.h"
 #include "wh_stream.h"
+#include "wh_worker_ctx.h"
 
 #include <sys/socket.h>
 #include <time.h>
@@ -59,7 +60,7 @@ void wh_handshake_restart_timer(wh_handshake_t *hs);
 double wh_handshake_time_left(wh_handshake_t *hs);
 
 /* Accepts on ls->fd in this worker and starts each connection's handshake. */
-int wh_accept_start(wh_listener_t *ls, struct ev_loop *loop);
+int wh_accept_start(wh_listener_t *ls, wh_worker_ctx_t *ctx);
 void wh_accept_stop(wh_listener_t *ls);
 
 /* Every listener of this worker stops accepting, and starts again

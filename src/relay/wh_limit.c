@@ -18,6 +18,7 @@
 #include "wh_event.h"
 #include "wh_handshake.h"
 #include "wh_log.h"
+#include "wh_sock_stream.h"
 
 #include <netinet/in.h>
 #include <sys/un.h>
@@ -224,4 +225,33 @@ wh_limit_release(wh_conn_slot_t *slot)
     if (--wh_clients < (unsigned) cycle->worker_connections && full) {
         not_full();
     }
+}
+
+static void
+held_release(void *data)
+{
+    wh_limit_release(data);
+    free(data);
+}
+
+/* The socket stream is below the limits and keeps only a callback, so the
+ * slot moves to memory of its own. */
+void
+wh_sock_stream_hold(wh_stream_t *s, wh_conn_slot_t *slot)
+{
+    wh_conn_slot_t *held;
+
+    if (slot->ls == NULL) {
+        return;
+    }
+    held = malloc(sizeof(*held));
+    if (held == NULL) {
+        /* no memory to remember it by: the client goes uncounted rather
+         * than counted for ever */
+        wh_limit_release(slot);
+        return;
+    }
+    *held = *slot;
+    slot->ls = NULL;
+    wh_sock_stream_on_destroy(s, held_release, held);
 }

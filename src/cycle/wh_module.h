@@ -18,8 +18,8 @@
 #include "wh_conf.h"
 #include "wh_directive.h"
 
-struct ev_loop;
 typedef struct wh_listener_s wh_listener_t;
+typedef struct wh_worker_ctx_s wh_worker_ctx_t;
 typedef struct wh_handshake_s wh_handshake_t;
 typedef struct wh_udp_packet_s wh_udp_packet_t;
 
@@ -50,8 +50,9 @@ typedef struct wh_module_s {
      * socket on ls->addr. */
     int (*bind)(wh_listener_t *ls);
 
-    /* In a worker, after the privilege drop: start accepting on ls->fd. */
-    int (*start)(wh_listener_t *ls, struct ev_loop *loop);
+    /* In a worker, after the privilege drop: start accepting on ls->fd,
+     * in ctx->loop (wh_worker_ctx.h). */
+    int (*start)(wh_listener_t *ls, wh_worker_ctx_t *ctx);
 
     /* In a worker that is draining: stop accepting and close ls->fd; the
      * streams already accepted go on until they end. */

@@ -27,6 +27,8 @@
 #include <unistd.h>
 
 static wh_cycle_t *cycle;
+/* ours, not the forking master's stack: the modules keep a pointer */
+static wh_worker_ctx_t worker;
 static ev_signal sig_quit, sig_term, sig_int, sig_usr1;
 static ev_timer shutdown_timer;
 static ev_timer drained_timer;
@@ -110,7 +112,7 @@ quit_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     int i;
 
-    if (getppid() != wh_worker_master) {
+    if (getppid() != worker.master) {
         wh_log(WH_LOG_WARN, "the master process has gone: closing the listening sockets");
         release_ports();
     }
@@ -172,13 +174,14 @@ set_nofile(wh_cycle_t *c)
 }
 
 void
-wh_worker_run(wh_cycle_t *c, int slot)
+wh_worker_run(wh_cycle_t *c, int slot, const wh_worker_ctx_t *ctx)
 {
     struct ev_loop *loop;
     sigset_t set;
     int i;
 
     cycle = c;
+    worker = *ctx;
     prctl(PR_SET_NAME, "wharf: worker");
     for (i = 1; i < NSIG; i++) {
         if (i != SIGKILL && i != SIGSTOP && i != SIGPIPE) signal(i, SIG_DFL);
@@ -187,7 +190,7 @@ wh_worker_run(wh_cycle_t *c, int slot)
     drop_privileges(c);
     /* after the drop: changing credentials clears it */
     prctl(PR_SET_PDEATHSIG, SIGQUIT);   /* a killed master: free the ports, drain */
-    if (getppid() != wh_worker_master) {
+    if (getppid() != worker.master) {
         exit(0);                        /* it died before we could ask */
     }
 
@@ -197,6 +200,7 @@ wh_worker_run(wh_cycle_t *c, int slot)
         exit(2);
     }
     wh_event_init(loop);
+    worker.loop = loop;
 
     ev_signal_init(&sig_quit, quit_cb, SIGQUIT);
     ev_signal_init(&sig_term, term_cb, SIGTERM);
@@ -217,7 +221,7 @@ wh_worker_run(wh_cycle_t *c, int slot)
     for (i = 0; i < c->nlisteners; i++) {
         wh_listener_t *ls = &c->listeners[i];
 
-        if (ls->module->start(ls, loop) != WH_OK) {
+        if (ls->module->start(ls, &worker) != WH_OK) {
             wh_log(WH_LOG_EMERG, "listener \"%s\" could not start", ls->tag);
             exit(2);
         }

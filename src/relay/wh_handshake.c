@@ -384,7 +384,7 @@ resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 int
-wh_accept_start(wh_listener_t *ls, struct ev_loop *loop)
+wh_accept_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
 {
     wh_acceptor_t *a = wh_xalloc(sizeof(*a));
 
@@ -394,7 +394,7 @@ wh_accept_start(wh_listener_t *ls, struct ev_loop *loop)
     ev_timer_init(&a->resume, resume_cb, 0.5, 0);
     a->resume.data = a;
     if (!wh_limit_full()) {
-        ev_io_start(loop, &a->io);
+        ev_io_start(ctx->loop, &a->io);
     }
     a->next = acceptors;
     acceptors = a;

@@ -50,11 +50,6 @@ static wh_worker_t workers[WH_MAX_WORKERS];
 static int generation;
 static uint32_t last_serial;
 
-int wh_worker_index;
-int wh_worker_count = 1;
-uint32_t wh_worker_serial;
-int wh_worker_mailbox = -1;
-pid_t wh_worker_master;
 static int respawn_pending;
 static int respawn_failures;
 static double respawn_at;
@@ -114,8 +109,9 @@ signal_workers(int signo, int only_old)
     }
 }
 
-int
-wh_master_mailbox(uint32_t serial)
+/* A worker's wh_worker_ctx_t.mailbox_of. */
+static int
+mailbox_of(uint32_t serial)
 {
     int i;
 
@@ -174,6 +170,7 @@ static int
 spawn_worker(void)
 {
     int i, slot, index, sv[2];
+    wh_worker_ctx_t ctx;
     pid_t pid;
 
     for (i = 0; i < WH_MAX_WORKERS && workers[i].pid > 0; i++) { /* void */ }
@@ -185,7 +182,9 @@ spawn_worker(void)
     index = free_index();
     make_mailbox(sv);
     last_serial++;
-    wh_worker_master = getpid();
+    ctx = (wh_worker_ctx_t) { .index = index, .count = cycle->worker_processes,
+                              .serial = last_serial, .mailbox = sv[1], .master = getpid(),
+                              .mailbox_of = mailbox_of };
     pid = fork();
     if (pid == -1) {
         wh_log(WH_LOG_ERROR, "fork() failed (%s)", strerror(errno));
@@ -196,11 +195,7 @@ spawn_worker(void)
     }
     if (pid == 0) {
         if (sv[0] != -1) close(sv[0]);
-        wh_worker_index = index;
-        wh_worker_count = cycle->worker_processes;
-        wh_worker_serial = last_serial;
-        wh_worker_mailbox = sv[1];
-        wh_worker_run(cycle, slot);
+        wh_worker_run(cycle, slot, &ctx);
     }
     if (sv[1] != -1) close(sv[1]);
     workers[i] = (wh_worker_t) { .pid = pid, .slot = slot, .generation = generation,

@@ -510,7 +510,7 @@ upstream_writable(wh_stream_t *s)
         run(r, UP);
     } else if (s->err != NULL) {
         wh_log(WH_LOG_ERROR, "connect() to upstream %s failed (%s), client: %s, listener: %s",
-               r->live.ls->upstream.text, strerror(errno), peer_text(r), r->live.ls->tag);
+               r->live.ls->upstream.text, s->err, peer_text(r), r->live.ls->tag);
         relay_close(r, WH_CLOSE_UPSTREAM);
     } else {
         connected(r);

@@ -50,6 +50,11 @@ int wh_limit_readdress(wh_conn_slot_t *slot, const struct sockaddr *peer);
 /* Gives the place back; a slot holding nothing is fine. */
 void wh_limit_release(wh_conn_slot_t *slot);
 
+/* An accepted client's socket stream (wh_sock_stream.h) holds the place
+ * from now on and gives it back when it is destroyed (*slot is moved, and
+ * then holds nothing). */
+void wh_sock_stream_hold(wh_stream_t *s, wh_conn_slot_t *slot);
+
 /* The worker is at worker_connections. */
 int wh_limit_full(void);
 
