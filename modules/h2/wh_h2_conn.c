@@ -124,6 +124,17 @@ out_put(uint8_t *p)
 }
 
 static void conn_close(wh_h2_conn_t *c);
+
+/* What a connection's log lines are about. */
+static const wh_log_ctx_t *
+conn_ctx(wh_h2_conn_t *c, wh_log_ctx_t *ctx)
+{
+    ctx->listener = c->ls->tag;
+    ctx->client = (struct sockaddr *) &c->peer;
+    ctx->clientlen = c->peerlen;
+    ctx->upstream = NULL;
+    return ctx;
+}
 static void conn_goaway(wh_h2_conn_t *c);
 
 /* --- the stream side, as the relay sees it ------------------------------ */
@@ -380,8 +391,10 @@ start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
     {
         nghttp2_nv nf[3] = { NV(":status", "404", 3), NV("content-length", "0", 1),
                              NV("date", date, dl) };
-        wh_log(WH_LOG_INFO, "h2 request refused (404): host \"%s\", path \"%s\", listener: %s",
-               st->authority ? st->authority : "", st->path ? st->path : "", c->ls->tag);
+        wh_log_ctx_t ctx;
+
+        wh_log_ctx(WH_LOG_INFO, conn_ctx(c, &ctx),
+                   "h2 request refused (404): host \"%s\", path \"%s\"", st->authority ? st->authority : "", st->path ? st->path : "");
         /* a refused request is a stream refused for its bad input */
         wh_live_refused(c->ls, WH_CLOSE_BAD_INPUT);
         conn_requested(c);
@@ -579,8 +592,10 @@ io_readable(wh_stream_t *io)
         }
         rc = nghttp2_session_mem_recv(c->session, read_buf, n);
         if (rc < 0) {
-            wh_log(WH_LOG_INFO, "h2 connection closed: %s, listener: %s", nghttp2_strerror(rc),
-                   c->ls->tag);
+            wh_log_ctx_t ctx;
+
+            wh_log_ctx(WH_LOG_INFO, conn_ctx(c, &ctx), "h2 connection closed: %s",
+                       nghttp2_strerror(rc));
             conn_flush(c);      /* the GOAWAY nghttp2 queued, best effort */
             conn_close(c);
             return;
@@ -668,11 +683,10 @@ static void
 deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     wh_h2_conn_t *c = w->data;
-    char text[64];
+    wh_log_ctx_t ctx;
 
-    wh_addr_format((struct sockaddr *) &c->peer, c->peerlen, text, sizeof(text));
-    wh_log(WH_LOG_INFO, "h2 %s timed out, client: %s, listener: %s",
-           c->requested ? "connection without streams" : "first request", text, c->ls->tag);
+    wh_log_ctx(WH_LOG_INFO, conn_ctx(c, &ctx), "h2 %s timed out",
+               c->requested ? "connection without streams" : "first request");
     /* counted as a stream would be: it held the client's connection */
     wh_live_refused(c->ls, WH_CLOSE_TIMEOUT);
     nghttp2_session_terminate_session(c->session, NGHTTP2_NO_ERROR);

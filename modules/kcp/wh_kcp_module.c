@@ -316,6 +316,17 @@ conn_free(wh_kcp_conn_t *c)
 }
 
 static void conn_destroy(wh_stream_t *s);
+
+/* What a session's log lines are about. */
+static const wh_log_ctx_t *
+conn_ctx(wh_kcp_conn_t *c, wh_log_ctx_t *ctx)
+{
+    ctx->listener = c->kl->ls->tag;
+    ctx->client = (struct sockaddr *) &c->peer.sa;
+    ctx->clientlen = c->peer.len;
+    ctx->upstream = NULL;
+    return ctx;
+}
 static void conn_first_data(wh_kcp_conn_t *c);
 
 static uint64_t
@@ -335,12 +346,10 @@ conn_first_due(wh_kcp_conn_t *c)
 static void
 conn_expire(wh_kcp_conn_t *c)
 {
-    wh_listener_t *ls = c->kl->ls;
-    char text[64];
+    wh_log_ctx_t ctx;
 
     c->waiting = 0;
-    wh_addr_format((struct sockaddr *) &c->peer.sa, c->peer.len, text, sizeof(text));
-    wh_log(WH_LOG_INFO, "mKCP first data timed out, client: %s, listener: %s", text, ls->tag);
+    wh_log_ctx(WH_LOG_INFO, conn_ctx(c, &ctx), "mKCP first data timed out");
     conn_destroy(&c->ps.s);
     wh_live_close(&c->live, WH_CLOSE_TIMEOUT);
 }
@@ -353,11 +362,9 @@ conn_expire(wh_kcp_conn_t *c)
 static void
 conn_never_acked(wh_kcp_conn_t *c, uint64_t now)
 {
-    wh_listener_t *ls = c->kl->ls;
-    char text[64];
+    wh_log_ctx_t ctx;
 
-    wh_addr_format((struct sockaddr *) &c->peer.sa, c->peer.len, text, sizeof(text));
-    wh_log(WH_LOG_INFO, "mKCP client never acknowledged, client: %s, listener: %s", text, ls->tag);
+    wh_log_ctx(WH_LOG_INFO, conn_ctx(c, &ctx), "mKCP client never acknowledged");
     wh_kcp_set_state(&c->k, WH_KCP_TERMINATED, conn_now(c, now));
     c->timed_out = 1;
 }

@@ -34,6 +34,17 @@ static size_t batch_off, batch_seg;
 static int batch_n;
 
 static void conn_free(wh_quic_conn_t *c);
+
+/* What a connection's log lines are about. */
+static const wh_log_ctx_t *
+conn_ctx(wh_quic_conn_t *c, wh_log_ctx_t *ctx)
+{
+    ctx->listener = c->ls->tag;
+    ctx->client = (struct sockaddr *) &c->peer.sa;
+    ctx->clientlen = c->peer.len;
+    ctx->upstream = NULL;
+    return ctx;
+}
 static void conn_write(wh_quic_conn_t *c);
 
 uint64_t
@@ -247,8 +258,10 @@ conn_write(wh_quic_conn_t *c)
                 continue;
             default:
                 batch_flush(c);
-                wh_log(WH_LOG_INFO, "quic connection closed: %s, listener: %s",
-                       ngtcp2_strerror((int) n), c->ls->tag);
+                wh_log_ctx_t ctx;
+
+                wh_log_ctx(WH_LOG_INFO, conn_ctx(c, &ctx), "quic connection closed: %s",
+                           ngtcp2_strerror((int) n));
                 conn_close(c, (int) n);
                 return;
             }
@@ -310,11 +323,9 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     {
         /* V2Ray's 8 s (quic-go's HandshakeTimeout), from the first packet:
          * packets trickling in do not move it */
-        char text[64];
+        wh_log_ctx_t ctx;
 
-        wh_addr_format((struct sockaddr *) &c->peer.sa, c->peer.len, text, sizeof(text));
-        wh_log(WH_LOG_INFO, "quic handshake timed out, client: %s, listener: %s", text,
-               c->ls->tag);
+        wh_log_ctx(WH_LOG_INFO, conn_ctx(c, &ctx), "quic handshake timed out");
         wh_live_refused(c->ls, WH_CLOSE_TIMEOUT);
         conn_free(c);               /* no CONNECTION_CLOSE, as for the idle timeout */
         return;
@@ -511,8 +522,10 @@ wh_quic_conn_read(wh_quic_conn_t *c, const uint8_t *pkt, size_t len)
             return WH_ERROR;
         }
         if (c->handshake_done) {
-            wh_log(WH_LOG_INFO, "quic connection closed: %s, listener: %s", ngtcp2_strerror(rv),
-                   c->ls->tag);
+            wh_log_ctx_t ctx;
+
+            wh_log_ctx(WH_LOG_INFO, conn_ctx(c, &ctx), "quic connection closed: %s",
+                       ngtcp2_strerror(rv));
         }
         conn_close(c, rv);
         return WH_ERROR;

@@ -90,8 +90,9 @@ quiet_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_start(loop, w);
         return;
     }
-    wh_log(WH_LOG_INFO, "quic retry off: %llu Retry packets sent, %u handshakes in progress, "
-           "listener: %s", (unsigned long long) rt->retry_episode, rt->handshaking, rt->ls->tag);
+    wh_log_listener(WH_LOG_INFO, rt->ls->tag,
+                    "quic retry off: %llu Retry packets sent, %u handshakes in progress",
+                    (unsigned long long) rt->retry_episode, rt->handshaking);
     rt->retry_episode = 0;
     rt->retrying = 0;
 }
@@ -129,8 +130,9 @@ wh_quic_retry_send(wh_quic_rt_t *rt, wh_quic_outer_t *outer, const wh_udp_packet
     /* "always" (0) is the configuration, not an episode worth a line */
     if (rt->retrying || conf->retry == 0) return;
     rt->retrying = 1;
-    wh_log(WH_LOG_INFO, "quic retry on: %u handshakes in progress (retry = %ld), listener: %s",
-           rt->handshaking, conf->retry, rt->ls->tag);
+    wh_log_listener(WH_LOG_INFO, rt->ls->tag,
+                    "quic retry on: %u handshakes in progress (retry = %ld)", rt->handshaking,
+                    conf->retry);
     ev_timer_init(&rt->retry_quiet, quiet_cb, WH_QUIC_RETRY_QUIET, 0.);
     rt->retry_quiet.data = rt;
     ev_timer_start(wh_loop, &rt->retry_quiet);

@@ -114,8 +114,8 @@ wh_quic_tls_new(wh_listener_t *ls)
         if (t->creds == NULL || gnutls_certificate_allocate_credentials(&t->creds[0]) < 0
             || self_signed(t->creds[0]) != 0)
         {
-            wh_log(WH_LOG_ERROR, "quic: cannot make the self-signed certificate, listener: %s",
-                   ls->tag);
+            wh_log_listener(WH_LOG_ERROR, ls->tag,
+                            "quic: cannot make the self-signed certificate");
             goto failed;
         }
         t->first = 0;
@@ -148,15 +148,15 @@ wh_quic_tls_new(wh_listener_t *ls)
         free(cert);
         free(key);
         if (rc < 0) {
-            wh_log(WH_LOG_ERROR, "quic: GnuTLS refuses certificate %d (%s), listener: %s", k + 1,
-                   gnutls_strerror(rc), ls->tag);
+            wh_log_listener(WH_LOG_ERROR, ls->tag, "quic: GnuTLS refuses certificate %d (%s)",
+                            k + 1, gnutls_strerror(rc));
             goto failed;
         }
         if (t->first == -1) t->first = k;
     }
     if (t->first == -1) {
-        wh_log(WH_LOG_ERROR, "quic: no certificate with a key for QUIC (\"issue\" CAs do not "
-               "mint here), listener: %s", ls->tag);
+        wh_log_listener(WH_LOG_ERROR, ls->tag,
+                        "quic: no certificate with a key for QUIC (\"issue\" CAs do not mint here)");
         goto failed;
     }
     wire = wh_tls_alpn_list(ls->tls, &wl);

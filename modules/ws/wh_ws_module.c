@@ -209,8 +209,6 @@ forwarded_for(wh_handshake_t *hs, const wh_http_request_t *req)
     if (h != NULL && wh_http_forwarded_for(h->value, h->value_len, &a) == WH_OK) {
         memcpy(&hs->peer, &a.sa, a.len);
         hs->peerlen = a.len;
-        wh_addr_format((struct sockaddr *) &hs->peer, hs->peerlen, hs->peer_text,
-                       sizeof(hs->peer_text));
     }
 }
 

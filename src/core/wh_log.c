@@ -7,6 +7,7 @@
  * off.
  */
 #include "wh_log.h"
+#include "wh_addr.h"
 
 #include <fcntl.h>
 #include <stdarg.h>
@@ -136,4 +137,24 @@ wh_log(int level, const char *fmt, ...)
         /* while the master starts, the operator at the terminal sees it too */
         (void) !write(2, line, n);
     }
+}
+
+void
+wh_log_ctx(int level, const wh_log_ctx_t *ctx, const char *fmt, ...)
+{
+    char msg[1536], client[64];
+    va_list ap;
+
+    if (level > wh_log_level) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (ctx->client != NULL) {
+        wh_addr_format(ctx->client, ctx->clientlen, client, sizeof(client));
+    }
+    wh_log(level, "%s%s%s, listener: %s%s%s", msg, ctx->client ? ", client: " : "",
+           ctx->client ? client : "", ctx->listener, ctx->upstream ? ", upstream: " : "",
+           ctx->upstream ? ctx->upstream : "");
 }

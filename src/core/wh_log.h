@@ -7,6 +7,8 @@
 
 #include "wh_core.h"
 
+#include <sys/socket.h>
+
 enum {
     WH_LOG_EMERG = 0,   /* the configuration or the process cannot go on */
     WH_LOG_ERROR,
@@ -32,6 +34,24 @@ int wh_log_reopen(uid_t uid, gid_t gid);
 void wh_log_redirect_stderr(void);
 
 void wh_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* What a line is about, added after the message once for every line of a
+ * stream, handshake or connection (nginx's log->handler): ", client: A,
+ * listener: T, upstream: U", each part only when set. The client address
+ * is formatted only when the line is written. */
+typedef struct {
+    const char *listener;               /* its tag */
+    const struct sockaddr *client;      /* NULL: not named */
+    socklen_t clientlen;
+    const char *upstream;               /* NULL: not named */
+} wh_log_ctx_t;
+
+void wh_log_ctx(int level, const wh_log_ctx_t *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A line about a listener as a whole. */
+#define wh_log_listener(level, tag, ...) \
+    wh_log_ctx(level, &(wh_log_ctx_t) { .listener = (tag) }, __VA_ARGS__)
 
 #define wh_log_debug(...) \
     do { if (wh_log_level >= WH_LOG_DEBUG) wh_log(WH_LOG_DEBUG, __VA_ARGS__); } while (0)

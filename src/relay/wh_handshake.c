@@ -75,17 +75,27 @@ static void
 fail(wh_handshake_t *hs, int cause, const char *why)
 {
     static const char *const stages[] = { "PROXY header", "TLS handshake", "handshake" };
-    wh_listener_t *ls = hs->ls;
     wh_stream_t *top = hs->top;
+    wh_log_ctx_t ctx;
     wh_live_t live;
 
     wh_live_move(&live, &hs->live);
-    wh_log(WH_LOG_INFO, "%s failed: %s, client: %s, listener: %s", stages[hs->stage], why,
-           hs->peer_text, ls->tag);
+    wh_log_ctx(WH_LOG_INFO, wh_handshake_log_ctx(hs, &ctx), "%s failed: %s", stages[hs->stage],
+               why);
     /* an expired module stage may still answer on top before it closes */
     finish(hs, cause == WH_CLOSE_TIMEOUT);
     wh_stream_close(top);
     wh_live_close(&live, cause);
+}
+
+const wh_log_ctx_t *
+wh_handshake_log_ctx(const wh_handshake_t *hs, wh_log_ctx_t *ctx)
+{
+    ctx->listener = hs->ls->tag;
+    ctx->client = (const struct sockaddr *) &hs->peer;
+    ctx->clientlen = hs->peerlen;
+    ctx->upstream = NULL;
+    return ctx;
 }
 
 /* How many of the peeked bytes belong to the PROXY header (never more). */
@@ -150,8 +160,6 @@ read_proxy(wh_handshake_t *hs)
         hs->peer = h.src;
         hs->peerlen = h.src.ss_family == AF_INET ? sizeof(struct sockaddr_in)
                                                  : sizeof(struct sockaddr_in6);
-        wh_addr_format((struct sockaddr *) &hs->peer, hs->peerlen, hs->peer_text,
-                       sizeof(hs->peer_text));
         /* the proxy's client is the one a per-address cap is about */
         if (wh_limit_readdress(&hs->slot, (struct sockaddr *) &hs->peer) != WH_OK) {
             fail(hs, WH_CLOSE_LIMIT, "over maxConnectionsPerAddress");
@@ -284,8 +292,8 @@ wh_handshake_start(wh_live_t *live, wh_stream_t *s, const struct sockaddr *peer,
     }
     if (ls->proxy_protocol && wh_stream_splice_fd(s) == -1) {
         /* only transports that accept sockets take PROXY (their conf) */
-        wh_log(WH_LOG_ERROR, "PROXY header expected on a %s stream, which has no socket, "
-               "listener: %s", s->ops->name, ls->tag);
+        wh_log_listener(WH_LOG_ERROR, ls->tag,
+                        "PROXY header expected on a %s stream, which has no socket", s->ops->name);
         refuse(live, s, slot, WH_CLOSE_ERROR);
         return;
     }
@@ -305,7 +313,6 @@ wh_handshake_start(wh_live_t *live, wh_stream_t *s, const struct sockaddr *peer,
     hs->accepted = time(NULL);
     memcpy(&hs->peer, peer, peerlen);
     hs->peerlen = peerlen;
-    wh_addr_format(peer, peerlen, hs->peer_text, sizeof(hs->peer_text));
     ev_timer_init(&hs->timer, timed_out,
                   ls->module->handshake_timeout > 0 ? ls->module->handshake_timeout
                                                     : ls->cycle->policy.handshake, 0);
@@ -344,8 +351,8 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         fd = accept4(ls->fd, (struct sockaddr *) &peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1) {
             if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
-            wh_log(WH_LOG_ERROR, "accept() on %s failed (%s), listener: %s", ls->addr_text,
-                   strerror(errno), ls->tag);
+            wh_log_listener(WH_LOG_ERROR, ls->tag, "accept() on %s failed (%s)", ls->addr_text,
+                            strerror(errno));
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* let streams finish and free descriptors, then try again */
                 ev_io_stop(loop, &a->io);

@@ -16,6 +16,7 @@
 #include "wh_event.h"
 #include "wh_limit.h"
 #include "wh_live.h"
+#include "wh_log.h"
 #include "wh_stream.h"
 #include "wh_worker_ctx.h"
 
@@ -29,7 +30,6 @@ struct wh_handshake_s {
     struct sockaddr_storage peer;
     socklen_t peerlen;
     time_t accepted;            /* wall clock at accept */
-    char peer_text[64];
     int module_step;            /* the module's own progress, 0 at first */
     void *module_data;          /* the module's, freed by its handshake_end */
     wh_live_t live;             /* the connection's: a module that takes the
@@ -51,6 +51,9 @@ struct wh_handshake_s {
  * s itself (wh_stream_splice_fd). */
 void wh_handshake_start(wh_live_t *live, wh_stream_t *s, const struct sockaddr *peer,
                         socklen_t peerlen, wh_conn_slot_t *slot);
+
+/* What a handshake's log lines are about: its listener and client. */
+const wh_log_ctx_t *wh_handshake_log_ctx(const wh_handshake_t *hs, wh_log_ctx_t *ctx);
 
 /* Starts the handshake timer over (a keep-alive request after a refused one). */
 void wh_handshake_restart_timer(wh_handshake_t *hs);

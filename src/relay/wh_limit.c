@@ -81,13 +81,15 @@ cells_add(const wh_conn_slot_t *slot, int n)
 static void
 refused(const wh_listener_t *ls, const struct sockaddr *peer, const char *what, long cap)
 {
-    char text[64];
+    wh_log_ctx_t ctx = {
+        .listener = ls->tag,
+        .client = peer,
+        .clientlen = peer->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+                     : peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                     : sizeof(struct sockaddr_un),
+    };
 
-    wh_addr_format(peer, peer->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-                         : peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                         : sizeof(struct sockaddr_un), text, sizeof(text));
-    wh_log(WH_LOG_INFO, "limiting connections by %s (%ld), client: %s, listener: %s", what, cap,
-           text, ls->tag);
+    wh_log_ctx(WH_LOG_INFO, &ctx, "limiting connections by %s (%ld)", what, cap);
 }
 
 /* WH_OK, or WH_DECLINED with nothing counted in the sketch. */

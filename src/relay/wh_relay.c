@@ -88,14 +88,16 @@ struct wh_relay_s {
     socklen_t peerlen;
 };
 
-/* The client address as text, for one log line. */
-static const char *
-peer_text(wh_relay_t *r)
+/* What the relay's log lines are about; the upstream only where the
+ * message does not name it. */
+static const wh_log_ctx_t *
+relay_ctx(wh_relay_t *r, wh_log_ctx_t *ctx, int upstream)
 {
-    static char text[64];
-
-    wh_addr_format(&r->peer.sa, r->peerlen, text, sizeof(text));
-    return text;
+    ctx->listener = r->live.ls->tag;
+    ctx->client = &r->peer.sa;
+    ctx->clientlen = r->peerlen;
+    ctx->upstream = upstream ? r->live.ls->upstream.text : NULL;
+    return ctx;
 }
 
 static uint8_t scratch[WH_RELAY_CHUNK];
@@ -146,15 +148,13 @@ pipe_put(wh_relay_dir_t *d)
 static void
 relay_close(wh_relay_t *r, int cause)
 {
-    wh_listener_t *ls = r->live.ls;
+    wh_log_ctx_t ctx;
     int i;
 
-    if (wh_log_level >= WH_LOG_INFO) {
-        wh_log(WH_LOG_INFO, "stream closed (%s) after %.3fs, %llu bytes up, %llu down, "
-               "client: %s, listener: %s, upstream: %s", wh_close_cause_names[cause],
-               ev_now(wh_loop) - r->started, (unsigned long long) r->bytes[UP],
-               (unsigned long long) r->bytes[DOWN], peer_text(r), ls->tag, ls->upstream.text);
-    }
+    wh_log_ctx(WH_LOG_INFO, relay_ctx(r, &ctx, 1),
+               "stream closed (%s) after %.3fs, %llu bytes up, %llu down",
+               wh_close_cause_names[cause], ev_now(wh_loop) - r->started,
+               (unsigned long long) r->bytes[UP], (unsigned long long) r->bytes[DOWN]);
     for (i = 0; i < 2; i++) {
         free(r->dir[i].stash);
         pipe_put(&r->dir[i]);
@@ -262,6 +262,7 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     wh_relay_t *r = w->data;
     ev_tstamp left = r->last_active + r->timeout - ev_now(loop);
+    wh_log_ctx_t ctx;
 
     if (r->linger != NULL) {
         linger(r);
@@ -274,8 +275,8 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     if (r->connecting) {
-        wh_log(WH_LOG_ERROR, "upstream %s timed out connecting, client: %s, listener: %s",
-               r->live.ls->upstream.text, peer_text(r), r->live.ls->tag);
+        wh_log_ctx(WH_LOG_ERROR, relay_ctx(r, &ctx, 0), "upstream %s timed out connecting",
+                   r->live.ls->upstream.text);
         relay_close(r, WH_CLOSE_UPSTREAM);
     } else if (r->dir[UP].eof || r->dir[DOWN].eof) {
         relay_close(r, WH_CLOSE_DONE);     /* one side finished, the other idled out */
@@ -290,8 +291,10 @@ static int
 side_error(wh_relay_t *r, wh_stream_t *s)
 {
     if (s == r->upstream) {
-        wh_log(WH_LOG_ERROR, "upstream %s: %s, client: %s, listener: %s",
-               r->live.ls->upstream.text, s->err ? s->err : strerror(errno), peer_text(r), r->live.ls->tag);
+        wh_log_ctx_t ctx;
+
+        wh_log_ctx(WH_LOG_ERROR, relay_ctx(r, &ctx, 0), "upstream %s: %s",
+                   r->live.ls->upstream.text, s->err ? s->err : strerror(errno));
         return WH_CLOSE_UPSTREAM;
     }
     return s->err == wh_err_bad_input ? WH_CLOSE_BAD_INPUT
@@ -405,7 +408,9 @@ pump_copy(wh_relay_t *r, int d, wh_stream_t *src, wh_stream_t *dst)
     if (w < n) {
         dir->stash = malloc(n - w);
         if (dir->stash == NULL) {
-            wh_log(WH_LOG_ERROR, "out of memory for a relay buffer, client: %s", peer_text(r));
+            wh_log_ctx_t ctx;
+
+            wh_log_ctx(WH_LOG_ERROR, relay_ctx(r, &ctx, 0), "out of memory for a relay buffer");
             return WH_CLOSE_ERROR;
         }
         memcpy(dir->stash, scratch + w, n - w);
@@ -509,8 +514,10 @@ upstream_writable(wh_stream_t *s)
     if (!r->connecting) {
         run(r, UP);
     } else if (s->err != NULL) {
-        wh_log(WH_LOG_ERROR, "connect() to upstream %s failed (%s), client: %s, listener: %s",
-               r->live.ls->upstream.text, s->err, peer_text(r), r->live.ls->tag);
+        wh_log_ctx_t ctx;
+
+        wh_log_ctx(WH_LOG_ERROR, relay_ctx(r, &ctx, 0), "connect() to upstream %s failed (%s)",
+                   r->live.ls->upstream.text, s->err);
         relay_close(r, WH_CLOSE_UPSTREAM);
     } else {
         connected(r);
@@ -539,7 +546,9 @@ wh_relay_start(wh_live_t *live, wh_stream_t *client, const struct sockaddr *peer
 
     r = calloc(1, sizeof(*r));
     if (r == NULL) {
-        wh_log(WH_LOG_ERROR, "out of memory for a relay, listener: %s", ls->tag);
+        wh_log_ctx(WH_LOG_ERROR, &(wh_log_ctx_t) { .listener = ls->tag, .client = peer,
+                                                    .clientlen = peerlen },
+                   "out of memory for a relay");
         wh_stream_close(client);
         wh_live_close(live, WH_CLOSE_ERROR);
         return;
@@ -549,8 +558,9 @@ wh_relay_start(wh_live_t *live, wh_stream_t *client, const struct sockaddr *peer
 
     r->upstream = wh_upstream_connect(&ls->upstream, &err);
     if (r->upstream == NULL) {
-        wh_log(WH_LOG_ERROR, "connect() to upstream %s failed (%s), client: %s, listener: %s",
-               ls->upstream.text, err, peer_text(r), ls->tag);
+        wh_log_ctx(WH_LOG_ERROR, &(wh_log_ctx_t) { .listener = ls->tag, .client = peer,
+                                                    .clientlen = peerlen },
+                   "connect() to upstream %s failed (%s)", ls->upstream.text, err);
         free(r);
         wh_stream_close(client);
         wh_live_close(live, WH_CLOSE_UPSTREAM);
@@ -580,7 +590,11 @@ wh_relay_start(wh_live_t *live, wh_stream_t *client, const struct sockaddr *peer
     r->timer.data = r;
     set_timeout(r, ls->cycle->policy.handshake);
 
-    wh_log_debug("stream accepted, client: %s, listener: %s", peer_text(r), ls->tag);
+    if (wh_log_level >= WH_LOG_DEBUG) {
+        wh_log_ctx_t ctx;
+
+        wh_log_ctx(WH_LOG_DEBUG, relay_ctx(r, &ctx, 0), "stream accepted");
+    }
     wh_stream_wait(r->upstream, WH_EV_WRITE);
 }
 

@@ -240,7 +240,6 @@ wh_fuzz_handshake(wh_listener_t *ls, wh_fuzz_stream_t *fs)
     sin->sin_port = htons(40000);
     sin->sin_addr.s_addr = htonl(0x7f000001);
     hs->peerlen = sizeof(*sin);
-    strcpy(hs->peer_text, "127.0.0.1:40000");
     ev_timer_init(&hs->timer, wh_fuzz_timer, 4.0, 0);
     ev_timer_start(wh_loop, &hs->timer);
     return hs;

@@ -36,7 +36,7 @@ greeting(wh_handshake_t *hs, int *cause)
     ssize_t n;
 
     stage_calls++;
-    snprintf(stage_peer, sizeof(stage_peer), "%s", hs->peer_text);
+    wh_addr_format((struct sockaddr *) &hs->peer, hs->peerlen, stage_peer, sizeof(stage_peer));
     if (stage_stalls) return WH_AGAIN;
     while (hs->module_step < (int) strlen(GREETING)) {
         n = wh_stream_read(hs->top, &b, 1);
