@@ -574,7 +574,7 @@ conn_flush(wh_h2_conn_t *c)
 static void
 flush_posted(wh_posted_t *ev)
 {
-    conn_flush((wh_h2_conn_t *) ((char *) ev - offsetof(wh_h2_conn_t, flush)));
+    conn_flush(wh_container_of(ev, wh_h2_conn_t, flush));
 }
 
 static void

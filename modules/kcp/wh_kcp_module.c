@@ -372,7 +372,7 @@ conn_never_acked(wh_kcp_conn_t *c, uint64_t now)
 static void
 conn_fire(wh_kcp_sched_t *s, wh_kcp_timer_t *t, uint64_t now)
 {
-    wh_kcp_conn_t *c = (wh_kcp_conn_t *) ((char *) t - offsetof(wh_kcp_conn_t, timer));
+    wh_kcp_conn_t *c = wh_container_of(t, wh_kcp_conn_t, timer);
     uint64_t next;
 
     (void) s;

@@ -282,7 +282,7 @@ conn_write(wh_quic_conn_t *c)
 static void
 write_posted(wh_posted_t *ev)
 {
-    conn_write((wh_quic_conn_t *) ((char *) ev - offsetof(wh_quic_conn_t, write_ev)));
+    conn_write(wh_container_of(ev, wh_quic_conn_t, write_ev));
 }
 
 void

@@ -527,7 +527,7 @@ upstream_writable(wh_stream_t *s)
 static void
 posted_cb(wh_posted_t *ev)
 {
-    wh_relay_t *r = (wh_relay_t *) ((char *) ev - offsetof(wh_relay_t, posted));
+    wh_relay_t *r = wh_container_of(ev, wh_relay_t, posted);
     int dirs = r->posted_dirs, rc = KEEP_GOING;
 
     r->posted_dirs = 0;

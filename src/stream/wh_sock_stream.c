@@ -78,7 +78,7 @@ io_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void
 sock_wait(wh_stream_t *s, int events)
 {
-    wh_sock_stream_t *ss = (wh_sock_stream_t *) s;
+    wh_sock_stream_t *ss = wh_stream_impl(s, wh_sock_stream_t);
 
     ss->want |= events;
     sync_watcher(ss);
@@ -87,7 +87,7 @@ sock_wait(wh_stream_t *s, int events)
 static ssize_t
 sock_read(wh_stream_t *s, void *buf, size_t size)
 {
-    wh_sock_stream_t *ss = (wh_sock_stream_t *) s;
+    wh_sock_stream_t *ss = wh_stream_impl(s, wh_sock_stream_t);
     ssize_t n;
 
     if (s->err) return WH_ERROR;
@@ -110,7 +110,7 @@ sock_read(wh_stream_t *s, void *buf, size_t size)
 static ssize_t
 sock_write(wh_stream_t *s, const void *buf, size_t size)
 {
-    wh_sock_stream_t *ss = (wh_sock_stream_t *) s;
+    wh_sock_stream_t *ss = wh_stream_impl(s, wh_sock_stream_t);
     ssize_t n;
 
     if (s->err) return WH_ERROR;
@@ -136,7 +136,7 @@ sock_write(wh_stream_t *s, const void *buf, size_t size)
 static int
 sock_shutdown_write(wh_stream_t *s)
 {
-    wh_sock_stream_t *ss = (wh_sock_stream_t *) s;
+    wh_sock_stream_t *ss = wh_stream_impl(s, wh_sock_stream_t);
 
     if (shutdown(ss->fd, SHUT_WR) == -1 && errno != ENOTCONN) {
         s->err = wh_err_io;
@@ -148,7 +148,7 @@ sock_shutdown_write(wh_stream_t *s)
 static int
 sock_splice_fd(wh_stream_t *s)
 {
-    wh_sock_stream_t *ss = (wh_sock_stream_t *) s;
+    wh_sock_stream_t *ss = wh_stream_impl(s, wh_sock_stream_t);
 
     return (ss->connecting || s->err) ? -1 : ss->fd;
 }
@@ -158,7 +158,7 @@ sock_splice_fd(wh_stream_t *s)
 static int
 sock_flow(wh_stream_t *s, wh_stream_flow_t *f)
 {
-    wh_sock_stream_t *ss = (wh_sock_stream_t *) s;
+    wh_sock_stream_t *ss = wh_stream_impl(s, wh_sock_stream_t);
     struct tcp_info ti;
     socklen_t len = sizeof(ti);
     int outq;
@@ -179,7 +179,7 @@ sock_flow(wh_stream_t *s, wh_stream_flow_t *f)
 static void
 sock_destroy(wh_stream_t *s)
 {
-    wh_sock_stream_t *ss = (wh_sock_stream_t *) s;
+    wh_sock_stream_t *ss = wh_stream_impl(s, wh_sock_stream_t);
 
     if (ev_is_active(&ss->io)) ev_io_stop(wh_loop, &ss->io);
     close(ss->fd);
@@ -220,7 +220,7 @@ wh_sock_stream_create(int fd, int connecting)
 void
 wh_sock_stream_on_destroy(wh_stream_t *s, void (*release)(void *data), void *data)
 {
-    wh_sock_stream_t *ss = (wh_sock_stream_t *) s;
+    wh_sock_stream_t *ss = wh_stream_impl(s, wh_sock_stream_t);
 
     ss->release = release;
     ss->release_data = data;
