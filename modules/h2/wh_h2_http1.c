@@ -24,7 +24,7 @@ enum { BODY_LENGTH, BODY_CHUNK_SIZE, BODY_CHUNK_DATA, BODY_CHUNK_CRLF, BODY_TRAI
 
 typedef struct {
     wh_filter_t f;
-    wh_ahead_t pre;             /* body bytes read with the head */
+    wh_inbuf_t pre;             /* body bytes read with the head */
     uint64_t left;              /* of the Content-Length body, or of the chunk */
     wh_outbuf_t out;            /* a chunk not yet taken below */
     uint8_t state;
@@ -90,7 +90,7 @@ h1_read(wh_stream_t *s, void *buf, size_t size)
     for (;;) {
         if (h->state == BODY_DONE) return 0;
         if (h->pre.data != NULL) {
-            n = wh_ahead_read(&h->pre, buf, size);
+            n = wh_inbuf_read(&h->pre, buf, size);
         } else {
             n = wh_stream_read(h->f.lower, buf, size);
             if (n == WH_AGAIN) {
@@ -142,7 +142,7 @@ h1_shutdown_write(wh_stream_t *s)
 static void
 h1_release(wh_filter_t *f)
 {
-    wh_ahead_free(&wh_container_of(f, wh_h1_stream_t, f)->pre);
+    wh_inbuf_free(&wh_container_of(f, wh_h1_stream_t, f)->pre);
 }
 
 static const wh_filter_ops_t h1_ops = {
@@ -159,7 +159,7 @@ wh_h2_http1_stream(wh_stream_t *lower, int chunked, uint64_t length, const uint8
     if (h == NULL) {
         return NULL;
     }
-    if (wh_ahead_set(&h->pre, pre, pre_len) != WH_OK) {
+    if (wh_inbuf_set(&h->pre, pre, pre_len) != WH_OK) {
         free(h);
         return NULL;
     }

@@ -33,7 +33,7 @@
 typedef struct {
     wh_filter_t f;
     const wh_http_obfs_conf_t *conf;
-    wh_ahead_t in;              /* the request head, then the bytes after it */
+    wh_inbuf_t in;              /* the request head, then the bytes after it */
     wh_outbuf_t out;            /* head and first bytes not yet taken below */
     time_t accepted;
     uint32_t seed;
@@ -60,12 +60,15 @@ int
 wh_tcp_http_accept(wh_stream_t *s)
 {
     wh_http_stream_t *hs = http_of(s);
-    wh_ahead_t *in = &hs->in;
+    wh_inbuf_t *in = &hs->in;
     ssize_t n, rc;
 
-    if (in->data == NULL && (in->data = malloc(WH_HTTP_HEAD_MAX + WH_HTTP_READ)) == NULL) {
-        s->err = wh_err_io;
-        return WH_ERROR;
+    if (in->data == NULL) {
+        if ((in->data = malloc(WH_HTTP_HEAD_MAX + WH_HTTP_READ)) == NULL) {
+            s->err = wh_err_io;
+            return WH_ERROR;
+        }
+        in->cap = WH_HTTP_HEAD_MAX + WH_HTTP_READ;
     }
     for (;;) {
         n = wh_stream_read(hs->f.lower, in->data + in->len, WH_HTTP_READ);
@@ -86,7 +89,7 @@ wh_tcp_http_accept(wh_stream_t *s)
             in->pos = (uint32_t) rc;
             hs->head_done = 1;
             if (in->pos == in->len) {
-                wh_ahead_free(in);
+                wh_inbuf_free(in);
             }
             return WH_OK;
         }
@@ -110,7 +113,7 @@ http_read(wh_stream_t *s, void *buf, size_t size)
     ssize_t n;
 
     if (hs->in.data != NULL) {
-        return wh_ahead_read(&hs->in, buf, size);
+        return wh_inbuf_read(&hs->in, buf, size);
     }
     n = wh_stream_read(hs->f.lower, buf, size);
     if (n == WH_AGAIN) wh_stream_want(s, WH_EV_READ);
@@ -216,7 +219,7 @@ http_release(wh_filter_t *f)
         answer_error(hs);
         wh_stream_shutdown_write(f->lower);
     }
-    wh_ahead_free(&hs->in);
+    wh_inbuf_free(&hs->in);
 }
 
 static const wh_filter_ops_t http_ops = {

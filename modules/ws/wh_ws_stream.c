@@ -36,7 +36,7 @@
 typedef struct {
     wh_filter_t f;
     wh_ws_decoder_t dec;
-    wh_ahead_t early;           /* early data, then nothing */
+    wh_inbuf_t early;           /* early data, then nothing */
     wh_outbuf_t out;            /* frame bytes not yet taken below */
     unsigned eof:1;             /* the peer's close was seen */
     unsigned closing:1;         /* our close frame is queued */
@@ -82,7 +82,7 @@ ws_read(wh_stream_t *s, void *buf, size_t size)
     size_t data, got;
 
     if (ws->early.data != NULL) {
-        return wh_ahead_read(&ws->early, buf, size);
+        return wh_inbuf_read(&ws->early, buf, size);
     }
     /* as many frames as fit: the relay writes on what one read returns */
     if (ws->closing && !ws->dec.close_code) {
@@ -163,7 +163,7 @@ ws_release(wh_filter_t *f)
          * (a frame never goes inside another) */
         (void) wh_filter_send(f, frame, wh_ws_close_frame(frame, WH_WS_CLOSE_NORMAL, NULL));
     }
-    wh_ahead_free(&ws->early);
+    wh_inbuf_free(&ws->early);
 }
 
 static const wh_filter_ops_t ws_ops = {
@@ -179,7 +179,7 @@ wh_ws_stream(wh_stream_t *lower, const uint8_t *early, size_t early_len)
     if (ws == NULL) {
         return NULL;
     }
-    if (wh_ahead_set(&ws->early, early, early_len) != WH_OK) {
+    if (wh_inbuf_set(&ws->early, early, early_len) != WH_OK) {
         free(ws);
         return NULL;
     }

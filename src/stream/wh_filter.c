@@ -197,39 +197,3 @@ wh_filter_destroy(wh_stream_t *s)
     wh_stream_close(f->lower);
     free(f);
 }
-
-int
-wh_ahead_set(wh_ahead_t *a, const void *p, size_t n)
-{
-    if (n == 0) {
-        return WH_OK;
-    }
-    a->data = malloc(n);
-    if (a->data == NULL) {
-        return WH_ERROR;
-    }
-    memcpy(a->data, p, n);
-    a->pos = 0;
-    a->len = n;
-    return WH_OK;
-}
-
-size_t
-wh_ahead_read(wh_ahead_t *a, void *buf, size_t size)
-{
-    size_t n = wh_min(size, (size_t) (a->len - a->pos));
-
-    memcpy(buf, a->data + a->pos, n);
-    a->pos += n;
-    if (a->pos == a->len) {
-        wh_ahead_free(a);
-    }
-    return n;
-}
-
-void
-wh_ahead_free(wh_ahead_t *a)
-{
-    free(a->data);
-    memset(a, 0, sizeof(*a));
-}

@@ -7,6 +7,7 @@
 #define WH_FILTER_H
 
 #include "wh_stream.h"
+#include "wh_inbuf.h"
 #include "wh_outbuf.h"
 
 typedef struct wh_filter_s wh_filter_t;
@@ -68,18 +69,5 @@ void wh_filter_wait(wh_stream_t *s, int events);
 int wh_filter_splice_fd(wh_stream_t *s);                                   /* with holds */
 int wh_filter_flow(wh_stream_t *s, wh_stream_flow_t *f);
 void wh_filter_destroy(wh_stream_t *s);
-
-/* Bytes read below before the filter began (past a handshake's head),
- * delivered before any new ones; empty, it holds no memory. */
-typedef struct {
-    uint8_t *data;
-    uint32_t pos, len;
-} wh_ahead_t;
-
-/* Keeps a copy of p[0..n): WH_OK, or WH_ERROR without memory. */
-int wh_ahead_set(wh_ahead_t *a, const void *p, size_t n);
-/* Moves up to size bytes to buf; the memory goes once all is read. */
-size_t wh_ahead_read(wh_ahead_t *a, void *buf, size_t size);
-void wh_ahead_free(wh_ahead_t *a);
 
 #endif

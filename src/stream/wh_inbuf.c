@@ -31,6 +31,22 @@ wh_inbuf_append(wh_inbuf_t *ib, const void *p, size_t n)
     return WH_OK;
 }
 
+int
+wh_inbuf_set(wh_inbuf_t *ib, const void *p, size_t n)
+{
+    if (n == 0) {
+        return WH_OK;
+    }
+    ib->data = malloc(n);
+    if (ib->data == NULL) {
+        return WH_ERROR;
+    }
+    memcpy(ib->data, p, n);
+    ib->pos = 0;
+    ib->len = ib->cap = (uint32_t) n;
+    return WH_OK;
+}
+
 size_t
 wh_inbuf_read(wh_inbuf_t *ib, void *buf, size_t size)
 {

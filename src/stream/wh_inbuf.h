@@ -6,8 +6,10 @@
  * stream's bytes when their connection's frames or packets arrive, not
  * when the relay reads; they hold them here until it does. The stream's
  * flow-control window bounds what one buffer can hold, and it is opened
- * again only as the relay reads, so the buffer never grows past it. The
- * counterpart of wh_outbuf.h: empty, it holds no memory.
+ * again only as the relay reads, so the buffer never grows past it. A
+ * codec keeps here what it read ahead of its stream (early data, the
+ * bytes after a request head). The counterpart of wh_outbuf.h: empty, it
+ * holds no memory.
  */
 #ifndef WH_INBUF_H
 #define WH_INBUF_H
@@ -27,6 +29,10 @@ wh_inbuf_size(const wh_inbuf_t *ib)
 
 /* Keeps p[0..n) after what waits. WH_OK, or WH_ERROR without memory. */
 int wh_inbuf_append(wh_inbuf_t *ib, const void *p, size_t n);
+
+/* An empty buffer takes a copy of exactly p[0..n): bytes a stream read
+ * ahead (early data, a body read with its head). WH_OK, or WH_ERROR. */
+int wh_inbuf_set(wh_inbuf_t *ib, const void *p, size_t n);
 
 /* Moves up to size bytes to buf; the memory goes once all is read. */
 size_t wh_inbuf_read(wh_inbuf_t *ib, void *buf, size_t size);
