@@ -165,6 +165,19 @@ h2s_writable(wh_mux_stream_t *m)
     return st->out_len - st->out_pos < WH_H2_OUT_MAX;
 }
 
+/* Bytes or the end to send: the data provider may go on. */
+static void
+h2s_resume(wh_mux_stream_t *m)
+{
+    wh_h2_stream_t *st = wh_container_of(m, wh_h2_stream_t, m);
+
+    if (st->deferred) {
+        st->deferred = 0;
+        nghttp2_session_resume_data(st->conn->session, st->id);
+    }
+    conn_schedule(st->conn);
+}
+
 static ssize_t
 h2s_write(wh_stream_t *s, const void *buf, size_t size)
 {
@@ -196,26 +209,8 @@ h2s_write(wh_stream_t *s, const void *buf, size_t size)
     memcpy(st->out + st->out_len, buf, n);
     st->out_len += n;
     if (n < size) wh_stream_want(s, WH_EV_WRITE);
-    if (st->deferred) {
-        st->deferred = 0;
-        nghttp2_session_resume_data(st->conn->session, st->id);
-    }
-    conn_schedule(st->conn);
+    h2s_resume(&st->m);
     return n;
-}
-
-static int
-h2s_shutdown_write(wh_stream_t *s)
-{
-    wh_h2_stream_t *st = h2s_of(s);
-
-    st->m.out_eof = 1;
-    if (carried(st) && st->deferred) {
-        st->deferred = 0;
-        nghttp2_session_resume_data(st->conn->session, st->id);
-    }
-    conn_schedule(st->conn);
-    return WH_OK;
 }
 
 static void
@@ -246,8 +241,8 @@ h2s_abandon(wh_mux_stream_t *m)
     conn_schedule(st->conn);
 }
 
-static const wh_mux_ops_t h2s_ops = WH_MUX_OPS("h2", h2s_write, h2s_shutdown_write, NULL,
-                                            h2s_consumed, h2s_writable, h2s_abandon, h2s_free);
+static const wh_mux_ops_t h2s_ops = WH_MUX_OPS("h2", h2s_write, NULL, h2s_consumed, h2s_writable,
+                                            h2s_resume, h2s_abandon, h2s_free);
 
 /* --- nghttp2 callbacks ------------------------------------------------- */
 

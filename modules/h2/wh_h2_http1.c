@@ -139,32 +139,20 @@ h1_shutdown_write(wh_stream_t *s)
     return wh_filter_shutdown(&h->f);
 }
 
-static void
-h1_release(wh_filter_t *f)
-{
-    wh_inbuf_free(&wh_container_of(f, wh_h1_stream_t, f)->pre);
-}
-
 static const wh_filter_ops_t h1_ops = {
     .stream = WH_FILTER_STREAM("http/1.1", h1_read, wh_filter_write, h1_shutdown_write),
-    .out = offsetof(wh_h1_stream_t, out), .encode = h1_encode, .release = h1_release,
+    .out = offsetof(wh_h1_stream_t, out), .ahead = offsetof(wh_h1_stream_t, pre),
+    .encode = h1_encode,
 };
 
 wh_stream_t *
 wh_h2_http1_stream(wh_stream_t *lower, int chunked, uint64_t length, const uint8_t *pre,
                    size_t pre_len)
 {
-    wh_h1_stream_t *h = calloc(1, sizeof(*h));
+    wh_h1_stream_t *h = wh_filter_new(sizeof(*h), &h1_ops, lower, pre, pre_len);
 
-    if (h == NULL) {
-        return NULL;
-    }
-    if (wh_inbuf_set(&h->pre, pre, pre_len) != WH_OK) {
-        free(h);
-        return NULL;
-    }
+    if (h == NULL) return NULL;
     h->state = chunked ? BODY_CHUNK_SIZE : length > 0 ? BODY_LENGTH : BODY_DONE;
     h->left = length;
-    wh_filter_init(&h->f, &h1_ops, lower);
     return &h->f.s;
 }

@@ -77,6 +77,16 @@ qs_writable(wh_mux_stream_t *m)
     return !out_full(wh_container_of(m, wh_quic_stream_t, m));
 }
 
+/* Bytes or the end to send: into the connection's send queue. */
+static void
+qs_resume(wh_mux_stream_t *m)
+{
+    wh_quic_stream_t *st = wh_container_of(m, wh_quic_stream_t, m);
+
+    wh_quic_conn_sendq_add(st);
+    wh_quic_conn_schedule(st->conn);
+}
+
 static ssize_t
 qs_write(wh_stream_t *s, const void *buf, size_t size)
 {
@@ -113,22 +123,8 @@ qs_write(wh_stream_t *s, const void *buf, size_t size)
     }
     if (done < size) wh_stream_want(s, WH_EV_WRITE);
     if (done == 0) return WH_AGAIN;
-    wh_quic_conn_sendq_add(st);
-    wh_quic_conn_schedule(st->conn);
+    qs_resume(&st->m);
     return done;
-}
-
-static int
-qs_shutdown_write(wh_stream_t *s)
-{
-    wh_quic_stream_t *st = qs_of(s);
-
-    st->m.out_eof = 1;
-    if (carried(st)) {
-        wh_quic_conn_sendq_add(st);
-        wh_quic_conn_schedule(st->conn);
-    }
-    return WH_OK;
 }
 
 static void
@@ -179,8 +175,8 @@ qs_flow(wh_stream_t *s, wh_stream_flow_t *f)
     return WH_OK;
 }
 
-static const wh_mux_ops_t qs_ops = WH_MUX_OPS("quic", qs_write, qs_shutdown_write, qs_flow,
-                                           qs_consumed, qs_writable, qs_abandon, qs_free);
+static const wh_mux_ops_t qs_ops = WH_MUX_OPS("quic", qs_write, qs_flow, qs_consumed, qs_writable,
+                                           qs_resume, qs_abandon, qs_free);
 
 wh_quic_stream_t *
 wh_quic_stream_new(wh_quic_conn_t *c, int64_t id)

@@ -219,25 +219,22 @@ http_release(wh_filter_t *f)
         answer_error(hs);
         wh_stream_shutdown_write(f->lower);
     }
-    wh_inbuf_free(&hs->in);
 }
 
 static const wh_filter_ops_t http_ops = {
     .stream = WH_FILTER_STREAM("http-header", http_read, http_write, http_shutdown_write),
-    .out = offsetof(wh_http_stream_t, out), .holds = http_holds, .release = http_release,
+    .out = offsetof(wh_http_stream_t, out), .ahead = offsetof(wh_http_stream_t, in),
+    .holds = http_holds, .release = http_release,
 };
 
 wh_stream_t *
 wh_tcp_http_stream(wh_stream_t *lower, const wh_http_obfs_conf_t *conf, time_t accepted)
 {
-    wh_http_stream_t *hs = calloc(1, sizeof(*hs));
+    wh_http_stream_t *hs = wh_filter_new(sizeof(*hs), &http_ops, lower, NULL, 0);
 
-    if (hs == NULL) {
-        return NULL;
-    }
+    if (hs == NULL) return NULL;
     hs->conf = conf;
     hs->accepted = accepted;
     RAND_bytes((unsigned char *) &hs->seed, sizeof(hs->seed));
-    wh_filter_init(&hs->f, &http_ops, lower);
     return &hs->f.s;
 }

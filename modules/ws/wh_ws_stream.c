@@ -163,27 +163,20 @@ ws_release(wh_filter_t *f)
          * (a frame never goes inside another) */
         (void) wh_filter_send(f, frame, wh_ws_close_frame(frame, WH_WS_CLOSE_NORMAL, NULL));
     }
-    wh_inbuf_free(&ws->early);
 }
 
 static const wh_filter_ops_t ws_ops = {
     .stream = WH_FILTER_STREAM("websocket", ws_read, ws_write, ws_shutdown_write),
-    .out = offsetof(wh_ws_stream_t, out), .encode = ws_encode, .release = ws_release,
+    .out = offsetof(wh_ws_stream_t, out), .ahead = offsetof(wh_ws_stream_t, early),
+    .encode = ws_encode, .release = ws_release,
 };
 
 wh_stream_t *
 wh_ws_stream(wh_stream_t *lower, const uint8_t *early, size_t early_len)
 {
-    wh_ws_stream_t *ws = calloc(1, sizeof(*ws));
+    wh_ws_stream_t *ws = wh_filter_new(sizeof(*ws), &ws_ops, lower, early, early_len);
 
-    if (ws == NULL) {
-        return NULL;
-    }
-    if (wh_inbuf_set(&ws->early, early, early_len) != WH_OK) {
-        free(ws);
-        return NULL;
-    }
+    if (ws == NULL) return NULL;
     wh_ws_decoder_init(&ws->dec);
-    wh_filter_init(&ws->f, &ws_ops, lower);
     return &ws->f.s;
 }

@@ -77,14 +77,31 @@ lower_writable(wh_stream_t *lower)
     filter_ready(f, WH_EV_WRITE);
 }
 
-void
-wh_filter_init(wh_filter_t *f, const wh_filter_ops_t *ops, wh_stream_t *lower)
+static wh_inbuf_t *
+filter_ahead(wh_filter_t *f, const wh_filter_ops_t *ops)
 {
+    return ops->ahead ? (wh_inbuf_t *) (void *) ((char *) f + ops->ahead) : NULL;
+}
+
+void *
+wh_filter_new(size_t size, const wh_filter_ops_t *ops, wh_stream_t *lower, const void *ahead,
+              size_t n)
+{
+    wh_filter_t *f = calloc(1, size);
+
+    if (f == NULL) {
+        return NULL;
+    }
+    if (n > 0 && wh_inbuf_set(filter_ahead(f, ops), ahead, n) != WH_OK) {
+        free(f);
+        return NULL;
+    }
     f->s.ops = &ops->stream;
     f->lower = lower;
     lower->data = f;
     lower->on_readable = lower_readable;
     lower->on_writable = lower_writable;
+    return f;
 }
 
 int
@@ -194,6 +211,7 @@ wh_filter_destroy(wh_stream_t *s)
 
     if (ops->release != NULL) ops->release(f);
     if (out != NULL) wh_outbuf_free(out);
+    if (ops->ahead) wh_inbuf_free(filter_ahead(f, ops));
     wh_stream_close(f->lower);
     free(f);
 }

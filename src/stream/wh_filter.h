@@ -20,6 +20,9 @@ typedef struct {
     /* offsetof the codec's wh_outbuf_t; 0 when it has none (TLS writes
      * records through its own BIO) */
     size_t out;
+    /* offsetof the codec's wh_inbuf_t of bytes read ahead of the stream
+     * (filled by wh_filter_new, freed with the filter); 0: none */
+    size_t ahead;
     /* for wh_filter_write: frames up to n bytes of p as one unit to go
      * below whole; returns the bytes of p it carries */
     size_t (*encode)(wh_filter_t *f, const uint8_t *p, size_t n, const uint8_t **unit,
@@ -49,8 +52,12 @@ struct wh_filter_s {
       .wait = wh_filter_wait, .splice_fd = wh_filter_splice_fd,                 \
       .flow = wh_filter_flow, .destroy = wh_filter_destroy }
 
-/* Takes lower over: its callbacks are the filter's from now on. */
-void wh_filter_init(wh_filter_t *f, const wh_filter_ops_t *ops, wh_stream_t *lower);
+/* The codec's struct of size bytes, zeroed, its filter taking lower over
+ * (its callbacks are the filter's from now on), with a copy of
+ * ahead[0..n) in the codec's ahead buffer; NULL without memory, lower
+ * untouched. */
+void *wh_filter_new(size_t size, const wh_filter_ops_t *ops, wh_stream_t *lower,
+                    const void *ahead, size_t n);
 
 /* Writes p[0..n) below after what is pending: WH_OK, or WH_ERROR with the
  * filter's err set. */

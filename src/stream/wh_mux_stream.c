@@ -78,6 +78,16 @@ wh_mux_read(wh_stream_t *s, void *buf, size_t size)
     return WH_AGAIN;
 }
 
+int
+wh_mux_shutdown_write(wh_stream_t *s)
+{
+    wh_mux_stream_t *m = wh_mux_of(s);
+
+    m->out_eof = 1;
+    if (m->owners & WH_MUX_CARRIER) mux_ops(m)->resume(m);
+    return WH_OK;
+}
+
 void
 wh_mux_wait(wh_stream_t *s, int events)
 {

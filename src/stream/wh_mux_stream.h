@@ -15,8 +15,8 @@
  * protocol library's callbacks never run the relay on their stack.
  * Outgoing bytes are framed differently by each carrier (HTTP/2 copies
  * them into a buffer a data provider drains; QUIC keeps them in chunks
- * until acknowledged), so write, shutdown_write and flow are the
- * carrier's own ops; read, wait and destroy are these.
+ * until acknowledged), so write and flow are the carrier's own ops; read,
+ * wait, shutdown_write and destroy are these.
  */
 #ifndef WH_MUX_STREAM_H
 #define WH_MUX_STREAM_H
@@ -35,16 +35,18 @@ typedef struct {
     void (*consumed)(wh_mux_stream_t *m, size_t n);
     /* 1: a write would take bytes now */
     int (*writable)(wh_mux_stream_t *m);
+    /* the relay wrote bytes or ended its side: have them framed and sent */
+    void (*resume)(wh_mux_stream_t *m);
     /* the relay let go first: end what is still open towards the client */
     void (*abandon)(wh_mux_stream_t *m);
     /* both let go: free what the carrier added, and the memory */
     void (*free)(wh_mux_stream_t *m);
 } wh_mux_ops_t;
 
-/* A carrier's ops: its own write, shutdown_write and flow, the shared rest. */
-#define WH_MUX_OPS(name, write, shutdown_write, flow, consumed, writable, abandon, free)    \
-    { { name, wh_mux_read, write, shutdown_write, wh_mux_wait, NULL, flow, wh_mux_destroy }, \
-      consumed, writable, abandon, free }
+/* A carrier's ops: its own write and flow, the shared rest. */
+#define WH_MUX_OPS(name, write, flow, consumed, writable, resume, abandon, free)            \
+    { { name, wh_mux_read, write, wh_mux_shutdown_write, wh_mux_wait, NULL, flow,          \
+        wh_mux_destroy }, consumed, writable, resume, abandon, free }
 
 struct wh_mux_stream_s {
     wh_posted_stream_t ps;
@@ -76,6 +78,7 @@ void wh_mux_carrier_gone(wh_mux_stream_t *m, const char *err);
 
 /* The relay's ops. */
 ssize_t wh_mux_read(wh_stream_t *s, void *buf, size_t size);
+int wh_mux_shutdown_write(wh_stream_t *s);
 void wh_mux_wait(wh_stream_t *s, int events);
 void wh_mux_destroy(wh_stream_t *s);
 

@@ -280,26 +280,22 @@ static const wh_filter_ops_t tls_ops = {
 wh_stream_t *
 wh_tls_server(wh_stream_t *lower, wh_tls_conf_t *tls)
 {
-    wh_tls_stream_t *ts = calloc(1, sizeof(*ts));
-    BIO *bio;
+    SSL *ssl = SSL_new(wh_tls_ctx(tls));
+    BIO *bio = BIO_new(get_bio_method());
+    wh_tls_stream_t *ts = NULL;
 
-    if (ts == NULL) {
-        return NULL;
-    }
-    ts->ssl = SSL_new(wh_tls_ctx(tls));
-    bio = BIO_new(get_bio_method());
-    if (ts->ssl == NULL || bio == NULL) {
-        SSL_free(ts->ssl);
+    if (ssl == NULL || bio == NULL
+        || (ts = wh_filter_new(sizeof(*ts), &tls_ops, lower, NULL, 0)) == NULL)
+    {
+        SSL_free(ssl);
         BIO_free(bio);
-        free(ts);
         ERR_clear_error();
         return NULL;
     }
+    ts->ssl = ssl;
     BIO_set_data(bio, lower);
     BIO_set_init(bio, 1);
-    SSL_set_bio(ts->ssl, bio, bio);
-    SSL_set_accept_state(ts->ssl);
-
-    wh_filter_init(&ts->f, &tls_ops, lower);
+    SSL_set_bio(ssl, bio, bio);
+    SSL_set_accept_state(ssl);
     return &ts->f.s;
 }

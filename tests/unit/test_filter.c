@@ -154,14 +154,14 @@ static void on_writable(wh_stream_t *s) { writable++; }
 static wh_stream_t *
 filter_over(lower_t *l, size_t per_write, size_t budget)
 {
-    codec_t *c = calloc(1, sizeof(*c));
+    codec_t *c;
 
-    assert_non_null(c);
     memset(l, 0, sizeof(*l));
     l->s.ops = &lower_ops;
     l->per_write = per_write;
     l->budget = budget;
-    wh_filter_init(&c->f, &codec_ops, &l->s);
+    c = wh_filter_new(sizeof(*c), &codec_ops, &l->s, NULL, 0);
+    assert_non_null(c);
     c->f.s.on_readable = on_readable;
     c->f.s.on_writable = on_writable;
     readable = writable = released = 0;
