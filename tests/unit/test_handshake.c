@@ -90,6 +90,14 @@ setup(void **state)
     return 0;
 }
 
+static int
+teardown(void **state)
+{
+    free(ls.upstream.text);
+    ls.upstream.text = NULL;
+    return 0;
+}
+
 /* A client sending in, the first four reads a byte each after a WH_AGAIN
  * (fuzz_stream.h's read plan), then the rest at once, then its end. */
 static wh_stream_t *
@@ -251,11 +259,11 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_stage_rounds_then_relay_once, setup),
-        cmocka_unit_test_setup(test_refused_stage_counted_once, setup),
-        cmocka_unit_test_setup(test_deadline_counted_once, setup),
-        cmocka_unit_test_setup(test_proxy_without_socket_refused, setup),
-        cmocka_unit_test_setup(test_proxy_on_socket_stream, setup),
+        cmocka_unit_test_setup_teardown(test_stage_rounds_then_relay_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_stage_counted_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadline_counted_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_without_socket_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_on_socket_stream, setup, teardown),
     };
 
     wh_fuzz_init();
