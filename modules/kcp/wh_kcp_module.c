@@ -311,7 +311,7 @@ conn_free(wh_kcp_conn_t *c)
     wh_kcp_session_free(&c->k);
     wh_live_close(&c->linger, 0);
     wh_live_close(&c->live, WH_CLOSE_ERROR);
-    wh_limit_release(&c->slot);
+    wh_limit_release(c->kl->ls, &c->slot);
     free(c);
 }
 
@@ -606,7 +606,7 @@ kcp_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
         }
         c = conn_create(kl, &pkt->peer, segs[0].conv);
         if (c == NULL) {
-            wh_limit_release(&slot);
+            wh_limit_release(ls, &slot);
             wh_udp_dropped(ls, WH_DROP_REFUSED);
             return;
         }
@@ -618,8 +618,7 @@ kcp_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
         conn_wake(c);
         if (ls->tls != NULL) {
             /* its slot stays with the session (conn_free) */
-            wh_handshake_start(&c->live, &c->ps.s, (struct sockaddr *) &c->peer.sa, c->peer.len,
-                               NULL);
+            wh_handshake_start(&c->live, &c->ps.s, (struct sockaddr *) &c->peer.sa, c->peer.len);
         } else {
             conn_first_data(c);
         }

@@ -649,6 +649,6 @@ conn_free(wh_quic_conn_t *c)
     ngtcp2_conn_del(c->conn);
     gnutls_deinit(c->tls);
     wh_live_close(&c->live, 0);
-    wh_limit_release(&c->slot);
+    wh_limit_release(c->ls, &c->slot);
     free(c);
 }

@@ -205,7 +205,7 @@ quic_datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
     c = wh_quic_conn_accept(rt, outer, &pkt->peer, hash, &hd,
                             validated == WH_OK ? &odcid : NULL);
     if (c == NULL) {
-        wh_limit_release(&slot);
+        wh_limit_release(ls, &slot);
         wh_udp_dropped(ls, WH_DROP_REFUSED);
         return;
     }

@@ -47,11 +47,8 @@ static void advance(wh_handshake_t *hs);
 
 /* Before the pipeline holds anything: the stream and its place go at once. */
 static void
-refuse(wh_live_t *live, wh_stream_t *s, wh_conn_slot_t *slot, int cause)
+refuse(wh_live_t *live, wh_stream_t *s, int cause)
 {
-    if (slot != NULL) {
-        wh_limit_release(slot);
-    }
     wh_stream_close(s);
     wh_live_close(live, cause);
 }
@@ -64,7 +61,6 @@ finish(wh_handshake_t *hs, int expired)
         hs->ls->module->handshake_end(hs, expired);
     }
     ev_timer_stop(wh_loop, &hs->timer);
-    wh_limit_release(&hs->slot);
     /* the relay or the module took the handle, unless something failed */
     wh_live_close(&hs->live, WH_CLOSE_ERROR);
     free(hs->proxy);
@@ -161,7 +157,7 @@ read_proxy(wh_handshake_t *hs)
         hs->peerlen = h.src.ss_family == AF_INET ? sizeof(struct sockaddr_in)
                                                  : sizeof(struct sockaddr_in6);
         /* the proxy's client is the one a per-address cap is about */
-        if (wh_limit_readdress(&hs->slot, (struct sockaddr *) &hs->peer) != WH_OK) {
+        if (wh_limit_readdress(hs->ls, &hs->live.slot, (struct sockaddr *) &hs->peer) != WH_OK) {
             fail(hs, WH_CLOSE_LIMIT, "over maxConnectionsPerAddress");
             return WH_ERROR;
         }
@@ -210,10 +206,6 @@ advance(wh_handshake_t *hs)
             if (rc != WH_OK) return;
         }
         hs->stage = STAGE_TLS;
-        /* the client is known now: its place goes with its socket */
-        if (hs->slot.ls != NULL) {
-            wh_sock_stream_hold(hs->top, &hs->slot);
-        }
         if (ls->tls != NULL) {
             wh_stream_t *tls = wh_tls_server(hs->top, ls->tls);
             if (tls == NULL) {
@@ -277,16 +269,13 @@ advance(wh_handshake_t *hs)
 
 void
 wh_handshake_start(wh_live_t *live, wh_stream_t *s, const struct sockaddr *peer,
-                   socklen_t peerlen, wh_conn_slot_t *slot)
+                   socklen_t peerlen)
 {
     wh_listener_t *ls = live->ls;
     wh_handshake_t *hs;
 
     if (!ls->proxy_protocol && ls->tls == NULL && ls->module->handshake == NULL) {
         /* nothing to wait for: straight to the relay, no allocation */
-        if (slot != NULL) {
-            wh_sock_stream_hold(s, slot);
-        }
         wh_relay_start(live, s, peer, peerlen);
         return;
     }
@@ -294,22 +283,18 @@ wh_handshake_start(wh_live_t *live, wh_stream_t *s, const struct sockaddr *peer,
         /* only transports that accept sockets take PROXY (their conf) */
         wh_log_listener(WH_LOG_ERROR, ls->tag,
                         "PROXY header expected on a %s stream, which has no socket", s->ops->name);
-        refuse(live, s, slot, WH_CLOSE_ERROR);
+        refuse(live, s, WH_CLOSE_ERROR);
         return;
     }
 
     hs = calloc(1, sizeof(*hs));
     if (hs == NULL) {
-        refuse(live, s, slot, WH_CLOSE_ERROR);
+        refuse(live, s, WH_CLOSE_ERROR);
         return;
     }
     wh_live_move(&hs->live, live);
     hs->ls = ls;
     hs->top = s;
-    if (slot != NULL) {
-        hs->slot = *slot;
-        slot->ls = NULL;
-    }
     hs->accepted = time(NULL);
     memcpy(&hs->peer, peer, peerlen);
     hs->peerlen = peerlen;
@@ -371,12 +356,13 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         s = wh_sock_stream_create(fd, 0);
         if (s == NULL) {
             close(fd);
-            wh_limit_release(&slot);
+            wh_limit_release(ls, &slot);
             wh_live_refused(ls, WH_CLOSE_ERROR);
             continue;
         }
         wh_live_open(&live, ls, WH_LIVE_STREAM);
-        wh_handshake_start(&live, s, (struct sockaddr *) &peer, peerlen, &slot);
+        live.slot = slot;
+        wh_handshake_start(&live, s, (struct sockaddr *) &peer, peerlen);
     }
 }
 

@@ -36,7 +36,6 @@ struct wh_handshake_s {
                                  * connection (WH_DECLINED) moves it */
 
     /* private */
-    wh_conn_slot_t slot;        /* until the socket stream holds it */
     ev_timer timer;
     int stage;
     uint16_t have;
@@ -44,13 +43,12 @@ struct wh_handshake_s {
 };
 
 /* Takes an accepted stream and its live handle (wh_live.h, moved; its
- * listener is the stream's), closing both on failure, and its place in the
- * limits: *slot is moved, and given to the socket stream s once the PROXY
- * header, if any, has named the client; NULL when the stream's owner holds
- * the place (an mKCP session does). The PROXY stage reads the socket under
- * s itself (wh_stream_splice_fd). */
+ * listener is the stream's, and it holds the client's place in the limits
+ * unless the stream's owner does, as an mKCP session does), closing both
+ * on failure. A PROXY header moves the place to the client it names. The
+ * PROXY stage reads the socket under s itself (wh_stream_splice_fd). */
 void wh_handshake_start(wh_live_t *live, wh_stream_t *s, const struct sockaddr *peer,
-                        socklen_t peerlen, wh_conn_slot_t *slot);
+                        socklen_t peerlen);
 
 /* What a handshake's log lines are about: its listener and client. */
 const wh_log_ctx_t *wh_handshake_log_ctx(const wh_handshake_t *hs, wh_log_ctx_t *ctx);

@@ -18,7 +18,6 @@
 #include "wh_event.h"
 #include "wh_handshake.h"
 #include "wh_log.h"
-#include "wh_sock_stream.h"
 
 #include <netinet/in.h>
 #include <sys/un.h>
@@ -94,9 +93,8 @@ refused(const wh_listener_t *ls, const struct sockaddr *peer, const char *what, 
 
 /* WH_OK, or WH_DECLINED with nothing counted in the sketch. */
 static int
-by_address(wh_conn_slot_t *slot, const struct sockaddr *peer)
+by_address(wh_listener_t *ls, wh_conn_slot_t *slot, const struct sockaddr *peer)
 {
-    wh_listener_t *ls = slot->ls;
     unsigned n0, n1;
 
     slot->by_address = 0;
@@ -175,7 +173,7 @@ wh_limit_full(void)
 int
 wh_limit_admit(wh_listener_t *ls, const struct sockaddr *peer, wh_conn_slot_t *slot)
 {
-    slot->ls = NULL;
+    slot->held = 0;
     if (full) {
         return WH_AGAIN;
     }
@@ -185,12 +183,11 @@ wh_limit_admit(wh_listener_t *ls, const struct sockaddr *peer, wh_conn_slot_t *s
         refused(ls, peer, "maxConnections", ls->max_conns);
         return WH_DECLINED;
     }
-    slot->ls = ls;
-    if (by_address(slot, peer) != WH_OK) {
+    if (by_address(ls, slot, peer) != WH_OK) {
         wh_stats_sub(ls->stats->clients, 1);
-        slot->ls = NULL;
         return WH_DECLINED;
     }
+    slot->held = 1;
     if (++wh_clients >= (unsigned) cycle->worker_connections) {
         became_full();
     }
@@ -198,62 +195,33 @@ wh_limit_admit(wh_listener_t *ls, const struct sockaddr *peer, wh_conn_slot_t *s
 }
 
 int
-wh_limit_readdress(wh_conn_slot_t *slot, const struct sockaddr *peer)
+wh_limit_readdress(wh_listener_t *ls, wh_conn_slot_t *slot, const struct sockaddr *peer)
 {
-    if (slot->ls == NULL) {
+    if (!slot->held) {
         return WH_OK;
     }
     if (slot->by_address) {
         cells_add(slot, -1);
     }
-    if (by_address(slot, peer) != WH_OK) {
-        wh_limit_release(slot);
+    if (by_address(ls, slot, peer) != WH_OK) {
+        wh_limit_release(ls, slot);
         return WH_DECLINED;
     }
     return WH_OK;
 }
 
 void
-wh_limit_release(wh_conn_slot_t *slot)
+wh_limit_release(wh_listener_t *ls, wh_conn_slot_t *slot)
 {
-    if (slot->ls == NULL) {
+    if (!slot->held) {
         return;
     }
-    wh_stats_sub(slot->ls->stats->clients, 1);
+    wh_stats_sub(ls->stats->clients, 1);
     if (slot->by_address) {
         cells_add(slot, -1);
     }
-    slot->ls = NULL;
+    slot->held = 0;
     if (--wh_clients < (unsigned) cycle->worker_connections && full) {
         not_full();
     }
-}
-
-static void
-held_release(void *data)
-{
-    wh_limit_release(data);
-    free(data);
-}
-
-/* The socket stream is below the limits and keeps only a callback, so the
- * slot moves to memory of its own. */
-void
-wh_sock_stream_hold(wh_stream_t *s, wh_conn_slot_t *slot)
-{
-    wh_conn_slot_t *held;
-
-    if (slot->ls == NULL) {
-        return;
-    }
-    held = malloc(sizeof(*held));
-    if (held == NULL) {
-        /* no memory to remember it by: the client goes uncounted rather
-         * than counted for ever */
-        wh_limit_release(slot);
-        return;
-    }
-    *held = *slot;
-    slot->ls = NULL;
-    wh_sock_stream_on_destroy(s, held_release, held);
 }

@@ -18,8 +18,9 @@
  *                             counted as "limit" and logged at info.
  *
  * Whoever owns the client's lowest layer holds a wh_conn_slot_t and gives
- * it back when the client is gone: the socket stream of a stream
- * connection, the session of a UDP transport.
+ * it back when the client is gone: the live handle of a stream connection
+ * (wh_live.h), the session of a UDP transport. The slot does not name its
+ * listener, which its owner knows, so a handle carries it in 12 bytes.
  */
 #ifndef WH_LIMIT_H
 #define WH_LIMIT_H
@@ -29,9 +30,9 @@
 #include <sys/socket.h>
 
 typedef struct {
-    wh_listener_t *ls;          /* NULL: holds nothing */
     uint32_t cell[2];           /* the address's cells in the sketch (wh_stats.h) */
-    unsigned by_address:1;      /* counted in them */
+    unsigned held:1;            /* 0: holds nothing */
+    unsigned by_address:1;      /* counted in the cells */
 } wh_conn_slot_t;
 
 /* In a worker, before its listeners start; slot: its stats slot. */
@@ -45,15 +46,10 @@ int wh_limit_admit(wh_listener_t *ls, const struct sockaddr *peer, wh_conn_slot_
 
 /* The client turned out to be from peer (a PROXY header): counted there
  * instead. WH_DECLINED as for admit, and slot then holds nothing. */
-int wh_limit_readdress(wh_conn_slot_t *slot, const struct sockaddr *peer);
+int wh_limit_readdress(wh_listener_t *ls, wh_conn_slot_t *slot, const struct sockaddr *peer);
 
-/* Gives the place back; a slot holding nothing is fine. */
-void wh_limit_release(wh_conn_slot_t *slot);
-
-/* An accepted client's socket stream (wh_sock_stream.h) holds the place
- * from now on and gives it back when it is destroyed (*slot is moved, and
- * then holds nothing). */
-void wh_sock_stream_hold(wh_stream_t *s, wh_conn_slot_t *slot);
+/* Gives a place of ls back; a slot holding nothing is fine. */
+void wh_limit_release(wh_listener_t *ls, wh_conn_slot_t *slot);
 
 /* The worker is at worker_connections. */
 int wh_limit_full(void);

@@ -11,6 +11,7 @@ void
 wh_live_open(wh_live_t *l, wh_listener_t *ls, int kind)
 {
     l->ls = ls;
+    l->slot.held = 0;
     l->kind = (uint8_t) kind;
     live++;
     if (kind == WH_LIVE_STREAM) {
@@ -43,6 +44,7 @@ wh_live_close(wh_live_t *l, int cause)
 
     if (ls == NULL) return;
     l->ls = NULL;
+    wh_limit_release(ls, &l->slot);
     if (l->kind == WH_LIVE_STREAM) {
         wh_stats_sub(ls->stats->active, 1);
         wh_stats_add(ls->stats->closed[cause], 1);

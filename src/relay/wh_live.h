@@ -13,11 +13,17 @@
  * A stream connection that turns out to carry streams becomes a carrier
  * (wh_live_carry): it leaves the stream counters for the connection ones
  * and stays one live thing. A handle moves with its owner (wh_live_move).
+ *
+ * The handle of a stream connection also holds the client's place in the
+ * connection limits (wh_limit.h), given back when it closes: it lives
+ * exactly as long as the socket, in every path (relayed, carrying HTTP/2,
+ * refused during its handshake), so the place needs no memory of its own.
  */
 #ifndef WH_LIVE_H
 #define WH_LIVE_H
 
 #include "wh_cycle.h"
+#include "wh_limit.h"
 
 enum {
     WH_LIVE_STREAM,             /* counted as accepted, active, then closed by cause */
@@ -27,6 +33,7 @@ enum {
 
 typedef struct {
     wh_listener_t *ls;          /* NULL: not open */
+    wh_conn_slot_t slot;        /* the client's place, if this handle holds it */
     uint8_t kind;
 } wh_live_t;
 

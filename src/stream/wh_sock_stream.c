@@ -24,8 +24,6 @@ typedef struct {
     int fd;
     uint8_t want;           /* WH_EV_* the relay waits for */
     uint8_t connecting;
-    void (*release)(void *data);    /* wh_sock_stream_on_destroy's */
-    void *release_data;
 } wh_sock_stream_t;
 
 static void
@@ -183,9 +181,6 @@ sock_destroy(wh_stream_t *s)
 
     if (ev_is_active(&ss->io)) ev_io_stop(wh_loop, &ss->io);
     close(ss->fd);
-    if (ss->release != NULL) {
-        ss->release(ss->release_data);
-    }
     free(ss);
 }
 
@@ -215,13 +210,4 @@ wh_sock_stream_create(int fd, int connecting)
     ss->io.data = ss;
     if (connecting) sync_watcher(ss);
     return &ss->s;
-}
-
-void
-wh_sock_stream_on_destroy(wh_stream_t *s, void (*release)(void *data), void *data)
-{
-    wh_sock_stream_t *ss = wh_stream_impl(s, wh_sock_stream_t);
-
-    ss->release = release;
-    ss->release_data = data;
 }

@@ -120,7 +120,7 @@ start(wh_stream_t *s)
     wh_live_t live;
 
     wh_live_open(&live, &ls, WH_LIVE_STREAM);
-    wh_handshake_start(&live, s, (struct sockaddr *) &peer, sizeof(sa_family_t), NULL);
+    wh_handshake_start(&live, s, (struct sockaddr *) &peer, sizeof(sa_family_t));
 }
 
 static void

@@ -77,7 +77,7 @@ test_per_address_over_two_workers(void **state)
     assert_int_equal(admit_in(slot_b, "192.0.2.1", &s[1]), WH_OK);
     /* the third from either worker is over */
     assert_int_equal(admit_in(slot_a, "192.0.2.1", &s[2]), WH_DECLINED);
-    assert_null(s[2].ls);
+    assert_false(s[2].held);
     assert_int_equal(admit_in(slot_b, "192.0.2.1", &s[2]), WH_DECLINED);
     /* another address is not */
     assert_int_equal(admit_in(slot_b, "192.0.2.2", &s[3]), WH_OK);
@@ -85,16 +85,16 @@ test_per_address_over_two_workers(void **state)
 
     /* a place given back (by the worker that holds it) is free again */
     wh_limit_init(&cycle, slot_a);
-    wh_limit_release(&s[0]);
-    assert_null(s[0].ls);
-    wh_limit_release(&s[0]);                    /* twice is harmless */
+    wh_limit_release(&ls, &s[0]);
+    assert_false(s[0].held);
+    wh_limit_release(&ls, &s[0]);                    /* twice is harmless */
     assert_int_equal(admit_in(slot_b, "192.0.2.1", &s[0]), WH_OK);
     assert_int_equal(wh_stats_clients(ls.stats_index), 3);
 
     wh_limit_init(&cycle, slot_b);
-    wh_limit_release(&s[0]);
-    wh_limit_release(&s[1]);
-    wh_limit_release(&s[3]);
+    wh_limit_release(&ls, &s[0]);
+    wh_limit_release(&ls, &s[1]);
+    wh_limit_release(&ls, &s[3]);
     assert_int_equal(wh_stats_clients(ls.stats_index), 0);
     ls.max_conns_per_address = 0;
 }
@@ -109,9 +109,9 @@ test_ipv6_by_prefix(void **state)
     assert_int_equal(admit_in(slot_a, "2001:db8:1:2:ffff::9", &s[1]), WH_OK);
     assert_int_equal(admit_in(slot_a, "2001:db8:1:2::77", &s[2]), WH_DECLINED);
     assert_int_equal(admit_in(slot_a, "2001:db8:1:3::1", &s[2]), WH_OK);
-    wh_limit_release(&s[0]);
-    wh_limit_release(&s[1]);
-    wh_limit_release(&s[2]);
+    wh_limit_release(&ls, &s[0]);
+    wh_limit_release(&ls, &s[1]);
+    wh_limit_release(&ls, &s[2]);
     ls.max_conns_per_address = 0;
 }
 
@@ -126,9 +126,9 @@ test_per_listener(void **state)
     assert_int_equal(admit_in(slot_a, "198.51.100.3", &s[2]), WH_DECLINED);
     assert_int_equal(wh_stats_clients(ls.stats_index), 2);
     wh_limit_init(&cycle, slot_a);
-    wh_limit_release(&s[0]);
+    wh_limit_release(&ls, &s[0]);
     wh_limit_init(&cycle, slot_b);
-    wh_limit_release(&s[1]);
+    wh_limit_release(&ls, &s[1]);
     ls.max_conns = 0;
 }
 
@@ -141,12 +141,12 @@ test_readdress(void **state)
     assert_int_equal(admit_in(slot_a, "127.0.0.1", &s[0]), WH_OK);
     assert_int_equal(admit_in(slot_a, "127.0.0.1", &s[1]), WH_DECLINED);
     /* behind a proxy: the first is really 203.0.113.5, so 127.0.0.1 is free */
-    assert_int_equal(wh_limit_readdress(&s[0], ip("203.0.113.5")), WH_OK);
+    assert_int_equal(wh_limit_readdress(&ls, &s[0], ip("203.0.113.5")), WH_OK);
     assert_int_equal(admit_in(slot_a, "127.0.0.1", &s[1]), WH_OK);
-    assert_int_equal(wh_limit_readdress(&s[1], ip("203.0.113.5")), WH_DECLINED);
-    assert_null(s[1].ls);
+    assert_int_equal(wh_limit_readdress(&ls, &s[1], ip("203.0.113.5")), WH_DECLINED);
+    assert_false(s[1].held);
     assert_int_equal(wh_stats_clients(ls.stats_index), 1);
-    wh_limit_release(&s[0]);
+    wh_limit_release(&ls, &s[0]);
     assert_int_equal(wh_stats_clients(ls.stats_index), 0);
     ls.max_conns_per_address = 0;
 }
@@ -163,10 +163,10 @@ test_worker_connections(void **state)
     assert_true(wh_limit_full());
     assert_int_equal(wh_limit_admit(&ls, ip("192.0.2.9"), &s[2]), WH_AGAIN);
     assert_int_equal(ls.stats->paused, 1);
-    wh_limit_release(&s[0]);
+    wh_limit_release(&ls, &s[0]);
     assert_false(wh_limit_full());
     assert_int_equal(wh_clients, 1);
-    wh_limit_release(&s[1]);
+    wh_limit_release(&ls, &s[1]);
     cycle.worker_connections = 1000;
 }
 
@@ -181,7 +181,7 @@ test_retired_worker_counts_vanish(void **state)
     assert_int_equal(admit_in(slot_a, "192.0.2.50", &s[1]), WH_DECLINED);
     wh_stats_slot_retire(slot_b);               /* its worker died */
     assert_int_equal(admit_in(slot_a, "192.0.2.50", &s[1]), WH_OK);
-    wh_limit_release(&s[1]);
+    wh_limit_release(&ls, &s[1]);
     slot_b = wh_stats_slot_alloc();
     ls.max_conns_per_address = 0;
     ls.max_conns = 0;
