@@ -37,6 +37,7 @@
 #define WH_PIPE_POOL        64
 #define WH_LINGER_POLL      0.1         /* s between looks at a lingering client */
 #define WH_LINGER_SLOW      65536       /* a backlog that says the client reads slowly */
+#define WH_LINGER_MARGIN    1.5         /* on the time a slow client needs (behind()) */
 /* what a V2Ray client holds between its transport and its application:
  * its pipe (policy bufferSize, 512 KiB on 64-bit machines) */
 #define WH_CLIENT_HOLD      (512 * 1024)
@@ -187,7 +188,11 @@ set_timeout(wh_relay_t *r, ev_tstamp timeout)
  * activity. TCP reports a growing window only while it is under half its
  * size, and what the client holds for its application is invisible, so a
  * client that had a backlog is given the time to read those too, at the
- * rate it acknowledged the backlog (behind()). A client that takes
+ * rate it acknowledged the backlog (behind()), with a margin: that rate
+ * is an upper bound of its application's (while the client's buffers
+ * still fill, it acknowledges faster than it reads), and an estimate a
+ * little short costs the tail of the download, one a little long only a
+ * later end. A client that takes
  * nothing for connIdle is closed as idle; a client that ends first ends
  * the stream at once (direction_done). */
 static ev_tstamp
@@ -199,9 +204,10 @@ behind(const wh_relay_linger_t *l)
         return 0;                           /* it kept up */
     }
     rate = l->backlog / wh_max(l->acked - l->began, 0.001);
-    /* its socket (unreported half of the window), its pipe, and the
+    /* its socket (as much as the largest window it advertised: the
+     * kernel advertises about half of its buffer), its pipe, and the
      * socket to its application, which buffers about what ours did */
-    return (l->max_window / 2 + WH_CLIENT_HOLD + l->backlog) / rate;
+    return WH_LINGER_MARGIN * (l->max_window + WH_CLIENT_HOLD + l->backlog) / rate;
 }
 
 static void
