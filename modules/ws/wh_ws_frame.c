@@ -1,7 +1,7 @@
 /*
  * wh_ws_frame.c -- the WebSocket frame codec of the ws transport: decodes
  * the frames a V2Ray client sends (spec 4.4, RFC 6455 section 5) and builds
- * the few frames the server sends (data headers, pong, close), plus the
+ * the few frames the server sends (data headers, ping, pong, close), plus the
  * Sec-WebSocket-Accept value of the handshake (spec 4.3).
  *
  * It replaces wslay for memory's sake: wslay's event context embeds two
@@ -175,8 +175,12 @@ frame_end(wh_ws_decoder_t *d)
         d->close_received = 1;
         break;
 
+    case WH_WS_OP_PONG:
+        d->pong_received = 1;
+        break;
+
     default:
-        /* data frames were handed on as they came; pongs are ignored */
+        /* data frames were handed on as they came */
         break;
     }
 }
@@ -326,14 +330,14 @@ wh_ws_close_frame(uint8_t *out, uint16_t code, const char *reason)
 }
 
 size_t
-wh_ws_pong_frame(uint8_t *out, const uint8_t *payload, size_t len)
+wh_ws_control_frame(uint8_t *out, int opcode, const uint8_t *payload, size_t len)
 {
     /* a longer control frame would be a violation on the client's side */
     if (len > WH_WS_CONTROL_MAX) {
         len = WH_WS_CONTROL_MAX;
     }
 
-    out[0] = WH_WS_FIN | WH_WS_OP_PONG;
+    out[0] = (uint8_t) (WH_WS_FIN | opcode);
     out[1] = (uint8_t) len;
     if (len) {
         memcpy(out + 2, payload, len);

@@ -22,7 +22,7 @@
 #define WH_WS_OP_PONG          0xa
 
 #define WH_WS_CONTROL_MAX      125
-/* the largest frame wh_ws_close_frame() and wh_ws_pong_frame() write */
+/* the largest frame wh_ws_close_frame() and wh_ws_control_frame() write */
 #define WH_WS_CONTROL_FRAME_MAX  (2 + WH_WS_CONTROL_MAX)
 
 typedef struct {
@@ -44,6 +44,7 @@ typedef struct {
                                        (the latest ping wins); the caller clears it once queued */
     uint8_t pong_len;
     uint8_t pong[WH_WS_CONTROL_MAX];
+    uint8_t pong_received;          /* a pong arrived (an answer to our ping); the caller clears it */
     uint16_t close_code;            /* non-zero once a close frame arrived (1005 if it had no payload)
                                        or a violation was found (1002): decoding stops; bytes after it
                                        are ignored */
@@ -62,7 +63,7 @@ void wh_ws_decoder_init(wh_ws_decoder_t *d);
  * Decodes client->server frames in buf[0..len) IN PLACE: the unmasked
  * payload bytes of data frames (binary, text and continuation alike: message
  * boundaries mean nothing) are moved to buf[0..return) in order; control
- * frames are consumed (ping -> pong_pending, pong ignored, close ->
+ * frames are consumed (ping -> pong_pending, pong -> pong_received, close ->
  * close_code/close_received). Requires the MASK bit on every frame (server
  * side), RSV bits zero, known opcodes (0,1,2,8,9,10), control frames FIN and
  * <= 125 bytes, continuation only inside a fragmented message and no new data
@@ -83,9 +84,9 @@ size_t wh_ws_frame_header(uint8_t out[10], int opcode, uint64_t len);
  * not be sent. Returns its size (<= 2 + 2 + 123). */
 size_t wh_ws_close_frame(uint8_t *out, uint16_t code, const char *reason);
 
-/* A complete pong frame with the payload (len <= 125; more is cut); returns
- * its size. */
-size_t wh_ws_pong_frame(uint8_t *out, const uint8_t *payload, size_t len);
+/* A complete ping or pong frame (opcode) with the payload (len <= 125; more
+ * is cut); returns its size. */
+size_t wh_ws_control_frame(uint8_t *out, int opcode, const uint8_t *payload, size_t len);
 
 /* Sec-WebSocket-Accept for a key: base64(SHA-1(key +
  * "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")), 28 chars + NUL. */

@@ -20,7 +20,9 @@
  * Ending (spec 1.2, 4.4): there is no half-close. shutdown_write sends
  * nothing; close 1000 goes out when the whole stream is destroyed, which
  * the relay delays until the client has everything (V2Ray's client takes
- * a close frame for an error and drops what it still buffers). A close
+ * a close frame for an error and drops what it still buffers): the one
+ * ping this server sends tells when its reader has read it all
+ * (ws_lacks). A close
  * from the peer is answered with its code and ends the layer below; the
  * stream reads as ended from then on, and what the upstream still sends
  * has nobody to go to and is dropped.
@@ -32,6 +34,8 @@
 
 /* header (4) + payload = 16384: one full TLS record */
 #define WH_WS_FRAME 16380
+/* seconds a ping of ws_lacks is owed an answer */
+#define WH_WS_PONG_WAIT 10
 
 typedef struct {
     wh_filter_t f;
@@ -40,6 +44,8 @@ typedef struct {
     wh_outbuf_t out;            /* frame bytes not yet taken below */
     unsigned eof:1;             /* the peer's close was seen */
     unsigned closing:1;         /* our close frame is queued */
+    unsigned pinged:1;          /* the ping of ws_lacks went out... */
+    uint32_t ping_at;           /* ...at this second */
 } wh_ws_stream_t;
 
 #define ws_of(s) wh_container_of(s, wh_ws_stream_t, f.s)
@@ -55,7 +61,7 @@ answer_control(wh_ws_stream_t *ws)
 
     if (ws->dec.pong_pending && !ws->closing) {
         ws->dec.pong_pending = 0;
-        n = wh_ws_pong_frame(f, ws->dec.pong, ws->dec.pong_len);
+        n = wh_ws_control_frame(f, WH_WS_OP_PONG, ws->dec.pong, ws->dec.pong_len);
         if (wh_filter_send(&ws->f, f, n) != WH_OK) return WH_ERROR;
     }
     if (ws->dec.close_code && !ws->closing) {
@@ -145,11 +151,44 @@ ws_write(wh_stream_t *s, const void *buf, size_t size)
 /* No half-close in a websocket (spec 1.2, 4.4): V2Ray's client takes a
  * close frame for an error and drops what it still buffers, so the close
  * frame waits for the end of the whole stream (ws_release), which the
- * relay delays until the client has acknowledged everything. */
+ * relay delays until the client has taken everything (ws_lacks). */
 static int
 ws_shutdown_write(wh_stream_t *s)
 {
     return WH_OK;
+}
+
+/* The relay asks what the client still lacks before it ends the stream
+ * (its linger, wh_relay.c). A V2Ray client's kernel acknowledges bytes
+ * long before its reader takes them, and what the reader took but its
+ * application has not yet is dropped on the close frame. Once every byte
+ * is acknowledged, one ping goes out: its pong comes back only when the
+ * client's reader has read every frame before it (pings are answered in
+ * order), so until then the client lacks a byte. A client that does not
+ * answer is believed after WH_WS_PONG_WAIT seconds. */
+static void
+ws_lacks(wh_filter_t *f, wh_stream_flow_t *fl)
+{
+    wh_ws_stream_t *ws = wh_container_of(f, wh_ws_stream_t, f);
+    uint32_t now = (uint32_t) ev_now(wh_loop);
+    uint8_t ping[2];
+
+    if (ws->closing || f->s.err != NULL) {
+        return;
+    }
+    if (!ws->pinged) {
+        if (fl->unacked > 0
+            || wh_filter_send(f, ping, wh_ws_control_frame(ping, WH_WS_OP_PING, NULL, 0)) != WH_OK)
+        {
+            return;
+        }
+        ws->pinged = 1;
+        ws->ping_at = now;
+        ws->dec.pong_received = 0;
+    }
+    if (!ws->dec.pong_received && now - ws->ping_at < WH_WS_PONG_WAIT) {
+        fl->unacked++;
+    }
 }
 
 static void
@@ -168,7 +207,7 @@ ws_release(wh_filter_t *f)
 static const wh_filter_ops_t ws_ops = {
     .stream = WH_FILTER_STREAM("websocket", ws_read, ws_write, ws_shutdown_write),
     .out = offsetof(wh_ws_stream_t, out), .ahead = offsetof(wh_ws_stream_t, early),
-    .encode = ws_encode, .release = ws_release,
+    .encode = ws_encode, .release = ws_release, .lacks = ws_lacks,
 };
 
 wh_stream_t *

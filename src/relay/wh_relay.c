@@ -37,7 +37,6 @@
 #define WH_PIPE_POOL        64
 #define WH_LINGER_POLL      0.1         /* s between looks at a lingering client */
 #define WH_LINGER_SLOW      65536       /* a backlog that says the client reads slowly */
-#define WH_LINGER_MARGIN    1.5         /* on the time a slow client needs (behind()) */
 /* what a V2Ray client holds between its transport and its application:
  * its pipe (policy bufferSize, 512 KiB on 64-bit machines) */
 #define WH_CLIENT_HOLD      (512 * 1024)
@@ -59,7 +58,6 @@ typedef struct {
 typedef struct {
     wh_stream_flow_t flow;      /* the client's, at the last change */
     uint64_t backlog;           /* unacknowledged when the linger began */
-    uint64_t max_window;
     ev_tstamp began;
     ev_tstamp acked;            /* when the client had acknowledged all; 0: not yet */
 } wh_relay_linger_t;
@@ -183,31 +181,24 @@ set_timeout(wh_relay_t *r, ev_tstamp timeout)
 /* The upstream ended and the client was told (spec 1.2): V2Ray's server
  * waits uplinkOnly and closes, which loses what a slow client has not
  * taken yet (a websocket client drops what it buffers on the close frame).
- * So the wait starts only when the client has acknowledged every byte and
- * its receive window has stopped growing back; every change counts as
- * activity. TCP reports a growing window only while it is under half its
- * size, and what the client holds for its application is invisible, so a
- * client that had a backlog is given the time to read those too, at the
- * rate it acknowledged the backlog (behind()), with a margin: that rate
- * is an upper bound of its application's (while the client's buffers
- * still fill, it acknowledges faster than it reads), and an estimate a
- * little short costs the tail of the download, one a little long only a
- * later end. A client that takes
- * nothing for connIdle is closed as idle; a client that ends first ends
- * the stream at once (direction_done). */
+ * So the wait starts only when the client has taken every byte, as far as
+ * its stream can tell (acknowledged below; a websocket's reader answered
+ * a ping sent after them, ws_lacks), and its receive window has stopped
+ * growing back; every change counts as activity. What the client then
+ * holds between its reader and its application (a V2Ray client's pipe)
+ * is invisible, so a client that fell behind also gets the time to pass
+ * that on, at the rate it took its backlog (behind()): a rate that counts
+ * the time its reader spent on what its socket held, so it errs slow,
+ * which costs only a later end. A client that takes nothing for connIdle
+ * is closed as idle; a client that ends first ends the stream at once
+ * (direction_done). */
 static ev_tstamp
 behind(const wh_relay_linger_t *l)
 {
-    double rate;
-
     if (l->backlog < WH_LINGER_SLOW) {
         return 0;                           /* it kept up */
     }
-    rate = l->backlog / wh_max(l->acked - l->began, 0.001);
-    /* its socket (as much as the largest window it advertised: the
-     * kernel advertises about half of its buffer), its pipe, and the
-     * socket to its application, which buffers about what ours did */
-    return WH_LINGER_MARGIN * (l->max_window + WH_CLIENT_HOLD + l->backlog) / rate;
+    return WH_CLIENT_HOLD / (l->backlog / wh_max(l->acked - l->began, 0.001));
 }
 
 static void
@@ -224,7 +215,6 @@ linger(wh_relay_t *r)
     if (f.unacked != l->flow.unacked || f.window != l->flow.window) {
         l->flow = f;
         r->last_active = now;
-        l->max_window = wh_max(l->max_window, f.window);
     }
     if (f.unacked == 0 && l->acked == 0) {
         l->acked = now;
@@ -256,7 +246,6 @@ linger_start(wh_relay_t *r)
     }
     l->flow = f;
     l->backlog = f.unacked;
-    l->max_window = f.window;
     l->began = r->last_active = ev_now(wh_loop);
     r->linger = l;
     r->timer.repeat = WH_LINGER_POLL;     /* not linger(): we are inside pump() */

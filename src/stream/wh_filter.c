@@ -197,9 +197,13 @@ int
 wh_filter_flow(wh_stream_t *s, wh_stream_flow_t *fl)
 {
     wh_filter_t *f = wh_filter_of(s);
+    const wh_filter_ops_t *ops = filter_ops(f);
     wh_outbuf_t *out = filter_out(f);
+    int rc;
 
-    return out != NULL ? wh_outbuf_flow(out, f->lower, fl) : wh_stream_flow(f->lower, fl);
+    rc = out != NULL ? wh_outbuf_flow(out, f->lower, fl) : wh_stream_flow(f->lower, fl);
+    if (rc == WH_OK && ops->lacks != NULL) ops->lacks(f, fl);
+    return rc;
 }
 
 void

@@ -35,6 +35,9 @@ typedef struct {
     /* on destroy, before the lower stream is closed: the codec's last
      * bytes (through wh_filter_send) and its memory, not the struct */
     void (*release)(wh_filter_t *f);
+    /* for wh_filter_flow, once what waits here and below is counted: adds
+     * what the peer still lacks that only the codec can tell; NULL: none */
+    void (*lacks)(wh_filter_t *f, wh_stream_flow_t *fl);
 } wh_filter_ops_t;
 
 /* The first member of the codec's struct, which it calloc()s. */

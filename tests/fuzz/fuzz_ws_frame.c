@@ -72,7 +72,7 @@ round_trip(const uint8_t *payload, size_t len, const uint8_t key[4])
 
     /* a pong we would send, and a close with a reason, read back */
     len = len < WH_WS_CONTROL_MAX ? len : WH_WS_CONTROL_MAX;
-    n = wh_ws_pong_frame(frame, payload, len);
+    n = wh_ws_control_frame(frame, WH_WS_OP_PONG, payload, len);
     n = client_frame(wire, frame, 2, n - 2, key);
     wh_ws_decoder_init(&d);
     if (wh_ws_decode(&d, wire, n) != 0 || d.close_code || d.pong_pending) abort();

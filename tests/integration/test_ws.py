@@ -718,6 +718,10 @@ def test_raw_frames(wharf, upstream):
 
 @pytest.mark.deadline(20)
 def test_upstream_close_sends_close_1000(wharf, upstream):
+    """The upstream answers and closes: once the client has acknowledged
+    everything, one ping asks whether its reader has read it all (a V2Ray
+    client drops what it buffers on a close frame); only after the pong
+    comes the close 1000."""
     def handler(conn, rec):
         conn.sendall(b"goodbye from upstream")
         conn.close()
@@ -727,6 +731,10 @@ def test_upstream_close_sends_close_1000(wharf, upstream):
     s, _, fr = ws_open(addr)
     try:
         assert fr.data(21) == b"goodbye from upstream"
+        assert fr.next(timeout=5) == (True, 0, 9, False, b""), "a ping first"
+        with pytest.raises(TimeoutError):
+            fr.next(timeout=1.5)        # no close while the pong is owed
+        s.sendall(frame(0xa))
         frames = fr.until_eof(timeout=5)
     finally:
         s.close()

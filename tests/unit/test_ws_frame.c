@@ -319,7 +319,7 @@ test_ping_between_fragments(void **state)
     assert_int_equal(d.close_code, 0);
 
     /* the answer the caller sends at once (spec 4.4) */
-    assert_int_equal(wh_ws_pong_frame(pong, d.pong, d.pong_len), 7);
+    assert_int_equal(wh_ws_control_frame(pong, WH_WS_OP_PONG, d.pong, d.pong_len), 7);
     assert_memory_equal(pong, "\x8a\x05ping!", 7);
 }
 
@@ -355,8 +355,9 @@ test_latest_ping_wins(void **state)
     assert_int_equal(d.pong_len, 0);
 }
 
+/* a pong is no data, and says the client read everything before it */
 static void
-test_pong_ignored(void **state)
+test_pong_received(void **state)
 {
     wh_ws_decoder_t d;
     size_t n = 0;
@@ -366,9 +367,11 @@ test_pong_ignored(void **state)
     n += frame(in + n, FIN | OP_CONT, "cd", 2);
 
     wh_ws_decoder_init(&d);
+    assert_int_equal(d.pong_received, 0);
     assert_int_equal(wh_ws_decode(&d, in, n), 4);
     assert_memory_equal(in, "abcd", 4);
     assert_int_equal(d.pong_pending, 0);
+    assert_int_equal(d.pong_received, 1);
     assert_int_equal(d.close_code, 0);
 }
 
@@ -689,13 +692,15 @@ test_pong_frame(void **state)
 {
     uint8_t f[WH_WS_CONTROL_FRAME_MAX];
 
-    assert_int_equal(wh_ws_pong_frame(f, (const uint8_t *) "hello", 5), 7);
+    assert_int_equal(wh_ws_control_frame(f, WH_WS_OP_PONG, (const uint8_t *) "hello", 5), 7);
     assert_memory_equal(f, "\x8a\x05hello", 7);
-    assert_int_equal(wh_ws_pong_frame(f, NULL, 0), 2);
+    assert_int_equal(wh_ws_control_frame(f, WH_WS_OP_PONG, NULL, 0), 2);
     assert_memory_equal(f, "\x8a\x00", 2);
+    assert_int_equal(wh_ws_control_frame(f, WH_WS_OP_PING, NULL, 0), 2);
+    assert_memory_equal(f, "\x89\x00", 2);
 
     pattern(payload, 125, 1);
-    assert_int_equal(wh_ws_pong_frame(f, payload, 125), 127);
+    assert_int_equal(wh_ws_control_frame(f, WH_WS_OP_PONG, payload, 125), 127);
     assert_int_equal(f[1], 125);
     assert_memory_equal(f + 2, payload, 125);
 }
@@ -720,7 +725,7 @@ main(void)
         cmocka_unit_test(test_multiple_frames_one_buffer),
         cmocka_unit_test(test_ping_between_fragments),
         cmocka_unit_test(test_latest_ping_wins),
-        cmocka_unit_test(test_pong_ignored),
+        cmocka_unit_test(test_pong_received),
         cmocka_unit_test(test_close_with_code),
         cmocka_unit_test(test_close_empty),
         cmocka_unit_test(test_close_one_byte),
