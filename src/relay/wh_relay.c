@@ -602,7 +602,7 @@ connect_failed(wh_relay_t *r)
 
 /* The address the client connected to: its socket's; for a stream on a
  * connection (HTTP/2, QUIC, mKCP) the listener's, which for a wildcard
- * bind is the wildcard (a UDP socket bound so cannot tell either). */
+ * bind is the wildcard (what getsockname() of a UDP socket bound so says). */
 static const struct sockaddr *
 client_local(wh_relay_t *r, wh_stream_t *client, struct sockaddr_storage *ss)
 {
