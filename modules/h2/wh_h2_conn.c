@@ -416,7 +416,8 @@ start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
     st->counted = 1;
     wh_mux_relayed(&st->m);
     wh_live_open(&live, c->ls, WH_LIVE_STREAM);
-    wh_relay_start(&live, &st->m.ps.s, (struct sockaddr *) &peer, peerlen);
+    wh_relay_start(&live, &c->ls->dest, &st->m.ps.s, (struct sockaddr *) &peer, peerlen,
+                   NULL, 0);
     return 0;
 }
 

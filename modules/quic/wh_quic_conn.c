@@ -503,7 +503,8 @@ start_streams(wh_quic_conn_t *c)
         if (!st->fresh) continue;
         st->fresh = 0;
         wh_live_open(&live, c->ls, WH_LIVE_STREAM);
-        wh_relay_start(&live, &st->m.ps.s, (struct sockaddr *) &c->peer.sa, c->peer.len);
+        wh_relay_start(&live, &c->ls->dest, &st->m.ps.s, (struct sockaddr *) &c->peer.sa,
+                       c->peer.len, NULL, 0);
         if (c->closing) return;
     }
 }

@@ -70,12 +70,19 @@ wh_addr_parse_unix(const char *path, wh_sockaddr_t *out)
 int
 wh_addr_parse_hostport(const char *s, wh_sockaddr_t *out, const char **err)
 {
+    return wh_addr_resolve(s, out, 1, err) < 0 ? WH_ERROR : WH_OK;
+}
+
+int
+wh_addr_resolve(const char *s, wh_sockaddr_t *out, int max, const char **err)
+{
     char host[256];
     const char *colon, *h = s;
     size_t hlen;
     char *end;
     long port;
-    struct addrinfo hints, *res;
+    struct addrinfo hints, *res, *ai;
+    int n = 0, i;
 
     if (s[0] == '[') {
         const char *rb = strchr(s, ']');
@@ -100,7 +107,7 @@ wh_addr_parse_hostport(const char *s, wh_sockaddr_t *out, const char **err)
         return WH_ERROR;
     }
     if (wh_addr_parse_ip(host, (int) port, out) == WH_OK) {
-        return WH_OK;
+        return 1;
     }
 
     memset(&hints, 0, sizeof(hints));
@@ -109,16 +116,32 @@ wh_addr_parse_hostport(const char *s, wh_sockaddr_t *out, const char **err)
         *err = "has a host that does not resolve";
         return WH_ERROR;
     }
-    memset(out, 0, sizeof(*out));
-    memcpy(&out->sa, res->ai_addr, res->ai_addrlen);
-    out->len = res->ai_addrlen;
-    if (out->sa.ss_family == AF_INET) {
-        ((struct sockaddr_in *) &out->sa)->sin_port = htons(port);
-    } else {
-        ((struct sockaddr_in6 *) &out->sa)->sin6_port = htons(port);
+    for (ai = res; ai != NULL && n < max; ai = ai->ai_next) {
+        wh_sockaddr_t *a = &out[n];
+
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+            || ai->ai_addrlen > sizeof(a->sa))
+        {
+            continue;
+        }
+        memset(a, 0, sizeof(*a));
+        memcpy(&a->sa, ai->ai_addr, ai->ai_addrlen);
+        a->len = ai->ai_addrlen;
+        if (a->sa.ss_family == AF_INET) {
+            ((struct sockaddr_in *) &a->sa)->sin_port = htons(port);
+        } else {
+            ((struct sockaddr_in6 *) &a->sa)->sin6_port = htons(port);
+        }
+        /* /etc/hosts may name an address twice */
+        for (i = 0; i < n && !wh_addr_equal(&out[i], a); i++) { /* void */ }
+        n += i == n;
     }
     freeaddrinfo(res);
-    return WH_OK;
+    if (n == 0) {
+        *err = "has a host that does not resolve";
+        return WH_ERROR;
+    }
+    return n;
 }
 
 size_t

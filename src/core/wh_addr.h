@@ -26,6 +26,9 @@ int wh_addr_abstract(const char *name, int padded, wh_sockaddr_t *out);
 /* "host:port" or "[v6]:port"; a host name is resolved now (blocking: only
  * ever called while loading the configuration). *err says why on WH_ERROR. */
 int wh_addr_parse_hostport(const char *s, wh_sockaddr_t *out, const char **err);
+/* The same with every address of the host (getaddrinfo's order, each
+ * once), up to max: their number, or WH_ERROR with *err. */
+int wh_addr_resolve(const char *s, wh_sockaddr_t *out, int max, const char **err);
 
 /* "1.2.3.4:80", "[::1]:80", "unix:/path", "unix:@name"; always terminated. */
 size_t wh_addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);

@@ -17,7 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define WH_STATS_MAGIC 0x77686631u   /* "whf1" */
+#define WH_STATS_MAGIC 0x77686632u   /* "whf2": with the upstream members */
 
 typedef struct {
     uint32_t magic;
@@ -29,6 +29,11 @@ typedef struct {
     } listeners[WH_STATS_MAX_LISTENERS];
     wh_stats_counters_t c[WH_STATS_MAX_SLOTS][WH_STATS_MAX_LISTENERS];
     uint32_t cells[WH_STATS_MAX_SLOTS][WH_STATS_CELLS];
+    struct {
+        char group[WH_STATS_TAG_LEN];
+        char member[WH_STATS_MEMBER_LEN];
+    } upstreams[WH_STATS_MAX_UPSTREAMS];
+    wh_stats_upstream_t u[WH_STATS_MAX_SLOTS][WH_STATS_MAX_UPSTREAMS];
 } wh_stats_shm_t;
 
 const char *const wh_drop_cause_names[WH_DROP_NCAUSES] = {
@@ -133,6 +138,26 @@ wh_stats_listener(const char *tag)
 }
 
 int
+wh_stats_upstream(const char *group, const char *member)
+{
+    int i;
+
+    for (i = 0; i < WH_STATS_MAX_UPSTREAMS; i++) {
+        if (shm->upstreams[i].group[0] == '\0') {
+            snprintf(shm->upstreams[i].group, WH_STATS_TAG_LEN, "%s", group);
+            snprintf(shm->upstreams[i].member, WH_STATS_MEMBER_LEN, "%s", member);
+            return i;
+        }
+        if (strcmp(shm->upstreams[i].group, group) == 0
+            && strcmp(shm->upstreams[i].member, member) == 0)
+        {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int
 wh_stats_slot_alloc(void)
 {
     int i;
@@ -142,6 +167,7 @@ wh_stats_slot_alloc(void)
             shm->slot_used[i] = 1;
             memset(shm->c[i], 0, sizeof(shm->c[i]));
             memset(shm->cells[i], 0, sizeof(shm->cells[i]));
+            memset(shm->u[i], 0, sizeof(shm->u[i]));
             return i;
         }
     }
@@ -168,6 +194,10 @@ wh_stats_slot_retire(int slot)
             to[k] += from[k];
         }
     }
+    for (l = 0; l < WH_STATS_MAX_UPSTREAMS; l++) {
+        shm->u[0][l].connects += shm->u[slot][l].connects;
+        shm->u[0][l].connect_failures += shm->u[slot][l].connect_failures;
+    }
     /* a dead worker's clients are gone: they no longer count against a cap */
     memset(shm->cells[slot], 0, sizeof(shm->cells[slot]));
     shm->slot_used[slot] = 0;
@@ -177,6 +207,12 @@ wh_stats_counters_t *
 wh_stats_counters(int slot, int listener)
 {
     return &shm->c[slot][listener];
+}
+
+wh_stats_upstream_t *
+wh_stats_upstream_counters(int slot, int member)
+{
+    return &shm->u[slot][member];
 }
 
 uint32_t *
@@ -256,5 +292,31 @@ wh_stats_foreach(void (*fn)(const char *tag, const wh_stats_counters_t *sum, voi
             }
         }
         fn(shm->listeners[l].tag, &sum, arg);
+    }
+}
+
+void
+wh_stats_foreach_upstream(void (*fn)(const char *group, const char *member,
+                                     const wh_stats_upstream_sum_t *sum, void *arg),
+                          void *arg)
+{
+    struct timespec ts;
+    uint64_t now;
+    int m, s;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    now = (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    /* columns are taken in order and never given back */
+    for (m = 0; m < WH_STATS_MAX_UPSTREAMS && shm->upstreams[m].group[0] != '\0'; m++) {
+        wh_stats_upstream_sum_t sum = { 0, 0, 0 };
+
+        for (s = 0; s < WH_STATS_MAX_SLOTS; s++) {
+            const wh_stats_upstream_t *u = &shm->u[s][m];
+            if (!shm->slot_used[s]) continue;
+            sum.connects += __atomic_load_n(&u->connects, __ATOMIC_RELAXED);
+            sum.connect_failures += __atomic_load_n(&u->connect_failures, __ATOMIC_RELAXED);
+            sum.down += __atomic_load_n(&u->down_until, __ATOMIC_RELAXED) > now;
+        }
+        fn(shm->upstreams[m].group, shm->upstreams[m].member, &sum, arg);
     }
 }

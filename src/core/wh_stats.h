@@ -10,6 +10,13 @@
  * crashes and the segment never grows. A listener keeps its column across
  * reloads as long as its tag stays.
  *
+ * Upstream members have a table of the same shape: a column per member of
+ * a group (the group's name, a listener's tag, and the member's address),
+ * a slot per worker. A member's down state is each worker's own (no
+ * shared state on the connect path), so the slot keeps when that worker's
+ * down time ends and readers count the workers for which it has not ended:
+ * no timer has to clear it.
+ *
  * The segment also holds what the connection limits share between workers
  * (wh_limit.c): per slot, the open clients per listener (the "clients"
  * gauge above) and a count-min sketch of open clients per address.
@@ -67,6 +74,24 @@ typedef struct {
 #define WH_STATS_MAX_SLOTS     128
 #define WH_STATS_TAG_LEN       64
 
+/* One upstream member, in one worker's slot. */
+typedef struct {
+    uint64_t connects;          /* connections established */
+    uint64_t connect_failures;  /* refused, failed or timed out */
+    uint64_t down_until;        /* ms since the epoch; this worker does not
+                                 * try it first before then */
+} wh_stats_upstream_t;
+
+/* The sums over the workers. */
+typedef struct {
+    uint64_t connects;
+    uint64_t connect_failures;
+    uint64_t down;              /* workers that hold it down now */
+} wh_stats_upstream_sum_t;
+
+#define WH_STATS_MAX_UPSTREAMS 1024
+#define WH_STATS_MEMBER_LEN    128  /* "unix:" and a whole sun_path */
+
 #define wh_stats_add(field, n) __atomic_add_fetch(&(field), (n), __ATOMIC_RELAXED)
 #define wh_stats_sub(field, n) __atomic_sub_fetch(&(field), (n), __ATOMIC_RELAXED)
 
@@ -74,11 +99,13 @@ typedef struct {
 int wh_stats_create(pid_t master);
 void wh_stats_destroy(void);
 int wh_stats_listener(const char *tag);     /* its column, or -1 if the table is full */
+int wh_stats_upstream(const char *group, const char *member);  /* the same for a member */
 int wh_stats_slot_alloc(void);              /* -1 if all are taken */
 void wh_stats_slot_retire(int slot);        /* fold into slot 0 and free */
 
 /* worker */
 wh_stats_counters_t *wh_stats_counters(int slot, int listener);
+wh_stats_upstream_t *wh_stats_upstream_counters(int slot, int member);
 
 /* The per-address sketch: WH_STATS_CELLS counters per slot, written only
  * by the slot's worker, read by all; a retired slot's are zeroed. */
@@ -93,5 +120,9 @@ int wh_stats_attach(pid_t master);          /* read-only mapping, for -S */
 /* Calls fn for each listener column in use, with the sums over all slots. */
 void wh_stats_foreach(void (*fn)(const char *tag, const wh_stats_counters_t *sum, void *arg),
                       void *arg);
+/* The same for each upstream member column in use. */
+void wh_stats_foreach_upstream(void (*fn)(const char *group, const char *member,
+                                          const wh_stats_upstream_sum_t *sum, void *arg),
+                               void *arg);
 
 #endif

@@ -27,7 +27,7 @@
 
 static const char *const top_names[] = {
     "daemon", "user", "worker_processes", "worker_connections", "worker_rlimit_nofile", "pid", "error_log", "log_level",
-    "shutdown_timeout", "policy", "stats", "listeners", NULL
+    "shutdown_timeout", "upstreamFailTimeout", "policy", "stats", "listeners", NULL
 };
 /* V2Ray's policy names and defaults (spec 1.3) */
 static const wh_directive_t policy_directives[] = {
@@ -43,7 +43,7 @@ static const wh_directive_t policy_directives[] = {
 };
 static const char *const stats_names[] = { "listen", "port", NULL };
 static const char *const listener_names[] = {
-    "tag", "listen", "port", "upstream", "maxConnections", "maxConnectionsPerAddress",
+    "tag", "listen", "port", "upstream", "xver", "maxConnections", "maxConnectionsPerAddress",
     "streamSettings", NULL
 };
 /* streamSettings' own names; each built module adds its settings key */
@@ -88,7 +88,9 @@ parse_top(wh_conf_t *cf, wh_cycle_t *c, config_setting_t *root)
 
     if (wh_conf_check_names(cf, root, top_names, NULL) != WH_OK
         || wh_conf_bool(cf, root, "daemon", &c->daemon) == WH_ERROR
-        || wh_conf_seconds(cf, root, "shutdown_timeout", 0, 86400, &c->shutdown_timeout) == WH_ERROR)
+        || wh_conf_seconds(cf, root, "shutdown_timeout", 0, 86400, &c->shutdown_timeout) == WH_ERROR
+        || wh_conf_seconds(cf, root, "upstreamFailTimeout", 0, 86400,
+                           &c->upstream_fail_timeout) == WH_ERROR)
     {
         return WH_ERROR;
     }
@@ -169,6 +171,19 @@ parse_top(wh_conf_t *cf, wh_cycle_t *c, config_setting_t *root)
         c->stats_enabled = 1;
     }
     return WH_OK;
+}
+
+wh_upstream_conf_t *
+wh_cycle_upstream(wh_conf_t *cf, wh_cycle_t *c, const config_setting_t *s, const char *name)
+{
+    wh_upstream_conf_t *u = wh_xalloc(sizeof(*u));
+    int rc = wh_upstream_conf(cf, s, u);
+
+    u->name = wh_xstrdup(name);
+    u->fail_timeout = c->upstream_fail_timeout;
+    u->link = c->upstreams;
+    c->upstreams = u;
+    return rc == WH_OK ? u : NULL;
 }
 
 static const wh_module_t *
@@ -341,8 +356,8 @@ parse_stream_settings(wh_conf_t *cf, wh_listener_t *ls, config_setting_t *group)
 static int
 parse_listener(wh_conf_t *cf, wh_cycle_t *c, wh_listener_t *ls, config_setting_t *g)
 {
-    const char *tag = NULL, *listen = NULL, *upstream = NULL, *err;
-    config_setting_t *where;
+    const char *tag = NULL, *listen = NULL;
+    config_setting_t *where, *upstream;
     long port = 0, n;
     int rc, i;
 
@@ -361,11 +376,13 @@ parse_listener(wh_conf_t *cf, wh_cycle_t *c, wh_listener_t *ls, config_setting_t
     if (wh_conf_check_names(cf, g, listener_names, NULL) != WH_OK
         || wh_conf_string(cf, g, "tag", &tag) == WH_ERROR
         || wh_conf_string(cf, g, "listen", &listen) == WH_ERROR
-        || wh_conf_string(cf, g, "upstream", &upstream) == WH_ERROR
         || (rc = wh_conf_int(cf, g, "port", 1, 65535, &port)) == WH_ERROR)
     {
         return WH_ERROR;
     }
+    n = 0;
+    if (wh_conf_int(cf, g, "xver", 0, 2, &n) == WH_ERROR) return WH_ERROR;
+    ls->dest.xver = (uint8_t) n;
     n = 0;
     if (wh_conf_int(cf, g, "maxConnections", 0, 1 << 30, &n) == WH_ERROR) return WH_ERROR;
     ls->max_conns = (int) n;
@@ -414,13 +431,13 @@ parse_listener(wh_conf_t *cf, wh_cycle_t *c, wh_listener_t *ls, config_setting_t
         }
     }
 
+    upstream = config_setting_get_member(g, "upstream");
     if (upstream == NULL) {
         wh_conf_error(cf, g, "listener \"%s\" has no \"upstream\"", tag);
         return WH_ERROR;
     }
-    if (wh_upstream_parse(upstream, &ls->upstream, &err) != WH_OK) {
-        wh_conf_error(cf, config_setting_get_member(g, "upstream"),
-                      "\"upstream\" \"%s\" %s", upstream, err);
+    ls->dest.upstream = wh_cycle_upstream(cf, c, upstream, tag);
+    if (ls->dest.upstream == NULL) {
         return WH_ERROR;
     }
     /* the transport may set (domainsocket) or check the address */
@@ -471,6 +488,7 @@ wh_cycle_load(wh_conf_t *cf, const char *prefix, const char *conf_file)
     c->worker_connections = 4096;
     c->log_level = WH_LOG_INFO;
     c->shutdown_timeout = 30;
+    c->upstream_fail_timeout = 10;
     c->stats_fd = -1;
 
     config_init(&c->cfg);
@@ -744,14 +762,19 @@ wh_cycle_close(wh_cycle_t *c)
 void
 wh_cycle_free(wh_cycle_t *c)
 {
+    wh_upstream_conf_t *u;
     int i;
 
     if (c == NULL) {
         return;
     }
+    while ((u = c->upstreams) != NULL) {
+        c->upstreams = u->link;
+        wh_upstream_free(u);
+        free(u);
+    }
     for (i = 0; i < c->nlisteners; i++) {
         free(c->listeners[i].tag);
-        free(c->listeners[i].upstream.text);
         free(c->listeners[i].udp_fds);
         wh_listener_conf_free(&c->listeners[i]);
         wh_tls_free(c->listeners[i].tls);

@@ -30,7 +30,7 @@ struct wh_listener_s {
     int line;
     wh_sockaddr_t addr;
     char addr_text[128];
-    wh_upstream_conf_t upstream;
+    wh_dest_t dest;             /* its upstream group, xver */
     const wh_module_t *module;
     void *module_conf;
     struct wh_tls_conf_s *tls;  /* security "tls", else NULL */
@@ -72,6 +72,8 @@ typedef struct wh_cycle_s {
     int log_level;
     double shutdown_timeout;
     wh_policy_t policy;
+    double upstream_fail_timeout;   /* upstreamFailTimeout: a failed member is down */
+    wh_upstream_conf_t *upstreams;  /* every group, each listener's and others' */
 
     int stats_enabled;
     wh_sockaddr_t stats_addr;
@@ -91,6 +93,12 @@ int wh_cycle_bind(wh_cycle_t *cycle, wh_cycle_t *old);
  * are no longer the old one's, so they stay open). */
 void wh_cycle_close(wh_cycle_t *cycle);
 void wh_cycle_free(wh_cycle_t *cycle);
+
+/* An upstream setting (a string, or a list: a group) into a new group of
+ * the cycle's, named name in the stats (a listener's tag); the cycle frees
+ * it. NULL on error, recorded in cf. */
+wh_upstream_conf_t *wh_cycle_upstream(wh_conf_t *cf, wh_cycle_t *c, const config_setting_t *s,
+                                      const char *name);
 
 /* ls->module's part of stream_settings (NULL: absent) into a new
  * ls->module_conf: its directives, then its postconf. WH_OK, or WH_ERROR

@@ -303,6 +303,7 @@ write_pid(const char *path)
 static int
 assign_stats_columns(wh_cycle_t *c)
 {
+    wh_upstream_conf_t *u;
     int i;
 
     for (i = 0; i < c->nlisteners; i++) {
@@ -311,6 +312,17 @@ assign_stats_columns(wh_cycle_t *c)
             wh_log(WH_LOG_EMERG, "too many listener tags since start for the stats segment; "
                    "restart wharf to add \"%s\"", c->listeners[i].tag);
             return WH_ERROR;
+        }
+    }
+    for (u = c->upstreams; u != NULL; u = u->link) {
+        for (i = 0; i < u->nmembers; i++) {
+            u->members[i].stats_index = wh_stats_upstream(u->name, u->members[i].text);
+            if (u->members[i].stats_index < 0) {
+                wh_log(WH_LOG_EMERG, "too many upstream members since start for the stats "
+                       "segment; restart wharf to add %s of \"%s\"", u->members[i].text,
+                       u->name);
+                return WH_ERROR;
+            }
         }
     }
     return WH_OK;

@@ -104,6 +104,40 @@ metric_lines(const char *tag, const wh_stats_counters_t *c, void *arg)
                 (unsigned long long) c->quic_retry);
 }
 
+/* A label value as the text format wants it: backslash, double quote and
+ * line feed escaped (a member's unix path may hold any of them). */
+static const char *
+label_value(const char *v, char *buf, size_t size)
+{
+    size_t n = 0;
+
+    for (; *v != '\0' && n + 2 < size; v++) {
+        if (*v == '\\' || *v == '"' || *v == '\n') {
+            buf[n++] = '\\';
+        }
+        buf[n++] = *v == '\n' ? 'n' : *v;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static void
+upstream_lines(const char *group, const char *member, const wh_stats_upstream_sum_t *u,
+               void *arg)
+{
+    char g[2 * WH_STATS_TAG_LEN + 1], m[2 * WH_STATS_MEMBER_LEN + 1];
+    wh_text_t *t = arg;
+
+    label_value(group, g, sizeof(g));
+    label_value(member, m, sizeof(m));
+    text_printf(t, "wharf_upstream_connects_total{group=\"%s\",upstream=\"%s\"} %llu\n", g, m,
+                (unsigned long long) u->connects);
+    text_printf(t, "wharf_upstream_connect_failures_total{group=\"%s\",upstream=\"%s\"} %llu\n",
+                g, m, (unsigned long long) u->connect_failures);
+    text_printf(t, "wharf_upstream_down{group=\"%s\",upstream=\"%s\"} %llu\n", g, m,
+                (unsigned long long) u->down);
+}
+
 char *
 wh_stats_prometheus(size_t *len)
 {
@@ -136,8 +170,18 @@ wh_stats_prometheus(size_t *len)
                     "# HELP wharf_datagrams_dropped_total Datagrams dropped, by cause.\n"
                     "# TYPE wharf_datagrams_dropped_total counter\n"
                     "# HELP wharf_quic_retry_total QUIC Retry packets sent.\n"
-                    "# TYPE wharf_quic_retry_total counter\n");
+                    "# TYPE wharf_quic_retry_total counter\n"
+                    "# HELP wharf_upstream_connects_total Connections made to an upstream "
+                    "member (group: the listener's tag).\n"
+                    "# TYPE wharf_upstream_connects_total counter\n"
+                    "# HELP wharf_upstream_connect_failures_total Connects to an upstream member "
+                    "that failed or timed out.\n"
+                    "# TYPE wharf_upstream_connect_failures_total counter\n"
+                    "# HELP wharf_upstream_down Workers that hold an upstream member down now "
+                    "(upstreamFailTimeout after a failed connect).\n"
+                    "# TYPE wharf_upstream_down gauge\n");
     wh_stats_foreach(metric_lines, &t);
+    wh_stats_foreach_upstream(upstream_lines, &t);
     *len = t.len;
     return t.buf;
 }

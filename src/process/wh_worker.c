@@ -177,6 +177,7 @@ void
 wh_worker_run(wh_cycle_t *c, int slot, const wh_worker_ctx_t *ctx)
 {
     struct ev_loop *loop;
+    wh_upstream_conf_t *u;
     sigset_t set;
     int i;
 
@@ -217,6 +218,11 @@ wh_worker_run(wh_cycle_t *c, int slot, const wh_worker_ctx_t *ctx)
     wh_limit_init(c, slot);
     for (i = 0; i < c->nlisteners; i++) {
         c->listeners[i].stats = wh_stats_counters(slot, c->listeners[i].stats_index);
+    }
+    for (u = c->upstreams; u != NULL; u = u->link) {
+        for (i = 0; i < u->nmembers; i++) {
+            u->members[i].stats = wh_stats_upstream_counters(slot, u->members[i].stats_index);
+        }
     }
     for (i = 0; i < c->nlisteners; i++) {
         wh_listener_t *ls = &c->listeners[i];

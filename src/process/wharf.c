@@ -118,6 +118,19 @@ print_datagram_row(const char *tag, const wh_stats_counters_t *c, void *arg)
     printf(" %10llu\n", (unsigned long long) c->quic_retry);
 }
 
+static void
+print_upstream_row(const char *group, const char *member, const wh_stats_upstream_sum_t *u,
+                   void *arg)
+{
+    if (*(int *) arg == 0) {
+        printf("\n%-20s %-40s %10s %10s %6s\n", "group", "upstream", "connects", "failures",
+               "down");
+        *(int *) arg = 1;
+    }
+    printf("%-20s %-40s %10llu %10llu %6llu\n", group, member, (unsigned long long) u->connects,
+           (unsigned long long) u->connect_failures, (unsigned long long) u->down);
+}
+
 static int
 print_stats(wh_cycle_t *c)
 {
@@ -141,6 +154,8 @@ print_stats(wh_cycle_t *c)
     wh_stats_foreach(print_row, NULL);
     k = 0;
     wh_stats_foreach(print_datagram_row, &k);
+    k = 0;
+    wh_stats_foreach_upstream(print_upstream_row, &k);
     return 0;
 }
 

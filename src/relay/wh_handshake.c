@@ -264,7 +264,7 @@ advance(wh_handshake_t *hs)
     top->on_writable = NULL;
     wh_live_move(&live, &hs->live);
     finish(hs, 0);
-    wh_relay_start(&live, top, (struct sockaddr *) &peer, peerlen);
+    wh_relay_start(&live, &ls->dest, top, (struct sockaddr *) &peer, peerlen, NULL, 0);
 }
 
 void
@@ -276,7 +276,7 @@ wh_handshake_start(wh_live_t *live, wh_stream_t *s, const struct sockaddr *peer,
 
     if (!ls->proxy_protocol && ls->tls == NULL && ls->module->handshake == NULL) {
         /* nothing to wait for: straight to the relay, no allocation */
-        wh_relay_start(live, s, peer, peerlen);
+        wh_relay_start(live, &ls->dest, s, peer, peerlen, NULL, 0);
         return;
     }
     if (ls->proxy_protocol && wh_stream_splice_fd(s) == -1) {

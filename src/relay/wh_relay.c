@@ -14,6 +14,16 @@
  * through a pipe taken from a per-worker pool for as long as bytes are in
  * it, so an idle relay holds no pipe either.
  *
+ * The upstream is a member of a group (wh_upstream.h): a connect that
+ * fails or times out marks its member down and the stream dials the next
+ * one, all within policy.handshake, each attempt given an equal share of
+ * what is left among the members not tried yet, so a member that never
+ * answers cannot take the whole of it. What the upstream gets before the
+ * client's next byte (a PROXY header, bytes a handshake read ahead) waits
+ * in the up direction's stash, the one place a relay keeps bytes it could
+ * not write yet: the first pump after the connect writes it first, and
+ * splice(2) starts once it is empty.
+ *
  * Timeouts (V2Ray's policy, spec 1.3): handshake bounds the upstream
  * connect; then connIdle closes a stream with no bytes either way. When the
  * client ends, the upstream gets a FIN and the stream lives on while the
@@ -27,6 +37,8 @@
 #include "wh_relay.h"
 #include "wh_event.h"
 #include "wh_log.h"
+#include "wh_proxy_protocol.h"
+#include "wh_sock_stream.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -65,7 +77,10 @@ typedef struct {
 typedef struct wh_relay_s wh_relay_t;
 struct wh_relay_s {
     wh_stream_t *client;
-    wh_stream_t *upstream;
+    wh_stream_t *upstream;      /* NULL between two connect attempts */
+    wh_upstream_conf_t *group;
+    wh_upstream_member_t *member;   /* connected, or being dialled */
+    uint64_t tried;             /* the group's members this stream dialled */
     wh_live_t live;             /* the client's, from the transport; its ls is ours */
     wh_relay_dir_t dir[2];
     ev_timer timer;
@@ -95,9 +110,11 @@ relay_ctx(wh_relay_t *r, wh_log_ctx_t *ctx, int upstream)
     ctx->listener = r->live.ls->tag;
     ctx->client = &r->peer.sa;
     ctx->clientlen = r->peerlen;
-    ctx->upstream = upstream ? r->live.ls->upstream.text : NULL;
+    ctx->upstream = upstream && r->member != NULL ? r->member->text : NULL;
     return ctx;
 }
+
+static void connect_failed(wh_relay_t *r);
 
 static uint8_t scratch[WH_RELAY_CHUNK];
 static wh_relay_t *relays;
@@ -162,7 +179,7 @@ relay_close(wh_relay_t *r, int cause)
     ev_timer_stop(wh_loop, &r->timer);
     wh_post_cancel(&r->posted);
     wh_stream_close(r->client);
-    wh_stream_close(r->upstream);
+    if (r->upstream != NULL) wh_stream_close(r->upstream);
     *r->prev = r->next;
     if (r->next != NULL) r->next->prev = r->prev;
     wh_live_close(&r->live, cause);
@@ -271,8 +288,8 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
     if (r->connecting) {
         wh_log_ctx(WH_LOG_ERROR, relay_ctx(r, &ctx, 0), "upstream %s timed out connecting",
-                   r->live.ls->upstream.text);
-        relay_close(r, WH_CLOSE_UPSTREAM);
+                   r->member->text);
+        connect_failed(r);
     } else if (r->dir[UP].eof || r->dir[DOWN].eof) {
         relay_close(r, WH_CLOSE_DONE);     /* one side finished, the other idled out */
     } else {
@@ -289,7 +306,7 @@ side_error(wh_relay_t *r, wh_stream_t *s)
         wh_log_ctx_t ctx;
 
         wh_log_ctx(WH_LOG_ERROR, relay_ctx(r, &ctx, 0), "upstream %s: %s",
-                   r->live.ls->upstream.text, s->err ? s->err : strerror(errno));
+                   r->member->text, s->err ? s->err : strerror(errno));
         return WH_CLOSE_UPSTREAM;
     }
     return s->err == wh_err_bad_input ? WH_CLOSE_BAD_INPUT
@@ -477,6 +494,7 @@ connected(wh_relay_t *r)
     int rc;
 
     r->connecting = 0;
+    wh_upstream_connected(r->member);
     set_timeout(r, r->live.ls->cycle->policy.conn_idle);
     rc = pump(r, UP);
     if (rc == KEEP_GOING) rc = pump(r, DOWN);
@@ -512,8 +530,8 @@ upstream_writable(wh_stream_t *s)
         wh_log_ctx_t ctx;
 
         wh_log_ctx(WH_LOG_ERROR, relay_ctx(r, &ctx, 0), "connect() to upstream %s failed (%s)",
-                   r->live.ls->upstream.text, s->err);
-        relay_close(r, WH_CLOSE_UPSTREAM);
+                   r->member->text, s->err);
+        connect_failed(r);
     } else {
         connected(r);
     }
@@ -531,13 +549,97 @@ posted_cb(wh_posted_t *ev)
     if (rc != KEEP_GOING) relay_close(r, rc);
 }
 
+/* Dials the next member of the group within what is left of
+ * policy.handshake, or closes the relay when no member or no time is left. */
+static void
+connect_next(wh_relay_t *r)
+{
+    wh_upstream_conf_t *u = r->group;
+    ev_tstamp now = ev_now(wh_loop);
+    ev_tstamp left = r->started + r->live.ls->cycle->policy.handshake - now;
+    wh_upstream_member_t *m;
+    wh_log_ctx_t ctx;
+    const char *err;
+
+    while (left > 0 && (m = wh_upstream_pick(u, &r->tried, now)) != NULL) {
+        r->member = m;
+        r->upstream = wh_upstream_connect(u, m, &err);
+        if (r->upstream != NULL) {
+            r->upstream->data = r;
+            r->upstream->on_readable = upstream_readable;
+            r->upstream->on_writable = upstream_writable;
+            /* this one and those not tried yet share what is left */
+            set_timeout(r, left / (u->nmembers - __builtin_popcountll(r->tried) + 1));
+            wh_stream_wait(r->upstream, WH_EV_WRITE);
+            return;
+        }
+        wh_log_ctx(WH_LOG_ERROR, relay_ctx(r, &ctx, 0), "connect() to upstream %s failed (%s)",
+                   m->text, err);
+        wh_upstream_failed(u, m, now);
+    }
+    relay_close(r, WH_CLOSE_UPSTREAM);
+}
+
+static void
+connect_failed(wh_relay_t *r)
+{
+    wh_upstream_failed(r->group, r->member, ev_now(wh_loop));
+    wh_stream_close(r->upstream);
+    r->upstream = NULL;
+    connect_next(r);
+}
+
+/* The address the client connected to: its socket's; for a stream on a
+ * connection (HTTP/2, QUIC, mKCP) the listener's, which for a wildcard
+ * bind is the wildcard (what getsockname() of a UDP socket bound so says). */
+static const struct sockaddr *
+client_local(wh_relay_t *r, wh_stream_t *client, struct sockaddr_storage *ss)
+{
+    socklen_t len;
+
+    if (wh_sock_stream_local(client, ss, &len) == WH_OK) {
+        return (const struct sockaddr *) ss;
+    }
+    return (const struct sockaddr *) &r->live.ls->addr.sa;
+}
+
+/* The PROXY header and the replayed bytes into the up direction's stash. */
+static int
+stash_head(wh_relay_t *r, const wh_dest_t *dest, wh_stream_t *client, const void *replay,
+           size_t replay_len)
+{
+    uint8_t head[WH_PROXY_HEADER_MAX];
+    struct sockaddr_storage local;
+    wh_relay_dir_t *up = &r->dir[UP];
+    size_t n = 0;
+
+    if (dest->xver != 0) {
+        n = wh_proxy_encode(dest->xver, &r->peer.sa, client_local(r, client, &local), head);
+    }
+    if (n + replay_len == 0) {
+        return WH_OK;
+    }
+    up->stash = malloc(n + replay_len);
+    if (up->stash == NULL) {
+        return WH_ERROR;
+    }
+    memcpy(up->stash, head, n);
+    if (replay_len > 0) {
+        memcpy(up->stash + n, replay, replay_len);
+        count_bytes(r, UP, replay_len);
+    }
+    up->stash_len = n + replay_len;
+    return WH_OK;
+}
+
 void
-wh_relay_start(wh_live_t *live, wh_stream_t *client, const struct sockaddr *peer,
-               socklen_t peerlen)
+wh_relay_start(wh_live_t *live, const wh_dest_t *dest, wh_stream_t *client,
+               const struct sockaddr *peer, socklen_t peerlen, const void *replay,
+               size_t replay_len)
 {
     wh_listener_t *ls = live->ls;
     wh_relay_t *r;
-    const char *err = NULL;
+    wh_log_ctx_t ctx;
 
     r = calloc(1, sizeof(*r));
     if (r == NULL) {
@@ -551,18 +653,9 @@ wh_relay_start(wh_live_t *live, wh_stream_t *client, const struct sockaddr *peer
     r->peerlen = wh_min(peerlen, (socklen_t) sizeof(r->peer));
     memcpy(&r->peer, peer, r->peerlen);
 
-    r->upstream = wh_upstream_connect(&ls->upstream, &err);
-    if (r->upstream == NULL) {
-        wh_log_ctx(WH_LOG_ERROR, &(wh_log_ctx_t) { .listener = ls->tag, .client = peer,
-                                                    .clientlen = peerlen },
-                   "connect() to upstream %s failed (%s)", ls->upstream.text, err);
-        free(r);
-        wh_stream_close(client);
-        wh_live_close(live, WH_CLOSE_UPSTREAM);
-        return;
-    }
     wh_live_move(&r->live, live);
     r->client = client;
+    r->group = dest->upstream;
     r->dir[UP].pipe_r = r->dir[UP].pipe_w = -1;
     r->dir[DOWN].pipe_r = r->dir[DOWN].pipe_w = -1;
     r->posted.handler = posted_cb;
@@ -572,9 +665,6 @@ wh_relay_start(wh_live_t *live, wh_stream_t *client, const struct sockaddr *peer
     client->data = r;
     client->on_readable = client_readable;
     client->on_writable = client_writable;
-    r->upstream->data = r;
-    r->upstream->on_readable = upstream_readable;
-    r->upstream->on_writable = upstream_writable;
 
     r->next = relays;
     r->prev = &relays;
@@ -583,14 +673,16 @@ wh_relay_start(wh_live_t *live, wh_stream_t *client, const struct sockaddr *peer
 
     ev_init(&r->timer, timer_cb);
     r->timer.data = r;
-    set_timeout(r, ls->cycle->policy.handshake);
 
     if (wh_log_level >= WH_LOG_DEBUG) {
-        wh_log_ctx_t ctx;
-
         wh_log_ctx(WH_LOG_DEBUG, relay_ctx(r, &ctx, 0), "stream accepted");
     }
-    wh_stream_wait(r->upstream, WH_EV_WRITE);
+    if (stash_head(r, dest, client, replay, replay_len) != WH_OK) {
+        wh_log_ctx(WH_LOG_ERROR, relay_ctx(r, &ctx, 0), "out of memory for a relay buffer");
+        relay_close(r, WH_CLOSE_ERROR);
+        return;
+    }
+    connect_next(r);
 }
 
 void

@@ -14,13 +14,18 @@
 
 #include <sys/socket.h>
 
-/* Connects the upstream of live's listener and relays client <-> upstream
+/* Connects to a member of dest's upstream group (the listener's own,
+ * &ls->dest, or another a handshake chose) and relays client <-> upstream
  * until both ends finish, a policy timeout fires, or an error. The relay
  * takes the client's live handle over (*live is left closed) and closes it
- * with the cause. peer is the client address for logs (the PROXY source,
- * when there was one). */
-void wh_relay_start(wh_live_t *live, wh_stream_t *client, const struct sockaddr *peer,
-                    socklen_t peerlen);
+ * with the cause. peer is the client address for logs and for the PROXY
+ * header dest->xver asks for (the PROXY source, when there was one).
+ * replay[0..replay_len) are bytes of the client's that a handshake has
+ * read already: the upstream gets them right after the PROXY header and
+ * before anything else (they are copied; NULL, 0 for none). */
+void wh_relay_start(wh_live_t *live, const wh_dest_t *dest, wh_stream_t *client,
+                    const struct sockaddr *peer, socklen_t peerlen,
+                    const void *replay, size_t replay_len);
 
 /* Closes every relay of this worker with the given cause (fast stop,
  * shutdown_timeout). */

@@ -1,5 +1,6 @@
 /*
- * PROXY protocol header parser (versions 1 and 2), as a pure codec.
+ * PROXY protocol headers (versions 1 and 2), as a pure codec: the parser
+ * for listeners that accept one, the encoder for upstreams that get one.
  *
  * A listener with acceptProxyProtocol expects a load balancer to put the
  * original client's addresses in front of the stream.  The parser never
@@ -12,10 +13,15 @@
  * a valid header; anything else fails at once, so a client that speaks
  * another protocol is dropped without waiting for the handshake timeout.
  *
+ * The encoder writes what haproxy writes for the same peers (v1 "UNKNOWN"
+ * and v2 LOCAL when the client has no IP address), so every receiver that
+ * reads haproxy's reads ours; the parser above reads it back (unit tests).
+ *
  * Reference: haproxy doc/proxy-protocol.txt.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "wh_proxy_protocol.h"
@@ -288,4 +294,88 @@ ssize_t wh_proxy_parse(const uint8_t *buf, size_t len, wh_proxy_header_t *h,
     if (memcmp(buf, v2_sig, n) == 0)
         return parse_v2(buf, len, h, err);
     return fail(err, "bad signature");
+}
+
+static int ip_family(const struct sockaddr *sa)
+{
+    return sa != NULL && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+           ? sa->sa_family : 0;
+}
+
+/* sa's address (family's size, IPv4 mapped into IPv6 when needed) and port,
+ * both in network order; NULL: the unspecified address, port 0. */
+static void load_addr(const struct sockaddr *sa, int family, uint8_t *addr, uint16_t *port)
+{
+    static const uint8_t v4_mapped[12] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+    };
+
+    memset(addr, 0, family == AF_INET ? 4 : 16);
+    *port = 0;
+    if (sa == NULL)
+        return;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+        if (family == AF_INET6) {
+            memcpy(addr, v4_mapped, sizeof(v4_mapped));
+            addr += sizeof(v4_mapped);
+        }
+        memcpy(addr, &sin->sin_addr, 4);
+        *port = sin->sin_port;
+    } else {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+        memcpy(addr, &sin6->sin6_addr, 16);
+        *port = sin6->sin6_port;
+    }
+}
+
+size_t wh_proxy_encode(int version, const struct sockaddr *src, const struct sockaddr *dst,
+                       uint8_t *buf)
+{
+    uint8_t sa[16], da[16];
+    uint16_t sp, dp;
+    size_t alen;
+    int family;
+
+    if (version != 1 && version != 2)
+        return 0;
+    if (ip_family(src) == 0) {
+        if (version == 1) {
+            memcpy(buf, "PROXY UNKNOWN\r\n", 15);
+            return 15;
+        }
+        memcpy(buf, v2_sig, sizeof(v2_sig));
+        buf[12] = 0x20;                     /* version 2, LOCAL */
+        buf[13] = 0x00;                     /* AF_UNSPEC, UNSPEC */
+        buf[14] = buf[15] = 0;
+        return 16;
+    }
+    if (ip_family(dst) == 0)
+        dst = NULL;
+    family = ip_family(src) == AF_INET6 || ip_family(dst) == AF_INET6 ? AF_INET6 : AF_INET;
+    alen = family == AF_INET ? 4 : 16;
+    load_addr(src, family, sa, &sp);
+    load_addr(dst, family, da, &dp);
+
+    if (version == 1) {
+        char s[ADDR_MAX], d[ADDR_MAX];
+        int n;
+
+        inet_ntop(family, sa, s, sizeof(s));
+        inet_ntop(family, da, d, sizeof(d));
+        /* 104 bytes at most (two full IPv6 addresses): within the v1 limit */
+        n = snprintf((char *)buf, WH_PROXY_HEADER_MAX, "PROXY TCP%c %s %s %u %u\r\n",
+                     family == AF_INET ? '4' : '6', s, d, ntohs(sp), ntohs(dp));
+        return n > 0 && n < WH_PROXY_HEADER_MAX ? (size_t)n : 0;
+    }
+    memcpy(buf, v2_sig, sizeof(v2_sig));
+    buf[12] = 0x21;                         /* version 2, PROXY */
+    buf[13] = family == AF_INET ? 0x11 : 0x21;
+    buf[14] = 0;
+    buf[15] = (uint8_t)(2 * alen + 4);
+    memcpy(buf + 16, sa, alen);
+    memcpy(buf + 16 + alen, da, alen);
+    memcpy(buf + 16 + 2 * alen, &sp, 2);
+    memcpy(buf + 18 + 2 * alen, &dp, 2);
+    return 16 + 2 * alen + 4;
 }

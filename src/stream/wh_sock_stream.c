@@ -10,6 +10,7 @@
  */
 #include "wh_sock_stream.h"
 #include "wh_event.h"
+#include "wh_filter.h"
 
 #include <linux/sockios.h>
 #include <linux/tcp.h>
@@ -210,4 +211,19 @@ wh_sock_stream_create(int fd, int connecting)
     ss->io.data = ss;
     if (connecting) sync_watcher(ss);
     return &ss->s;
+}
+
+int
+wh_sock_stream_local(wh_stream_t *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+    /* every filter is destroyed by the base, which owns its lower stream */
+    while (s->ops->destroy == wh_filter_destroy) {
+        s = wh_filter_of(s)->lower;
+    }
+    if (s->ops != &sock_ops) {
+        return WH_DECLINED;
+    }
+    *len = sizeof(*ss);
+    return getsockname(wh_stream_impl(s, wh_sock_stream_t)->fd, (struct sockaddr *) ss, len) == 0
+           ? WH_OK : WH_DECLINED;
 }

@@ -94,7 +94,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* the HTTP/1.1 service: the relay takes it, as advance() does */
         hs->top->on_readable = NULL;
         hs->top->on_writable = NULL;
-        wh_relay_start(&hs->live, hs->top, (struct sockaddr *) &hs->peer, hs->peerlen);
+        wh_relay_start(&hs->live, &hs->ls->dest, hs->top, (struct sockaddr *) &hs->peer,
+                       hs->peerlen, NULL, 0);
     } else if (rc == WH_ERROR) {
         wh_stream_close(hs->top);
         wh_live_close(&hs->live, WH_CLOSE_BAD_INPUT);

@@ -189,6 +189,7 @@ wh_fuzz_listener(const wh_module_t *module, const char *stream_settings)
 {
     static wh_cycle_t cycle;
     static wh_stats_counters_t stats;
+    static wh_upstream_conf_t echo;
     static int runtime;
     wh_listener_t *ls = calloc(1, sizeof(*ls));
     const char *err;
@@ -200,11 +201,12 @@ wh_fuzz_listener(const wh_module_t *module, const char *stream_settings)
                                    .uplink_only = 1, .downlink_only = 1 };
     config_init(&cfg);
     if (ls == NULL || config_read_string(&cfg, stream_settings) != CONFIG_TRUE
-        || wh_upstream_parse("echo", &ls->upstream, &err) != WH_OK)
+        || wh_upstream_parse("echo", &echo, &err) != WH_OK)
     {
         abort();
     }
     ls->tag = "fuzz";
+    ls->dest.upstream = &echo;
     ls->module = module;
     ls->cycle = &cycle;
     ls->stats = &stats;

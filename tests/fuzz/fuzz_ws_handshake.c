@@ -55,7 +55,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (fs->last_write_len < 13 || memcmp(fs->last_write, "HTTP/1.1 101 ", 13) != 0) abort();
         top->on_readable = NULL;
         top->on_writable = NULL;
-        wh_relay_start(&hs->live, top, (struct sockaddr *) &hs->peer, hs->peerlen);
+        wh_relay_start(&hs->live, &hs->ls->dest, top, (struct sockaddr *) &hs->peer,
+                       hs->peerlen, NULL, 0);
         wh_fuzz_loop_run(64);
         wh_relay_close_all(WH_CLOSE_SHUTDOWN);
     } else {

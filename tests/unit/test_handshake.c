@@ -69,6 +69,7 @@ static wh_listener_t ls;
 static wh_stats_counters_t counters;
 static struct sockaddr_storage peer = { .ss_family = AF_UNIX };
 static uint8_t played[64];
+static wh_upstream_conf_t echo;
 
 static int
 setup(void **state)
@@ -83,7 +84,8 @@ setup(void **state)
     ls.cycle = &cycle;
     ls.stats = &counters;
     ls.module = &module;
-    assert_int_equal(wh_upstream_parse("echo", &ls.upstream, &err), WH_OK);
+    assert_int_equal(wh_upstream_parse("echo", &echo, &err), WH_OK);
+    ls.dest.upstream = &echo;
     stage_calls = stage_ends = stage_expired = stage_stalls = 0;
     stage_peer[0] = '\0';
     wh_fuzz_written = (size_t) -1;      /* until a stream is destroyed */
@@ -93,8 +95,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-    free(ls.upstream.text);
-    ls.upstream.text = NULL;
+    wh_upstream_free(&echo);
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /*
- * Unit tests for the PROXY protocol codec (src/stream/wh_proxy_protocol.c).
+ * Unit tests for the PROXY protocol codec (src/stream/wh_proxy_protocol.c):
+ * the parser on good, bad and cut headers; the encoder through the parser.
  * Build: gcc -std=gnu11 -Wall -Wextra -Werror -Isrc/stream \
  *        tests/unit/test_proxy_protocol.c src/stream/wh_proxy_protocol.c -lcmocka
  */
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/un.h>
 #include <cmocka.h>
 
 #include "wh_proxy_protocol.h"
@@ -430,6 +432,150 @@ static void test_v2_truncated(void **state)
     assert_int_equal(wh_proxy_parse(buf, n, &h, NULL), (ssize_t)n);
 }
 
+/* ---- encoder, read back by the parser ---- */
+
+static struct sockaddr_storage ip_addr(const char *ip, uint16_t port)
+{
+    struct sockaddr_storage ss;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+    memset(&ss, 0, sizeof(ss));
+    if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+    } else {
+        assert_int_equal(inet_pton(AF_INET6, ip, &sin6->sin6_addr), 1);
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+    }
+    return ss;
+}
+
+/* Encodes src -> dst, checks the parser takes exactly the header (with a
+ * payload behind it, and no prefix of it), and returns what it read. */
+static wh_proxy_header_t round_trip(int version, const struct sockaddr_storage *src,
+                                    const struct sockaddr_storage *dst, size_t *len)
+{
+    uint8_t buf[WH_PROXY_HEADER_MAX + 8];
+    wh_proxy_header_t h;
+    const char *err = NULL;
+    size_t n;
+
+    memset(buf, 0xee, sizeof(buf));
+    n = wh_proxy_encode(version, (const struct sockaddr *)src, (const struct sockaddr *)dst, buf);
+    assert_true(n > 0 && n <= WH_PROXY_HEADER_MAX);
+    assert_int_equal(buf[WH_PROXY_HEADER_MAX], 0xee);   /* nothing written past the room */
+    memcpy(buf + n, "payload", 7);
+    if (wh_proxy_parse(buf, n + 7, &h, &err) != (ssize_t)n)
+        fail_msg("v%d header of %zu bytes not read back (%s)", version, n, err ? err : "-");
+    assert_int_equal(h.version, version);
+    assert_all_prefixes_need_more(buf, n);
+    if (len)
+        *len = n;
+    return h;
+}
+
+static void test_encode_inet(void **state)
+{
+    (void)state;
+    struct sockaddr_storage src = ip_addr("203.0.113.7", 56324);
+    struct sockaddr_storage dst = ip_addr("192.0.2.1", 443);
+    uint8_t buf[WH_PROXY_HEADER_MAX];
+    wh_proxy_header_t h;
+    size_t n;
+
+    for (int v = 1; v <= 2; v++) {
+        h = round_trip(v, &src, &dst, &n);
+        assert_int_equal(h.local, 0);
+        assert_v4(&h.src, "203.0.113.7", 56324);
+        assert_v4(&h.dst, "192.0.2.1", 443);
+        assert_int_equal(n, v == 1 ? 44 : 28);
+    }
+    n = wh_proxy_encode(1, (struct sockaddr *)&src, (struct sockaddr *)&dst, buf);
+    assert_memory_equal(buf, "PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n", n);
+    /* version 2, PROXY command, TCP over IPv4, 12 address bytes */
+    n = wh_proxy_encode(2, (struct sockaddr *)&src, (struct sockaddr *)&dst, buf);
+    assert_memory_equal(buf, SIG, sizeof(SIG));
+    assert_int_equal(buf[12], 0x21);
+    assert_int_equal(buf[13], 0x11);
+    assert_int_equal(buf[14] << 8 | buf[15], 12);
+    assert_int_equal(wh_proxy_encode(3, (struct sockaddr *)&src, (struct sockaddr *)&dst, buf), 0);
+}
+
+static void test_encode_inet6(void **state)
+{
+    (void)state;
+    /* the longest v1 line there is */
+    struct sockaddr_storage src = ip_addr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 65535);
+    struct sockaddr_storage dst = ip_addr("2001:db8::1", 8443);
+    wh_proxy_header_t h;
+    size_t n;
+
+    for (int v = 1; v <= 2; v++) {
+        h = round_trip(v, &src, &dst, &n);
+        assert_int_equal(h.local, 0);
+        assert_v6(&h.src, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 65535);
+        assert_v6(&h.dst, "2001:db8::1", 8443);
+        assert_int_equal(n, v == 1 ? 75 : 52);
+    }
+}
+
+/* One family per header: IPv4 beside IPv6 is written IPv4-mapped. */
+static void test_encode_mixed_families(void **state)
+{
+    (void)state;
+    struct sockaddr_storage v4 = ip_addr("198.51.100.9", 40000);
+    struct sockaddr_storage v6 = ip_addr("::1", 443);
+    wh_proxy_header_t h;
+
+    for (int v = 1; v <= 2; v++) {
+        h = round_trip(v, &v4, &v6, NULL);
+        assert_v6(&h.src, "::ffff:198.51.100.9", 40000);
+        assert_v6(&h.dst, "::1", 443);
+        h = round_trip(v, &v6, &v4, NULL);
+        assert_v6(&h.src, "::1", 443);
+        assert_v6(&h.dst, "::ffff:198.51.100.9", 40000);
+    }
+}
+
+/* A client without an IP address (a unix socket): UNKNOWN, LOCAL; a
+ * destination without one: the unspecified address of the client's. */
+static void test_encode_unix(void **state)
+{
+    (void)state;
+    struct sockaddr_storage un, v4 = ip_addr("203.0.113.7", 1234);
+    uint8_t buf[WH_PROXY_HEADER_MAX];
+    wh_proxy_header_t h;
+    size_t n;
+
+    memset(&un, 0, sizeof(un));
+    ((struct sockaddr_un *)&un)->sun_family = AF_UNIX;
+    strcpy(((struct sockaddr_un *)&un)->sun_path, "/run/x.sock");
+
+    n = wh_proxy_encode(1, (struct sockaddr *)&un, (struct sockaddr *)&v4, buf);
+    assert_int_equal(n, 15);
+    assert_memory_equal(buf, "PROXY UNKNOWN\r\n", 15);
+    h = round_trip(1, &un, &un, NULL);
+    assert_int_equal(h.local, 1);
+
+    n = wh_proxy_encode(2, (struct sockaddr *)&un, NULL, buf);
+    assert_int_equal(n, 16);
+    assert_int_equal(buf[12], 0x20);                    /* LOCAL */
+    assert_int_equal(buf[13], 0x00);                    /* UNSPEC */
+    h = round_trip(2, &un, &un, NULL);
+    assert_int_equal(h.local, 1);
+
+    for (int v = 1; v <= 2; v++) {
+        h = round_trip(v, &v4, &un, NULL);
+        assert_int_equal(h.local, 0);
+        assert_v4(&h.src, "203.0.113.7", 1234);
+        assert_v4(&h.dst, "0.0.0.0", 0);
+    }
+    n = wh_proxy_encode(1, (struct sockaddr *)&v4, NULL, buf);
+    assert_memory_equal(buf, "PROXY TCP4 203.0.113.7 0.0.0.0 1234 0\r\n", n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +593,10 @@ int main(void)
         cmocka_unit_test(test_v2_unspec_and_unix),
         cmocka_unit_test(test_v2_malformed),
         cmocka_unit_test(test_v2_truncated),
+        cmocka_unit_test(test_encode_inet),
+        cmocka_unit_test(test_encode_inet6),
+        cmocka_unit_test(test_encode_mixed_families),
+        cmocka_unit_test(test_encode_unix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

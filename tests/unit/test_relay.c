@@ -6,7 +6,9 @@
  * bounded number of bytes (one chunk stashed per direction plus the echo's
  * buffer); every byte comes back in order once the client reads; an idle
  * relay holds no buffers (heap back to its size before the transfer); the
- * counters add up; end of stream closes the relay as "done".
+ * counters add up; end of stream closes the relay as "done". What goes
+ * to the upstream first: the PROXY header (xver), then the bytes a
+ * handshake read ahead (replay), then the client's.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include "wh_log.h"
 #include "wh_relay.h"
 
+#include <arpa/inet.h>
 #include <malloc.h>
 
 #define CHUNK 65536
@@ -77,6 +80,7 @@ static const wh_stream_ops_t script_ops = {
 static wh_cycle_t cycle;
 static wh_listener_t ls;
 static wh_stats_counters_t counters;
+static wh_upstream_conf_t echo;
 
 static void
 spin(script_t *c)
@@ -104,7 +108,16 @@ setup(void **state)
     ls.tag = "t";
     ls.cycle = &cycle;
     ls.stats = &counters;
-    assert_int_equal(wh_upstream_parse("echo", &ls.upstream, &err), WH_OK);
+    assert_int_equal(wh_upstream_parse("echo", &echo, &err), WH_OK);
+    ls.dest.upstream = &echo;
+    ls.dest.xver = 0;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    wh_upstream_free(&echo);
     return 0;
 }
 
@@ -125,7 +138,8 @@ test_backpressure_and_no_idle_buffers(void **state)
 
     before = mallinfo2().uordblks;
     wh_live_open(&live, &ls, WH_LIVE_STREAM);
-    wh_relay_start(&live, &c->s, (struct sockaddr *) &peer, sizeof(sa_family_t));
+    wh_relay_start(&live, &ls.dest, &c->s, (struct sockaddr *) &peer, sizeof(sa_family_t),
+                   NULL, 0);
     spin(c);
 
     /* the client never reads: the relay stops taking its bytes */
@@ -164,11 +178,44 @@ test_backpressure_and_no_idle_buffers(void **state)
     free(c);
 }
 
+/* The echo sends back what the upstream got, in order. */
+static void
+test_proxy_header_and_replay_first(void **state)
+{
+    static const char expect[] = "PROXY TCP4 203.0.113.7 0.0.0.0 1234 0\r\nearly, late";
+    script_t *c = calloc(1, sizeof(*c));
+    struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = htons(1234) };
+    wh_live_t live;
+
+    inet_pton(AF_INET, "203.0.113.7", &peer.sin_addr);
+    c->s.ops = &script_ops;
+    c->in = (uint8_t *) strdup(", late");
+    c->in_len = 6;
+    c->in_eof = 1;
+    c->out = malloc(256);
+    c->out_room = 256;
+    ls.dest.xver = 1;       /* no socket under the script: the listener's address, none */
+
+    wh_live_open(&live, &ls, WH_LIVE_STREAM);
+    wh_relay_start(&live, &ls.dest, &c->s, (struct sockaddr *) &peer, sizeof(peer), "early", 5);
+    spin(c);
+    assert_int_equal(c->out_len, sizeof(expect) - 1);
+    assert_memory_equal(c->out, expect, sizeof(expect) - 1);
+    /* the replayed bytes are the client's; the header is not */
+    assert_int_equal(counters.bytes_up, 11);
+    assert_true(c->destroyed);
+    assert_int_equal(counters.closed[WH_CLOSE_DONE], 1);
+    free(c->in);
+    free(c->out);
+    free(c);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_backpressure_and_no_idle_buffers, setup),
+        cmocka_unit_test_setup_teardown(test_backpressure_and_no_idle_buffers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_header_and_replay_first, setup, teardown),
     };
 
     wh_log_level = WH_LOG_EMERG;
