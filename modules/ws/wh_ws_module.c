@@ -67,6 +67,8 @@ typedef struct {
     uint8_t close_after;        /* the answered request ends the connection */
     uint8_t refused;            /* some request was answered with an error */
     uint8_t requests;           /* complete request heads so far */
+    const char *path;           /* of the request being answered, for fallbacks */
+    size_t path_len;
     uint8_t buf[WH_WS_HEAD_MAX];
 } wh_ws_head_t;
 
@@ -144,9 +146,26 @@ has_token(const wh_http_request_t *req, const char *name, const char *token)
 
 /* Writes an answer in one write; a short write means the client is gone. */
 static int
-answer(wh_handshake_t *hs, const char *text, size_t len)
+send_answer(wh_handshake_t *hs, const char *text, size_t len)
 {
     return wh_stream_write(hs->top, text, len) == (ssize_t) len ? WH_OK : WH_ERROR;
+}
+
+/* Every answer but the 101 refuses the client: a fallback that takes the
+ * request (wh_fallback.h) gets the connection instead, with every byte
+ * read so far, and nothing is written (WH_DECLINED, which the callers take
+ * for a failed write: the handshake ends, and the fallback goes on). */
+static int
+answer(wh_handshake_t *hs, const char *text, size_t len)
+{
+    wh_ws_head_t *head = hs->module_data;
+
+    if (head != NULL
+        && wh_handshake_fallback(hs, head->path, head->path_len, head->buf, head->have) == WH_OK)
+    {
+        return WH_DECLINED;
+    }
+    return send_answer(hs, text, len);
 }
 
 /* Go's errors before any handler ran: plain form, then close. */
@@ -242,6 +261,9 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
         hs->top->err = err;
         return WH_ERROR;
     }
+    plen = wh_http_request_path(&req, path, sizeof(path));
+    head->path = plen >= 0 ? path : NULL;
+    head->path_len = plen >= 0 ? (size_t) plen : 0;
     err = wh_http_request_check_server(&req);
     if (err != NULL) {
         answer_go(hs, err == wh_http_err_unsupported_version ? "505 HTTP Version Not Supported"
@@ -296,7 +318,6 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
                ? WH_DECLINED : WH_ERROR;
     }
 
-    plen = wh_http_request_path(&req, path, sizeof(path));
     if (plen >= 0 && conf->max_early_data > 0 && conf->early_header == NULL
         && (size_t) plen > cl && strncmp(path, conf->path, cl) == 0)
     {
@@ -347,7 +368,7 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
                       (int) eh->value_len, eh->value);
     }
     n += snprintf(resp + n, sizeof(resp) - n, "\r\n");
-    if (answer(hs, resp, n) != WH_OK) {
+    if (send_answer(hs, resp, n) != WH_OK) {
         *cause = WH_CLOSE_ERROR;
         return WH_ERROR;
     }
@@ -471,10 +492,19 @@ ws_handshake(wh_handshake_t *hs, int *cause)
                 return WH_ERROR;
             }
             head->have += n;
+            /* bytes that cannot start a request go to a fallback at once,
+             * not after the deadline (they are answered as Go would) */
+            if (hs->ls->fallbacks.n > 0
+                && wh_http_request_partial_invalid((const char *) head->buf, head->have)
+                && wh_handshake_fallback(hs, NULL, 0, head->buf, head->have) == WH_OK)
+            {
+                return WH_ERROR;
+            }
             continue;
         }
         head_len = end - head->buf;
         rc = check_request(hs, head, head_len, cause);
+        head->path = NULL;
         if (rc != WH_DECLINED) return rc;
         if (head->close_after) {
             lower->err = head->requests >= WH_WS_REQUESTS_MAX ? "too many requests"
@@ -486,6 +516,12 @@ ws_handshake(wh_handshake_t *hs, int *cause)
         head->have -= head_len;
         wh_handshake_restart_timer(hs);
     }
+}
+
+static int
+ws_fallback(const wh_listener_t *ls)
+{
+    return 1;
 }
 
 static void
@@ -517,5 +553,6 @@ const wh_module_t wh_ws_module = {
     .stop = wh_accept_stop,
     .handshake = ws_handshake,
     .handshake_end = ws_handshake_end,
+    .fallback = ws_fallback,
     .handshake_timeout = 4.0,           /* Go's ReadHeaderTimeout in V2Ray */
 };

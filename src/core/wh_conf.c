@@ -42,6 +42,23 @@ wh_conf_error(wh_conf_t *cf, const config_setting_t *s, const char *fmt, ...)
 }
 
 void
+wh_conf_error_at(wh_conf_t *cf, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (cf->error[0] != '\0') {
+        return;
+    }
+    va_start(ap, fmt);
+    n = vsnprintf(cf->error, sizeof(cf->error), fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t) n < sizeof(cf->error)) {
+        snprintf(cf->error + n, sizeof(cf->error) - n, " in %s:%d", file, line);
+    }
+}
+
+void
 wh_conf_warn(wh_conf_t *cf, const config_setting_t *s, const char *fmt, ...)
 {
     char msg[1024];

@@ -24,6 +24,9 @@ void wh_conf_error(wh_conf_t *cf, const config_setting_t *s, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 void wh_conf_warn(wh_conf_t *cf, const config_setting_t *s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* An error found after the settings were read, at a place kept then. */
+void wh_conf_error_at(wh_conf_t *cf, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Refuses any name in group not listed in known (NULL-terminated). A name in
  * ignored (may be NULL) is accepted with a warning: V2Ray's client-only fields. */

@@ -43,8 +43,8 @@ static const wh_directive_t policy_directives[] = {
 };
 static const char *const stats_names[] = { "listen", "port", NULL };
 static const char *const listener_names[] = {
-    "tag", "listen", "port", "upstream", "xver", "maxConnections", "maxConnectionsPerAddress",
-    "streamSettings", NULL
+    "tag", "listen", "port", "upstream", "xver", "fallbacks", "maxConnections",
+    "maxConnectionsPerAddress", "streamSettings", NULL
 };
 /* streamSettings' own names; each built module adds its settings key */
 static const char *const stream_settings_names[] = {
@@ -441,14 +441,21 @@ parse_listener(wh_conf_t *cf, wh_cycle_t *c, wh_listener_t *ls, config_setting_t
         return WH_ERROR;
     }
     /* the transport may set (domainsocket) or check the address */
-    if (parse_stream_settings(cf, ls, g) != WH_OK) {
+    if (parse_stream_settings(cf, ls, g) != WH_OK
+        || wh_fallbacks_conf(cf, c, ls, config_setting_get_member(g, "fallbacks")) != WH_OK)
+    {
         return WH_ERROR;
     }
 
     where = config_setting_get_member(g, "listen") ?: g;
     if (ls->addr.len == 0) {
-        wh_conf_error(cf, g, "listener \"%s\" has no \"listen\"", tag);
-        return WH_ERROR;
+        if (ls->module->datagram != NULL) {
+            wh_conf_error(cf, g, "listener \"%s\" has no \"listen\"", tag);
+            return WH_ERROR;
+        }
+        /* it takes only hand-offs: wh_fallbacks_check() sees that some do */
+        snprintf(ls->addr_text, sizeof(ls->addr_text), "(hand-offs)");
+        return WH_OK;
     }
     wh_addr_format((struct sockaddr *) &ls->addr.sa, ls->addr.len, ls->addr_text,
                    sizeof(ls->addr_text));
@@ -530,6 +537,9 @@ wh_cycle_load(wh_conf_t *cf, const char *prefix, const char *conf_file)
     }
     if (c->nlisteners >= WH_STATS_MAX_LISTENERS) {
         wh_conf_error(cf, list, "too many listeners (at most %d)", WH_STATS_MAX_LISTENERS - 1);
+        goto failed;
+    }
+    if (wh_fallbacks_check(cf, c) != WH_OK) {
         goto failed;
     }
     if (cf->error[0] == '\0') {
@@ -683,6 +693,9 @@ wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
     for (i = 0; i < c->nlisteners; i++) {
         wh_listener_t *ls = &c->listeners[i];
 
+        if (ls->addr.len == 0) {
+            continue;       /* it takes only hand-offs */
+        }
         ls->fd = take_over(old, ls);
         if (ls->fd != -1 && ls->module->datagram == NULL) {
             continue;
@@ -777,6 +790,7 @@ wh_cycle_free(wh_cycle_t *c)
         free(c->listeners[i].tag);
         free(c->listeners[i].udp_fds);
         wh_listener_conf_free(&c->listeners[i]);
+        wh_fallbacks_free(&c->listeners[i].fallbacks);
         wh_tls_free(c->listeners[i].tls);
     }
     free(c->listeners);

@@ -16,6 +16,7 @@
 #include "wh_module.h"
 #include "wh_stats.h"
 #include "wh_upstream.h"
+#include "wh_fallback.h"
 
 typedef struct {
     double handshake;       /* V2Ray policy names and defaults (spec 1.3), seconds */
@@ -31,6 +32,7 @@ struct wh_listener_s {
     wh_sockaddr_t addr;
     char addr_text[128];
     wh_dest_t dest;             /* its upstream group, xver */
+    wh_fallbacks_t fallbacks;   /* where what its transport refuses goes */
     const wh_module_t *module;
     void *module_conf;
     struct wh_tls_conf_s *tls;  /* security "tls", else NULL */

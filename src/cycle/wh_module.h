@@ -72,6 +72,11 @@ typedef struct wh_module_s {
      * to hs->top). */
     void (*handshake_end)(wh_handshake_t *hs, int expired);
 
+    /* Optional, stream transports: whether the handshake may refuse a
+     * client of ls, which a fallback can then take instead
+     * (wh_handshake_fallback, wh_fallback.h); NULL: it never refuses. */
+    int (*fallback)(const wh_listener_t *ls);
+
     /* Seconds the whole handshake may take; 0: policy.handshake. */
     double handshake_timeout;
 

@@ -21,6 +21,7 @@
 #include "wh_log.h"
 #include "wh_proxy_protocol.h"
 #include "wh_relay.h"
+#include "wh_replay.h"
 #include "wh_sock_stream.h"
 #include "wh_tls.h"
 
@@ -57,6 +58,7 @@ refuse(wh_live_t *live, wh_stream_t *s, int cause)
 static void
 finish(wh_handshake_t *hs, int expired)
 {
+    hs->ending = 1;
     if (hs->ls->module->handshake_end != NULL) {
         hs->ls->module->handshake_end(hs, expired);
     }
@@ -64,6 +66,7 @@ finish(wh_handshake_t *hs, int expired)
     /* the relay or the module took the handle, unless something failed */
     wh_live_close(&hs->live, WH_CLOSE_ERROR);
     free(hs->proxy);
+    free(hs->replay);
     free(hs);
 }
 
@@ -188,6 +191,96 @@ timed_out(struct ev_loop *loop, ev_timer *w, int revents)
     fail(w->data, WH_CLOSE_TIMEOUT, "timed out");
 }
 
+/* The handshake is over: the stream goes to dest, with the bytes to read
+ * again that a fallback carries. */
+static void
+relay(wh_handshake_t *hs, const wh_dest_t *dest)
+{
+    wh_stream_t *top = hs->top;
+    struct sockaddr_storage peer = hs->peer;
+    socklen_t peerlen = hs->peerlen;
+    uint8_t *replay = hs->replay;
+    size_t n = hs->replay_len;
+    wh_live_t live;
+
+    hs->replay = NULL;
+    top->on_readable = NULL;
+    top->on_writable = NULL;
+    wh_live_move(&live, &hs->live);
+    finish(hs, 0);
+    wh_relay_start(&live, dest, top, (struct sockaddr *) &peer, peerlen, replay, n);
+    free(replay);
+}
+
+/* A fallback takes the connection: its upstream, or another listener's
+ * transport, which reads what this one read again (no socket hop), on the
+ * stream as it is (TLS ended here). The live handle, and with it the
+ * counters and the client's place in the limits, stays this listener's. */
+static void
+take_fallback(wh_handshake_t *hs)
+{
+    const wh_fallback_t *fb = hs->fallback;
+    wh_log_ctx_t ctx;
+    wh_stream_t *s;
+
+    hs->fallback = NULL;
+    /* what made the module refuse is no failure of the stream */
+    hs->top->err = NULL;
+    if (wh_log_level >= WH_LOG_DEBUG) {
+        wh_log_ctx(WH_LOG_DEBUG, wh_handshake_log_ctx(hs, &ctx), "fallback to %s%s",
+                   fb->to != NULL ? "listener " : "",
+                   fb->to != NULL ? fb->to->tag : fb->dest.upstream->name);
+    }
+    if (fb->to == NULL) {
+        relay(hs, &fb->dest);
+        return;
+    }
+    if (hs->ls->module->handshake_end != NULL) {
+        hs->ls->module->handshake_end(hs, 0);
+    }
+    hs->module_data = NULL;
+    hs->module_step = 0;
+    if (hs->replay_len > 0) {
+        s = wh_replay_stream(hs->top, hs->replay, hs->replay_len);
+        if (s == NULL) {
+            fail(hs, WH_CLOSE_ERROR, "out of memory");
+            return;
+        }
+        hs->top = s;
+    }
+    free(hs->replay);
+    hs->replay = NULL;
+    hs->replay_len = 0;
+    hs->ls = fb->to;
+    advance(hs);
+}
+
+int
+wh_handshake_fallback(wh_handshake_t *hs, const char *path, size_t path_len, const void *read,
+                      size_t n)
+{
+    const char *sni = hs->tls != NULL ? wh_tls_servername(hs->tls) : "";
+    const char *alpn = hs->tls != NULL ? wh_tls_alpn(hs->tls) : "";
+
+    if (hs->ending || hs->ls->fallbacks.n == 0) {
+        return WH_DECLINED;
+    }
+    hs->fallback = wh_fallback_request(hs->ls, sni, alpn, path, path_len);
+    if (hs->fallback == NULL) {
+        return WH_DECLINED;
+    }
+    if (n > 0) {
+        hs->replay = malloc(n);
+        if (hs->replay == NULL) {
+            hs->fallback = NULL;
+            return WH_DECLINED;
+        }
+        memcpy(hs->replay, read, n);
+        hs->replay_len = n;
+    }
+    return WH_OK;
+}
+
 /* Runs stages until one has to wait, fails, or all are done. */
 static void
 advance(wh_handshake_t *hs)
@@ -212,7 +305,7 @@ advance(wh_handshake_t *hs)
                 fail(hs, WH_CLOSE_ERROR, "out of memory");
                 return;
             }
-            hs->top = tls;
+            hs->top = hs->tls = tls;
         }
     }
 
@@ -232,6 +325,14 @@ advance(wh_handshake_t *hs)
             }
         }
         hs->stage = STAGE_MODULE;
+        if (ls->fallbacks.on_connection) {
+            hs->fallback = wh_fallback_connection(ls, wh_tls_servername(hs->tls),
+                                                  wh_tls_alpn(hs->tls));
+            if (hs->fallback != NULL) {
+                take_fallback(hs);
+                return;
+            }
+        }
         if (ls->tls != NULL && ls->module->handshake_timeout > 0) {
             /* Go's server: the TLS handshake and the request head get
              * their deadline each */
@@ -241,6 +342,10 @@ advance(wh_handshake_t *hs)
 
     if (ls->module->handshake != NULL) {
         rc = ls->module->handshake(hs, &cause);
+        if (hs->fallback != NULL) {
+            take_fallback(hs);
+            return;
+        }
         if (rc == WH_AGAIN) {
             wait_readable(hs);
             return;
@@ -255,16 +360,7 @@ advance(wh_handshake_t *hs)
         }
     }
 
-    wh_stream_t *top = hs->top;
-    struct sockaddr_storage peer = hs->peer;
-    socklen_t peerlen = hs->peerlen;
-    wh_live_t live;
-
-    top->on_readable = NULL;
-    top->on_writable = NULL;
-    wh_live_move(&live, &hs->live);
-    finish(hs, 0);
-    wh_relay_start(&live, &ls->dest, top, (struct sockaddr *) &peer, peerlen, NULL, 0);
+    relay(hs, &ls->dest);
 }
 
 void
@@ -379,7 +475,12 @@ resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
 int
 wh_accept_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
 {
-    wh_acceptor_t *a = wh_xalloc(sizeof(*a));
+    wh_acceptor_t *a;
+
+    if (ls->fd == -1) {
+        return WH_OK;       /* no address: it takes only hand-offs */
+    }
+    a = wh_xalloc(sizeof(*a));
 
     a->ls = ls;
     ev_io_init(&a->io, accept_cb, ls->fd, EV_READ);

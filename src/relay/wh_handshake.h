@@ -39,7 +39,12 @@ struct wh_handshake_s {
     ev_timer timer;
     int stage;
     uint16_t have;
+    uint8_t ending;             /* finishing: no fallback any more */
     uint8_t *proxy;             /* PROXY header bytes, only in that stage */
+    wh_stream_t *tls;           /* the TLS stream under top, if any (SNI, ALPN) */
+    const wh_fallback_t *fallback;  /* taking the connection, with: */
+    uint8_t *replay;            /* the bytes the module read */
+    size_t replay_len;
 };
 
 /* Takes an accepted stream and its live handle (wh_live.h, moved; its
@@ -49,6 +54,16 @@ struct wh_handshake_s {
  * PROXY stage reads the socket under s itself (wh_stream_splice_fd). */
 void wh_handshake_start(wh_live_t *live, wh_stream_t *s, const struct sockaddr *peer,
                         socklen_t peerlen);
+
+/* At a point where the module would refuse the client: the first of
+ * hs->ls's fallbacks for a refused request (wh_fallback.h; path is the
+ * request's, NULL when it has none, as bytes that are not HTTP) takes the
+ * connection instead, with read[0..n), all the module has read, to be read
+ * again. WH_OK: taken, and the module returns at once (whatever it
+ * returns), answering nothing; WH_DECLINED: no entry, the module refuses as
+ * it would have. */
+int wh_handshake_fallback(wh_handshake_t *hs, const char *path, size_t path_len,
+                          const void *read, size_t n);
 
 /* What a handshake's log lines are about: its listener and client. */
 const wh_log_ctx_t *wh_handshake_log_ctx(const wh_handshake_t *hs, wh_log_ctx_t *ctx);

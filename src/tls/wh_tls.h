@@ -55,5 +55,7 @@ int wh_tls_handshake(wh_stream_t *s);
 const char *wh_tls_error(wh_stream_t *s);
 /* The negotiated ALPN protocol ("" when none). */
 const char *wh_tls_alpn(wh_stream_t *s);
+/* The name the client asked for (SNI; "" when none). */
+const char *wh_tls_servername(wh_stream_t *s);
 
 #endif

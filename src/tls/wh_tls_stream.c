@@ -177,6 +177,14 @@ wh_tls_alpn(wh_stream_t *s)
     return buf;
 }
 
+const char *
+wh_tls_servername(wh_stream_t *s)
+{
+    const char *name = SSL_get_servername(tls_of(s)->ssl, TLSEXT_NAMETYPE_host_name);
+
+    return name != NULL ? name : "";
+}
+
 /* Fills buf with as many records as are there: one SSL_read gives one
  * record (2 KiB from a V2Ray client), and the relay writes on what one read
  * returns, so this keeps its writes large. */
