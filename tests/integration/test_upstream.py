@@ -92,9 +92,9 @@ def proxy_echo(on_header=None):
     connected), then echoes until EOF."""
     def handler(conn, rec):
         hdr, rest = read_proxy_header(conn)
-        rec["proxy"] = hdr
         if on_header is not None:
             rec["check"] = on_header(hdr)
+        rec["proxy"] = hdr          # last: headers() waits for it
         if rest:
             conn.sendall(rest)
         while True:
