@@ -395,11 +395,16 @@ def echo_stream(sock, data, chunk=65536, delay=0.0, timeout=60, half_close=True)
     return result
 
 
-def echo_roundtrip(addr, payload=b"ping-wharf", timeout=10):
-    """One short connection: send payload, read it back, half-close, expect EOF."""
+def echo_roundtrip(addr, payload=b"ping-wharf", timeout=10, prefix=b""):
+    """One short connection: send payload, read it back, half-close, expect
+    EOF. prefix goes first and is not echoed (a PROXY header); the result's
+    "client" is the connection's local address."""
     s = connect(addr, timeout=timeout)
     try:
+        if prefix:
+            s.sendall(prefix)
         r = echo_stream(s, payload, timeout=timeout)
+        r["client"] = s.getsockname()
     finally:
         s.close()
     return r
@@ -858,6 +863,8 @@ class Wharf:
         unix = None
         missing = []
         for l in self.listeners(conf):
+            if "listen" not in l and "port" not in l:
+                continue        # it takes only hand-offs from fallbacks
             listen = l.get("listen", "0.0.0.0")
             if listen.startswith("/") or listen.startswith("@"):
                 if unix is None:
