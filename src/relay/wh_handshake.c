@@ -224,6 +224,7 @@ take_fallback(wh_handshake_t *hs)
     wh_stream_t *s;
 
     hs->fallback = NULL;
+    wh_stats_add(hs->ls->stats->fallbacks, 1);
     /* what made the module refuse is no failure of the stream */
     hs->top->err = NULL;
     if (wh_log_level >= WH_LOG_DEBUG) {
