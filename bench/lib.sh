@@ -150,13 +150,14 @@ fixture_cert() {
 
 # ---------------------------------------------------------------------------------- helpers
 
-# free TCP port below the ephemeral range, not listening and not used before in this run
+# free TCP port below the ephemeral range, not listening and not used before in this run; from
+# PORT_MIN (default 20000), among PORT_COUNT ports (default 12000)
 USED_PORTS=" "
 free_port() {
     local p listening
     listening=$(ss -Htan 2>/dev/null | awk '{n=split($4,a,":"); print a[n]}' | sort -u | tr '\n' ' ')
     while :; do
-        p=$(( 20000 + RANDOM % 12000 ))
+        p=$(( ${PORT_MIN:-20000} + RANDOM % ${PORT_COUNT:-12000} ))
         case " $listening $USED_PORTS " in *" $p "*) continue ;; esac
         USED_PORTS="$USED_PORTS$p "
         echo "$p"

@@ -80,6 +80,25 @@ answer(wh_handshake_t *hs, const char *text, size_t len)
     return wh_stream_write(hs->top, text, len) == (ssize_t) len ? WH_OK : WH_ERROR;
 }
 
+/* A refusal of the HTTP/1.1 service (its 400, 404, 413): a fallback that
+ * takes the request (wh_fallback.h) gets the connection instead, with every
+ * byte read so far, and nothing is written (WH_DECLINED). target: the
+ * request's, NULL when it could not be parsed. */
+static int
+refuse(wh_handshake_t *hs, wh_h2_head_t *head, const char *target, size_t target_len,
+       const char *text, size_t len)
+{
+    char path[WH_H2_HEAD_MAX];
+    ssize_t pl = target != NULL ? wh_http_target_path(target, target_len, path, sizeof(path)) : -1;
+
+    if (wh_handshake_fallback(hs, pl >= 0 ? path : NULL, pl >= 0 ? (size_t) pl : 0, head->buf,
+                              head->have) == WH_OK)
+    {
+        return WH_DECLINED;
+    }
+    return answer(hs, text, len);
+}
+
 /* An HTTP/1.1 request on an h2c port: Upgrade: h2c, or a 404/400. */
 static int
 http1_request(wh_handshake_t *hs, wh_h2_head_t *head, size_t head_len, int *cause)
@@ -100,7 +119,7 @@ http1_request(wh_handshake_t *hs, wh_h2_head_t *head, size_t head_len, int *caus
     {
         static const char t[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; "
                                 "charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request";
-        (void) answer(hs, t, sizeof(t) - 1);
+        (void) refuse(hs, head, NULL, 0, t, sizeof(t) - 1);
         hs->top->err = wh_err_bad_input;
         return WH_ERROR;
     }
@@ -120,7 +139,7 @@ http1_request(wh_handshake_t *hs, wh_h2_head_t *head, size_t head_len, int *caus
         if (!wh_h2_request_ok(hs->ls->module_conf, auth, strlen(auth), path, strlen(path))) {
             n = snprintf((char *) payload, sizeof(payload), "HTTP/1.1 404 Not Found\r\nDate: %s\r\n"
                          "Content-Length: 0\r\nConnection: close\r\n\r\n", date);
-            (void) answer(hs, (char *) payload, n);
+            (void) refuse(hs, head, req.target, req.target_len, (char *) payload, n);
             hs->top->err = "HTTP/1.1 request refused (404)";
             return WH_ERROR;
         }
@@ -141,7 +160,7 @@ http1_request(wh_handshake_t *hs, wh_h2_head_t *head, size_t head_len, int *caus
     if (body_len > WH_H2_UPGRADE_BODY_MAX) {
         static const char t[] = "HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\n"
                                 "Content-Length: 0\r\n\r\n";
-        (void) answer(hs, t, sizeof(t) - 1);
+        (void) refuse(hs, head, req.target, req.target_len, t, sizeof(t) - 1);
         hs->top->err = "h2c upgrade body too large";
         return WH_ERROR;
     }
@@ -260,7 +279,23 @@ h2_handshake(wh_handshake_t *hs, int *cause)
             return WH_ERROR;
         }
         head->have += n;
+        /* bytes that can start neither a request nor the preface go to a
+         * fallback at once, not after the deadline */
+        k = wh_min((size_t) head->have, sizeof(preface) - 1);
+        if (hs->ls->fallbacks.n > 0 && memcmp(head->buf, preface, k) != 0
+            && wh_http_request_partial_invalid((const char *) head->buf, head->have)
+            && wh_handshake_fallback(hs, NULL, 0, head->buf, head->have) == WH_OK)
+        {
+            return WH_ERROR;
+        }
     }
+}
+
+/* Its HTTP/1.1 service refuses what V2Ray's handler answers 404 (or 400). */
+static int
+h2_fallback(const wh_listener_t *ls)
+{
+    return 1;
 }
 
 static void
@@ -294,5 +329,6 @@ const wh_module_t wh_h2_module = {
     .stop = h2_stop,
     .handshake = h2_handshake,
     .handshake_end = h2_handshake_end,
+    .fallback = h2_fallback,
     .handshake_timeout = 4.0,       /* Go's TLS handshake deadline / ReadHeaderTimeout */
 };

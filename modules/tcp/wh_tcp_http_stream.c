@@ -106,6 +106,30 @@ wh_tcp_http_accept(wh_stream_t *s)
     }
 }
 
+int
+wh_tcp_http_refused(wh_stream_t *s, const uint8_t **read, size_t *n, const char **path,
+                    size_t *path_len)
+{
+    wh_http_stream_t *hs = http_of(s);
+    const uint8_t *p, *end, *sp;
+
+    if (hs->error == 0 || hs->head_done || hs->in.len == 0 || hs->f.lower->err != NULL) {
+        return 0;
+    }
+    *read = hs->in.data;
+    *n = hs->in.len;
+    *path = NULL;
+    *path_len = 0;
+    end = memchr(hs->in.data, '\n', hs->in.len) ?: hs->in.data + hs->in.len;
+    sp = memchr(hs->in.data, ' ', end - hs->in.data);
+    if (sp != NULL) {
+        for (p = ++sp; p < end && *p != ' ' && *p != '?' && *p != '\r'; p++) { /* void */ }
+        *path = (const char *) sp;
+        *path_len = p - sp;
+    }
+    return 1;
+}
+
 static ssize_t
 http_read(wh_stream_t *s, void *buf, size_t size)
 {

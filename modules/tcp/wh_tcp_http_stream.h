@@ -19,4 +19,11 @@ wh_stream_t *wh_tcp_http_stream(wh_stream_t *lower, const wh_http_obfs_conf_t *c
  * the stream is closed). */
 int wh_tcp_http_accept(wh_stream_t *s);
 
+/* After wh_tcp_http_accept() refused the request (not a failure below): 1
+ * with what was read of it in read[0..*n) and its path (the request
+ * line's target up to "?", *path NULL when the bytes have none), valid
+ * until the stream goes; 0 otherwise. */
+int wh_tcp_http_refused(wh_stream_t *s, const uint8_t **read, size_t *n, const char **path,
+                        size_t *path_len);
+
 #endif

@@ -10,6 +10,7 @@
  * stream, so the relay may splice it.
  */
 #include "wh_cycle.h"
+#include "wh_filter.h"
 #include "wh_handshake.h"
 #include "wh_tcp_http_stream.h"
 
@@ -91,11 +92,32 @@ tcp_handshake(wh_handshake_t *hs, int *cause)
         hs->module_step = 1;
     }
     rc = wh_tcp_http_accept(hs->top);
+    if (rc == WH_ERROR && hs->ls->fallbacks.n > 0) {
+        const uint8_t *read;
+        const char *path;
+        size_t n, path_len;
+
+        /* a fallback takes what the header refuses, which never saw the
+         * obfuscation's answer */
+        if (wh_tcp_http_refused(hs->top, &read, &n, &path, &path_len)
+            && wh_handshake_fallback(hs, path, path_len, read, n) == WH_OK)
+        {
+            hs->top = wh_filter_detach(hs->top);
+            return WH_ERROR;
+        }
+    }
     if (rc == WH_ERROR) {
         *cause = hs->top->err == wh_err_bad_input ? WH_CLOSE_BAD_INPUT
                : hs->top->err == wh_err_closed ? WH_CLOSE_DONE : WH_CLOSE_ERROR;
     }
     return rc;
+}
+
+/* Only the "http" header refuses anything: a raw stream is taken whole. */
+static int
+tcp_fallback(const wh_listener_t *ls)
+{
+    return ((const wh_tcp_conf_t *) ls->module_conf)->http != NULL;
 }
 
 const wh_module_t wh_tcp_module = {
@@ -111,4 +133,5 @@ const wh_module_t wh_tcp_module = {
     .start = wh_accept_start,
     .stop = wh_accept_stop,
     .handshake = tcp_handshake,
+    .fallback = tcp_fallback,
 };

@@ -65,6 +65,7 @@ typedef struct {
     uint64_t clients;       /* client connections and UDP sessions open, handshakes included */
     uint64_t paused;        /* times this listener stopped accepting at worker_connections */
     uint64_t quic_retry;    /* QUIC Retry packets sent (address validation) */
+    uint64_t fallbacks;     /* connections its fallbacks took (wh_fallback.h) */
 } wh_stats_counters_t;
 
 /* every field is a uint64_t: folding and summing walk them as an array */

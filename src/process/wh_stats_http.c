@@ -81,6 +81,8 @@ metric_lines(const char *tag, const wh_stats_counters_t *c, void *arg)
     text_printf(t, "wharf_clients{listener=\"%s\"} %llu\n", tag, (unsigned long long) c->clients);
     text_printf(t, "wharf_accept_paused_total{listener=\"%s\"} %llu\n", tag,
                 (unsigned long long) c->paused);
+    text_printf(t, "wharf_fallbacks_total{listener=\"%s\"} %llu\n", tag,
+                (unsigned long long) c->fallbacks);
     if (c->connections > 0) {
         text_printf(t, "wharf_connections_total{listener=\"%s\"} %llu\n", tag,
                     (unsigned long long) c->connections);
@@ -162,6 +164,9 @@ wh_stats_prometheus(size_t *len)
                     "# HELP wharf_accept_paused_total Times a worker stopped accepting on this "
                     "listener at worker_connections.\n"
                     "# TYPE wharf_accept_paused_total counter\n"
+                    "# HELP wharf_fallbacks_total Connections this listener's fallbacks took "
+                    "instead of its transport.\n"
+                    "# TYPE wharf_fallbacks_total counter\n"
                     "# HELP wharf_datagrams_total UDP transports: datagrams read and sent.\n"
                     "# TYPE wharf_datagrams_total counter\n"
                     "# HELP wharf_datagrams_passed_total Datagrams passed to the worker owning "

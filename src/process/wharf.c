@@ -88,10 +88,10 @@ print_row(const char *tag, const wh_stats_counters_t *c, void *arg)
     for (k = 0; k < WH_CLOSE_NCAUSES; k++) {
         printf(" %9llu", (unsigned long long) c->closed[k]);
     }
-    printf(" %14llu %14llu %11llu %18llu %8llu %6llu\n", (unsigned long long) c->bytes_up,
+    printf(" %14llu %14llu %11llu %18llu %8llu %6llu %9llu\n", (unsigned long long) c->bytes_up,
            (unsigned long long) c->bytes_down, (unsigned long long) c->connections,
            (unsigned long long) c->connections_active, (unsigned long long) c->clients,
-           (unsigned long long) c->paused);
+           (unsigned long long) c->paused, (unsigned long long) c->fallbacks);
 }
 
 static void
@@ -149,8 +149,8 @@ print_stats(wh_cycle_t *c)
     for (k = 0; k < WH_CLOSE_NCAUSES; k++) {
         printf(" %9s", wh_close_cause_names[k]);
     }
-    printf(" %14s %14s %11s %18s %8s %6s\n", "bytes_up", "bytes_down", "connections",
-           "connections_active", "clients", "paused");
+    printf(" %14s %14s %11s %18s %8s %6s %9s\n", "bytes_up", "bytes_down", "connections",
+           "connections_active", "clients", "paused", "fallbacks");
     wh_stats_foreach(print_row, NULL);
     k = 0;
     wh_stats_foreach(print_datagram_row, &k);

@@ -16,6 +16,15 @@
  * One timer bounds all stages (policy.handshake) from the start. A failure
  * closes that stream only, is logged at info with its reason, and is
  * counted by cause (bad_input, timeout, error).
+ *
+ * A listener's fallbacks (wh_fallback.h) are tried at two points: right
+ * after TLS (by SNI and ALPN), and where the transport's handshake would
+ * refuse (the module calls wh_handshake_fallback with what it read). The
+ * handshake then goes to the fallback's upstream with those bytes to
+ * replay, or starts over at the transport stage of another listener, on
+ * the same stream read again from its start (wh_replay.h): one handshake,
+ * one timer and one live handle from accept to relay, however many
+ * listeners' transports it passes through.
  */
 #include "wh_handshake.h"
 #include "wh_log.h"
@@ -224,6 +233,7 @@ take_fallback(wh_handshake_t *hs)
     wh_stream_t *s;
 
     hs->fallback = NULL;
+    wh_stats_add(hs->ls->stats->fallbacks, 1);
     /* what made the module refuse is no failure of the stream */
     hs->top->err = NULL;
     if (wh_log_level >= WH_LOG_DEBUG) {

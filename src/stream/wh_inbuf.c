@@ -1,7 +1,28 @@
 /*
  * wh_inbuf.c -- bytes received for the relay, not read yet (wh_inbuf.h).
+ *
+ * A busy stream's buffer grows towards its window as frames come, and goes
+ * each time the relay has read it all, which on an upload is every few
+ * frames. Freed and grown again, such buffers move the top of malloc's
+ * heap up and down: the pages it gives back to the kernel are faulted in
+ * again on the next burst, which cost an upload more CPU than the bytes'
+ * own copies and made it swing from run to run with the heap's layout.
+ * So a drained buffer that had grown waits in a small per-worker pool for
+ * the next stream that receives; an idle stream still holds none, and the
+ * pool is bounded in bytes, not by how many streams the worker carries.
  */
 #include "wh_inbuf.h"
+
+#define WH_INBUF_MIN        16384               /* the first capacity */
+#define WH_INBUF_POOL       16
+#define WH_INBUF_POOL_BYTES (2 * 1024 * 1024)
+
+static struct {
+    uint8_t *data;
+    uint32_t cap;
+} pool[WH_INBUF_POOL];
+static int pool_n;
+static size_t pool_bytes;
 
 int
 wh_inbuf_append(wh_inbuf_t *ib, const void *p, size_t n)
@@ -9,8 +30,14 @@ wh_inbuf_append(wh_inbuf_t *ib, const void *p, size_t n)
     if (n == 0) {
         return WH_OK;
     }
+    if (ib->data == NULL && pool_n > 0) {
+        pool_n--;
+        ib->data = pool[pool_n].data;
+        ib->cap = pool[pool_n].cap;
+        pool_bytes -= ib->cap;
+    }
     if (ib->len + n > ib->cap) {
-        uint32_t cap = wh_max(ib->cap * 2, (uint32_t) 16384);
+        uint32_t cap = wh_max(ib->cap * 2, (uint32_t) WH_INBUF_MIN);
         uint8_t *d;
 
         if (ib->pos > 0) {
@@ -63,7 +90,16 @@ wh_inbuf_read(wh_inbuf_t *ib, void *buf, size_t size)
 void
 wh_inbuf_free(wh_inbuf_t *ib)
 {
-    free(ib->data);
+    if (ib->cap >= WH_INBUF_MIN && pool_n < WH_INBUF_POOL
+        && pool_bytes + ib->cap <= WH_INBUF_POOL_BYTES)
+    {
+        pool[pool_n].data = ib->data;
+        pool[pool_n].cap = ib->cap;
+        pool_n++;
+        pool_bytes += ib->cap;
+    } else {
+        free(ib->data);
+    }
     ib->data = NULL;
     ib->pos = ib->len = ib->cap = 0;
 }

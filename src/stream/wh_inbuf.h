@@ -9,7 +9,8 @@
  * again only as the relay reads, so the buffer never grows past it. A
  * codec keeps here what it read ahead of its stream (early data, the
  * bytes after a request head). The counterpart of wh_outbuf.h: empty, it
- * holds no memory.
+ * holds no memory; a drained buffer that had grown goes to a small pool
+ * of the worker's, for the next one that receives (wh_inbuf.c).
  */
 #ifndef WH_INBUF_H
 #define WH_INBUF_H
