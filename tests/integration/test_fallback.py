@@ -29,9 +29,10 @@ import time
 
 import pytest
 
-from conftest import (INTEROP, PYTHON, Upstream, WHARF, connect, echo_roundtrip, echo_stream,
-                      free_port, pid_alive, recv_until_eof, render, wait_for)
+from conftest import (INTEROP, PYTHON, REPO, Upstream, WHARF, connect, echo_roundtrip,
+                      echo_stream, free_port, pid_alive, recv_until_eof, render, wait_for)
 from test_interop import make_pki, wait_connectable
+from test_tcp_relay import fetch_metrics, parse_metrics
 from test_tls import TLSClient
 from test_upstream import headers, member_stats, proxy_echo
 from test_ws import Frames, frame, ws_open
@@ -74,6 +75,15 @@ def greeter(name):
         rec["data"] += d
         conn.sendall(d)
     return handler
+
+
+def reload(w, conf):
+    """w.reload(conf), then until every old worker has had its signal: till
+    then it still accepts, with the old configuration."""
+    old, new = w.reload(conf)
+    assert wait_for(lambda: all("%d#0: gracefully shutting down" % p in w.log() for p in old),
+                    5), w.diagnostics()
+    return old, new
 
 
 def ask(addr, data, timeout=10):
@@ -209,7 +219,8 @@ def same_as_direct(site, front_url, tmp_path, paths, xver, connect_to=None):
         before = len(site.requests())
         (via, port) = curl(front_url + path, tmp_path, *args, connect_to=connect_to)
         (direct, _) = curl("http://127.0.0.1:%d%s" % (site.port, path), tmp_path, *args)
-        assert via == direct, "%s: through wharf %r\n      directly %r" % (path, via[:2], direct[:2])
+        assert via == direct, "%s: through wharf %r\n      directly %r" % (
+            path, via[:2], direct[:2])
         got = site.requests()[before:]
         assert len(got) == 2, got
         assert got[0][:2] == ("127.0.0.1", str(port)), \
@@ -331,6 +342,9 @@ def test_v2ray_ws_handoff_and_alpn_handoff_on_one_tls_port(wharf, spawn, upstrea
         assert st["bad_input"] == 0 and st["upstream"] == 0 and st["error"] == 0, stats
     for col in ("bytes_up", "bytes_down"):
         assert stats["front"][col] >= 8 * 10 * MiB and stats["h2-in"][col] >= 4 * 10 * MiB, stats
+    # the hand-offs: ws /b's connections (push.py's probe too) and h2's one
+    assert stats["front"]["fallbacks"] == b.accepted + 1, stats
+    assert stats["ws-b"]["fallbacks"] == stats["h2-in"]["fallbacks"] == 0, stats
 
 
 # --------------------------------------------------------------------------
@@ -346,8 +360,8 @@ def test_website_behind_tls_front(xver, wharf, upstreams, website, tmp_path):
     pki = make_pki(tmp_path)
     a, b, h2 = upstreams(), upstreams(), upstreams()
     port = free_port()
-    wharf({"listeners": front_layout(port, a.spec, b.spec, h2.spec, website.dest, pki=pki,
-                                     xver=xver)})
+    w = wharf({"listeners": front_layout(port, a.spec, b.spec, h2.spec, website.dest, pki=pki,
+                                         xver=xver)})
     body = tmp_path / "form.bin"
     body.write_bytes(random.Random(5).randbytes(200000))
     same_as_direct(website, "https://127.0.0.1:%d" % port, tmp_path, [
@@ -362,6 +376,7 @@ def test_website_behind_tls_front(xver, wharf, upstreams, website, tmp_path):
                           "--data-binary", "@%s" % body)
     assert got == body.read_bytes()
     assert a.accepted == b.accepted == h2.accepted == 0
+    assert w.stats()["front"]["fallbacks"] == 8
 
 
 @pytest.mark.deadline(30)
@@ -393,7 +408,7 @@ def test_non_http_after_tls_goes_to_default_whole(wharf, upstreams, tmp_path):
         assert h["version"] == 2 and h["src"] == client and h["dst"] == ("127.0.0.1", port), h
     assert w.wait_stat("front", "active", lambda v: v == 0) == 0
     st = w.stats()["front"]
-    assert st["bad_input"] == 0 and st["error"] == 0, st
+    assert st["bad_input"] == 0 and st["error"] == 0 and st["fallbacks"] == 2, st
     assert a.accepted == b.accepted == h2.accepted == 0
 
 
@@ -449,7 +464,7 @@ def test_sni_and_alpn_entries(wharf, upstreams, tmp_path):
     static, xalpn, both, dflt = (upstreams(handler=greeter(n))
                                  for n in ("static", "x-alpn", "both", "default"))
     port = free_port()
-    wharf({"listeners": [{
+    w = wharf({"listeners": [{
         "tag": "front", "listen": "127.0.0.1", "port": port, "upstream": a.spec,
         "streamSettings": {"network": "ws", "security": "tls", "wsSettings": {"path": "/a"},
                            "tlsSettings": tls_settings(pki, ("h2", "http/1.1", "x-wharf/1"))},
@@ -502,6 +517,44 @@ def test_sni_and_alpn_entries(wharf, upstreams, tmp_path):
     assert wait_for(lambda: a.accepted == 1, 5)
     assert static.accepted == 3 and xalpn.accepted == 1 and both.accepted == 1
     assert dflt.accepted == 3
+    assert w.stats()["front"]["fallbacks"] == 8
+
+
+@pytest.mark.deadline(30)
+def test_name_and_alpn_on_raw_tls_tcp(wharf, upstreams, tmp_path):
+    """Raw tcp with TLS refuses nothing, but its name and alpn entries apply:
+    one TLS port for a raw stream and an h2c listener by ALPN."""
+    pki = make_pki(tmp_path)
+    raw, h2, named = upstreams(), upstreams(), upstreams(handler=greeter("named"))
+    port = free_port()
+    ls = front_layout(port, None, None, h2.spec, None)[2:]
+    ls.insert(0, {"tag": "raw", "listen": "127.0.0.1", "port": port, "upstream": raw.spec,
+                  "streamSettings": {"network": "tcp", "security": "tls",
+                                     "tlsSettings": tls_settings(pki)},
+                  "fallbacks": [{"alpn": "h2", "dest": "listener:h2-in"},
+                                {"name": "~*^named\\.", "dest": named.spec}]})
+    w = wharf({"listeners": ls})
+    c = TLSClient(("127.0.0.1", port), alpn=["http/1.1"])
+    try:
+        data = os.urandom(MiB)
+        assert c.echo(data) == data
+    finally:
+        c.close()
+    c = TLSClient(("127.0.0.1", port), sni="Named.example", alpn=["http/1.1"])
+    try:
+        assert c.recv_some() == b"this is named\n"
+    finally:
+        c.close()
+    # the h2 listener answers HTTP/2 (its SETTINGS) where the raw stream would echo
+    c = TLSClient(("127.0.0.1", port), alpn=["h2"])
+    try:
+        c.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        got = c.recv_some()
+        assert got[3:4] == b"\x04" and got[5:9] == b"\x00\x00\x00\x00", got
+    finally:
+        c.close()
+    assert raw.accepted == 1 and named.accepted == 1 and h2.accepted == 0
+    assert w.stats()["raw"]["fallbacks"] == 2
 
 
 @pytest.mark.deadline(40)
@@ -512,11 +565,12 @@ def test_group_dest_with_a_member_down(wharf, upstreams):
     live = upstreams()
     dead_port = free_port()
     dead = "127.0.0.1:%d" % dead_port
-    port = free_port()
-    w = wharf({"upstreamFailTimeout": 1, "listeners": [{
-        "tag": "plain", "listen": "127.0.0.1", "port": port, "upstream": a.spec,
-        "streamSettings": {"network": "ws", "wsSettings": {"path": "/a"}},
-        "fallbacks": [{"dest": [dead, live.spec]}]}]})
+    port, sport = free_port(), free_port()
+    w = wharf({"upstreamFailTimeout": 1, "stats": {"listen": "127.0.0.1", "port": sport},
+               "listeners": [{"tag": "plain", "listen": "127.0.0.1", "port": port,
+                              "upstream": a.spec,
+                              "streamSettings": {"network": "ws", "wsSettings": {"path": "/a"}},
+                              "fallbacks": [{"dest": [dead, live.spec]}]}]})
 
     def garbage(i):
         r = echo_roundtrip(("127.0.0.1", port), b"\x00stream %d" % i + os.urandom(1000))
@@ -536,7 +590,13 @@ def test_group_dest_with_a_member_down(wharf, upstreams):
     for i in range(4):
         garbage(i)
     assert (revived.accepted, live.accepted) == (2, 8)
-    assert w.stats()["plain"]["upstream"] == 0
+    st = w.stats()["plain"]
+    assert st["upstream"] == 0 and st["fallbacks"] == 10, st
+    status, body = fetch_metrics(sport)
+    m = parse_metrics(body)
+    assert m[("wharf_fallbacks_total", (("listener", "plain"),))] == 10, body
+    labels = (("group", "plain/fallback1"), ("upstream", dead))
+    assert m[("wharf_upstream_connect_failures_total", labels)] == 1, body
 
 
 @pytest.mark.deadline(30)
@@ -561,7 +621,7 @@ def test_handoff_target_answers_or_falls_back_itself(wharf, upstreams):
 
     # the same target with a fallback of its own
     ls[1]["fallbacks"] = [{"dest": b_fb.spec}]
-    w.reload({"listeners": ls})
+    reload(w, {"listeners": ls})
     r = echo_roundtrip(("127.0.0.1", port), reqs[0] + os.urandom(200000))
     assert r["ok"], r["error"]
     assert b_fb.accepted == 1 and dflt.accepted == 0
@@ -616,11 +676,6 @@ def test_stalled_handoffs_are_closed(wharf, upstreams, tmp_path):
 # --------------------------------------------------------------------------
 # the other transports that refuse: tcp "http" header, http's HTTP/1.1
 
-TCP_HTTP_HOOK = "the tcp \"http\" header transport has no fallback hook on main yet"
-H2_HTTP1_HOOK = "the http transport's HTTP/1.1 service has no fallback hook on main yet"
-
-
-@pytest.mark.skip(reason=TCP_HTTP_HOOK)
 @pytest.mark.deadline(30)
 def test_tcp_http_header_refusals(wharf, upstreams):
     """A request the header does not match goes to the fallback with every
@@ -660,10 +715,10 @@ def test_tcp_http_header_refusals(wharf, upstreams):
     finally:
         s.close()
     assert main.accepted == 1 and other.accepted == 1 and dflt.accepted == 2
-    assert w.stats()["hdr"]["bad_input"] == 0
+    st = w.stats()["hdr"]
+    assert st["bad_input"] == 0 and st["fallbacks"] == 3, st
 
 
-@pytest.mark.skip(reason=H2_HTTP1_HOOK)
 @pytest.mark.deadline(30)
 @pytest.mark.parametrize("tls", [True, False])
 def test_http_transport_http11_refusals(tls, wharf, upstreams, tmp_path):
@@ -672,7 +727,8 @@ def test_http_transport_http11_refusals(tls, wharf, upstreams, tmp_path):
     service; without TLS, bytes that are neither HTTP/2 nor HTTP/1.1 too."""
     main, dflt = upstreams(mode="echo", prefix=b"relayed\n"), upstreams(proxy=True)
     port = free_port()
-    ss = {"network": "http", "security": "none", "httpSettings": {"path": "/h2"}}
+    ss = {"network": "http", "security": "none",
+          "httpSettings": {"host": ["localhost"], "path": "/h2"}}
     if tls:
         pki = make_pki(tmp_path)
         ss.update(security="tls", tlsSettings=tls_settings(pki))
@@ -701,13 +757,14 @@ def test_http_transport_http11_refusals(tls, wharf, upstreams, tmp_path):
     s = TLSClient(("127.0.0.1", port), alpn=["http/1.1"]) if tls else connect(("127.0.0.1", port))
     try:
         head = b"POST /h2 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello"
-        if tls:
-            s.send(head)
-            data = s.recv_some(timeout=5)
-        else:
-            s.sendall(head)
-            data = s.recv(65536)
-        assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data
+        (s.send if tls else s.sendall)(head)
+        data = b""
+        deadline = time.monotonic() + 5
+        while b"hello" not in data and time.monotonic() < deadline:
+            data += s.recv_some(timeout=1) if tls else s.recv(65536)
+        # the service's own answer: a chunked body of the upstream's bytes
+        assert data.startswith(b"HTTP/1.1 200 OK\r\n") and b"relayed\n" in data, data
+        assert b"hello" in data, data
     finally:
         s.close()
     assert main.accepted == 1
@@ -783,11 +840,9 @@ def test_reload_changes_fallbacks_under_load(wharf, upstreams):
         t.start()
     assert wait_for(lambda: old_fb.accepted == n and a.accepted == n, 10), \
         (old_fb.accepted, a.accepted)
-    old, new = w.reload(conf([{"path": "/new", "dest": new_path.spec},
-                              {"dest": new_fb.spec}]))
+    old, new = reload(w, conf([{"path": "/new", "dest": new_path.spec},
+                               {"dest": new_fb.spec}]))
     assert sum(t.is_alive() for t in threads) >= n, "the reload did not overlap the streams"
-    # until an old worker has its signal it still accepts, with the old fallbacks
-    assert wait_for(lambda: all("%d#0: gracefully shutting down" % p in w.log() for p in old), 5)
 
     # new connections: the new fallbacks
     r = echo_roundtrip(addr, b"GET /new HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -842,7 +897,8 @@ CONF_CASES = {
                               '{ path = "/t"; dest = "listener:tls-t"; }' + B], more=""",
   { tag = "tls-t"; upstream = "127.0.0.1:9";
     streamSettings = { network = "ws"; security = "tls"; wsSettings = { path = "/t"; };
-      tlsSettings = { certificates = ( { certificateFile = "%(cert)s"; keyFile = "%(key)s"; } ); }; }; }"""),
+      tlsSettings = { certificates = ( { certificateFile = "%(cert)s";
+                                         keyFile = "%(key)s"; } ); }; }; }"""),
                    'listener "tls-t" has "security" "tls"'),
     # reported at the first listener of the loop
     "loop": (conf_case(['{ path = "/b"; dest = "listener:ws-b"; }']).replace(
@@ -873,7 +929,8 @@ CONF_CASES = {
         '{ tag = "ws-b"; upstream = "127.0.0.1:9";', '{ tag = "ws-b"; upstream = "127.0.0.1:9";'
         + B), 'listener "ws-b" has no "listen", and no fallback hands off to it'),
     "proxy_target": (conf_case(['{ path = "/b"; dest = "listener:ws-b"; }' + B]).replace(
-        'wsSettings = { path = "/b"; }', 'wsSettings = { path = "/b"; acceptProxyProtocol = true; }'),
+        'wsSettings = { path = "/b"; }',
+        'wsSettings = { path = "/b"; acceptProxyProtocol = true; }'),
                      'listener "ws-b" cannot take a hand-off (it expects a PROXY header)'),
     "no_dest": (conf_case(['{ path = "/b"; dest = "listener:ws-b"; },',
                            '{ path = "/x"; }' + B]), 'fallback has no "dest"'),
@@ -915,6 +972,20 @@ def test_config_errors(name, tmp_path, conf_pki):
     assert r.returncode == 1, shown
     assert what in r.stdout, shown
     assert re.search(r" in %s:%d\b" % (re.escape(str(conf)), lines[0]), r.stdout), shown
+
+
+def test_front_door_example_is_accepted(tmp_path, conf_pki):
+    """conf/examples/front-door.conf, with this test's certificate and
+    paths, passes `wharf -t`."""
+    text = (REPO / "conf" / "examples" / "front-door.conf").read_text()
+    for old, new in (("/etc/wharf/cert.pem", conf_pki / "cert.pem"),
+                     ("/etc/wharf/key.pem", conf_pki / "key.pem"),
+                     ("/run/wharf.pid", tmp_path / "wharf.pid"),
+                     ("/var/log/wharf/error.log", tmp_path / "error.log")):
+        assert old in text, old
+        text = text.replace(old, str(new))
+    conf, r = wharf_t(tmp_path, text)
+    assert r.returncode == 0, r.stdout
 
 
 def test_issue_layout_is_accepted(tmp_path, conf_pki):
