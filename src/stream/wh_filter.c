@@ -206,37 +206,32 @@ wh_filter_flow(wh_stream_t *s, wh_stream_flow_t *fl)
     return rc;
 }
 
-/* Frees what the base keeps, and the struct; returns the lower stream. */
-static wh_stream_t *
-filter_free(wh_filter_t *f)
-{
-    const wh_filter_ops_t *ops = filter_ops(f);
-    wh_outbuf_t *out = filter_out(f);
-    wh_stream_t *lower = f->lower;
-
-    if (out != NULL) wh_outbuf_free(out);
-    if (ops->ahead) wh_inbuf_free(filter_ahead(f, ops));
-    free(f);
-    return lower;
-}
-
 void
 wh_filter_destroy(wh_stream_t *s)
 {
     wh_filter_t *f = wh_filter_of(s);
     const wh_filter_ops_t *ops = filter_ops(f);
+    wh_outbuf_t *out = filter_out(f);
+    wh_stream_t *lower = f->lower;      /* NULL once detached */
 
-    if (ops->release != NULL) ops->release(f);
-    wh_stream_close(filter_free(f));
+    if (lower != NULL && ops->release != NULL) ops->release(f);
+    if (out != NULL) wh_outbuf_free(out);
+    if (ops->ahead) wh_inbuf_free(filter_ahead(f, ops));
+    free(f);
+    if (lower != NULL) wh_stream_close(lower);
 }
 
 wh_stream_t *
 wh_filter_detach(wh_stream_t *s)
 {
-    wh_stream_t *lower = filter_free(wh_filter_of(s));
+    wh_filter_t *f = wh_filter_of(s);
+    wh_stream_t *lower = f->lower;
 
+    f->lower = NULL;
     lower->data = NULL;
     lower->on_readable = NULL;
     lower->on_writable = NULL;
+    /* now, or when the callback that holds the filter returns */
+    wh_stream_close(s);
     return lower;
 }

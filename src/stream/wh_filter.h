@@ -80,10 +80,11 @@ int wh_filter_splice_fd(wh_stream_t *s);                                   /* wi
 int wh_filter_flow(wh_stream_t *s, wh_stream_flow_t *f);
 void wh_filter_destroy(wh_stream_t *s);
 
-/* Frees the filter without a word below (no release) and gives the lower
- * stream back, its callbacks unset: a codec that turns out not to apply
- * (a fallback takes the connection). Only for codecs whose memory is the
- * base's (pending output, bytes read ahead). */
+/* Closes the filter without a word below (no release; freed once no
+ * callback holds it) and gives the lower stream back, its callbacks unset:
+ * a codec that turns out not to apply (a fallback takes the connection).
+ * Only for codecs whose memory is the base's (pending output, bytes read
+ * ahead). */
 wh_stream_t *wh_filter_detach(wh_stream_t *s);
 
 #endif
