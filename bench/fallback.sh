@@ -37,6 +37,9 @@
 #        CONNS         wrk connections                                (default 32)
 #        WRK_THREADS   wrk threads                                    (default 1)
 #        PEERS         subset of "direct wharf nginx", the routes     (default all three)
+#        NGINX_KEEPALIVE  nginx's pool of idle connections to the website (default 64; 0: none,
+#                      nginx's default proxy_pass, a new connection per request, as wharf's
+#                      fallback dials one per client connection)
 # Ports: 20000-20999 only.  Needs nginx (the website and the proxy; its packaged service is never
 # started), wrk and curl: each one missing is installed with apt-get, saying so first.
 # Exit status: 0 when the run completed (target misses are reported, not failed), 1 on setup errors.
@@ -52,6 +55,7 @@ DURATION=${DURATION:-3}
 CONNS=${CONNS:-32}
 WRK_THREADS=${WRK_THREADS:-1}
 PEERS=${PEERS:-direct wharf nginx}
+NGINX_KEEPALIVE=${NGINX_KEEPALIVE:-64}
 ALL_PEERS="direct wharf nginx"
 PORT_MIN=20000 PORT_COUNT=1000
 
@@ -132,16 +136,17 @@ start_wharf() {
 }
 
 start_nginx() {
+    local pool="keepalive $NGINX_KEEPALIVE;" site="proxy_http_version 1.1; proxy_set_header Connection \"\";"
+    [ "$NGINX_KEEPALIVE" -gt 0 ] || pool="" site=""
     FPORT=$(free_port)
     nginx_http "$D" \
-        "upstream site { server $HOST:$P_SITE; keepalive 64; }" \
+        "upstream site { server $HOST:$P_SITE; $pool }" \
         "upstream ws_a { server $HOST:$U_ECHO; }" \
         "server {" \
         "    listen $HOST:$FPORT;" \
         "    location /a { proxy_pass http://ws_a; proxy_http_version 1.1;" \
         "        proxy_set_header Upgrade \$http_upgrade; proxy_set_header Connection \"upgrade\"; }" \
-        "    location / { proxy_pass http://site; proxy_http_version 1.1;" \
-        "        proxy_set_header Connection \"\"; proxy_max_temp_file_size 0; }" \
+        "    location / { proxy_pass http://site; $site proxy_max_temp_file_size 0; }" \
         "}"
 }
 
@@ -231,7 +236,7 @@ start_route() {
 # -------------------------------------------------------------------------------------- run
 
 say "wharf fallback benchmark: a website directly, through wharf's fallback, through nginx's proxy_pass"
-say "command: SMALL_BYTES=$SMALL_BYTES BIG_BYTES=$BIG_BYTES BIG_REPEAT=$BIG_REPEAT ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS WRK_THREADS=$WRK_THREADS PEERS=\"$PEERS\" bench/fallback.sh${*:+ $*}"
+say "command: SMALL_BYTES=$SMALL_BYTES BIG_BYTES=$BIG_BYTES BIG_REPEAT=$BIG_REPEAT ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS WRK_THREADS=$WRK_THREADS PEERS=\"$PEERS\" NGINX_KEEPALIVE=$NGINX_KEEPALIVE bench/fallback.sh${*:+ $*}"
 PEERS="wharf nginx" machine_header loadavg
 say "  wrk: $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2); curl: $(curl -V | head -n 1 | cut -d' ' -f1-2)"
 say "setup: 127.0.0.1 only; the website, wharf and the nginx proxy with one worker each; wrk -t $WRK_THREADS -c $CONNS"
