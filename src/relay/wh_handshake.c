@@ -223,8 +223,10 @@ relay(wh_handshake_t *hs, const wh_dest_t *dest)
 
 /* A fallback takes the connection: its upstream, or another listener's
  * transport, which reads what this one read again (no socket hop), on the
- * stream as it is (TLS ended here). The live handle, and with it the
- * counters and the client's place in the limits, stays this listener's. */
+ * stream as it is (TLS ended here). The connection's live handle, and with
+ * it its counters and the client's place in the limits, stays this
+ * listener's; the streams an HTTP/2 connection carries are counted on the
+ * listener whose transport serves them. */
 static void
 take_fallback(wh_handshake_t *hs)
 {
