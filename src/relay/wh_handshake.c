@@ -271,13 +271,12 @@ int
 wh_handshake_fallback(wh_handshake_t *hs, const char *path, size_t path_len, const void *read,
                       size_t n)
 {
-    const char *sni = hs->tls != NULL ? wh_tls_servername(hs->tls) : "";
-    const char *alpn = hs->tls != NULL ? wh_tls_alpn(hs->tls) : "";
-
     if (hs->ending || hs->ls->fallbacks.n == 0) {
-        return WH_DECLINED;
+        return WH_DECLINED;     /* every refusal asks: no work unless there are entries */
     }
-    hs->fallback = wh_fallback_request(hs->ls, sni, alpn, path, path_len);
+    hs->fallback = wh_fallback_request(hs->ls, hs->tls != NULL ? wh_tls_servername(hs->tls) : "",
+                                       hs->tls != NULL ? wh_tls_alpn(hs->tls) : "", path,
+                                       path_len);
     if (hs->fallback == NULL) {
         return WH_DECLINED;
     }
