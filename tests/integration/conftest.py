@@ -41,6 +41,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("WHARF_SHARED") or (REPO.parent / "shared")).resolve()
 INTEROP = SHARED / "interop"
+# interop/push.py with a writer that survives a slow peer (see the file)
+PUSH = Path(__file__).resolve().parent / "push.py"
 WHARF = Path(os.path.abspath(os.environ.get("WHARF_BIN") or (REPO / "objs" / "wharf")))
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 

@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from conftest import INTEROP, PYTHON, connect, echo_stream, free_port, recv_until_eof, wait_for
+from conftest import INTEROP, PUSH, PYTHON, connect, echo_stream, free_port, recv_until_eof, wait_for
 from test_h2 import H2Conn
 from test_interop import V2RAY, case_env, server_stream_settings
 from test_kcp import cmd_segment, simple_seal
@@ -149,7 +149,7 @@ def client_hello():
 
 
 def push(local_port, nbytes=10 * MiB, timeout=40):
-    return subprocess.run([PYTHON, str(INTEROP / "push.py"), str(local_port),
+    return subprocess.run([PYTHON, str(PUSH), str(local_port),
                            "--bytes", str(nbytes), "--streams", "1",
                            "--timeout", str(timeout), "--wait-port", "10"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -29,7 +29,7 @@ import time
 
 import pytest
 
-from conftest import (INTEROP, PYTHON, REPO, Upstream, WHARF, connect, echo_roundtrip,
+from conftest import (INTEROP, PUSH, PYTHON, REPO, Upstream, WHARF, connect, echo_roundtrip,
                       echo_stream, free_port, pid_alive, recv_until_eof, render, wait_for)
 from test_interop import make_pki, wait_connectable
 from test_tcp_relay import fetch_metrics, parse_metrics
@@ -283,7 +283,7 @@ def push_all(spawn, clients, nbytes, streams, timeout=60):
     procs = {}
     for name, local in clients:
         procs[name] = subprocess.Popen(
-            [PYTHON, str(INTEROP / "push.py"), str(local), "--bytes", str(nbytes),
+            [PYTHON, str(PUSH), str(local), "--bytes", str(nbytes),
              "--streams", str(streams), "--timeout", str(timeout), "--wait-port", "10"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     out = {}

@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import (INTEROP, PYTHON, connect, echo_stream, free_port, pid_alive,
+from conftest import (INTEROP, PUSH, PYTHON, connect, echo_stream, free_port, pid_alive,
                       recv_until_eof, wait_for)
 from test_tls import make_cert
 
@@ -540,7 +540,7 @@ def v2ray_setup(wharf, spawn, tmp_path, cert, upstream_spec, conf=None):
 
 
 def push(local_port, streams, nbytes, timeout=60):
-    return subprocess.run([PYTHON, str(INTEROP / "push.py"), str(local_port),
+    return subprocess.run([PYTHON, str(PUSH), str(local_port),
                            "--bytes", str(nbytes), "--streams", str(streams),
                            "--timeout", str(timeout), "--wait-port", "10"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import INTEROP, PYTHON, free_port
+from conftest import INTEROP, PUSH, PYTHON, free_port
 
 V2RAY = shutil.which("v2ray")
 
@@ -106,7 +106,7 @@ def test_v2ray_client(case, wharf, spawn, tmp_path):
     assert wait_connectable(unix_addr or ("127.0.0.1", server_port)), w.diagnostics()
 
     v2 = spawn([V2RAY, "-config", client_json], "v2ray")
-    push = subprocess.run([PYTHON, str(INTEROP / "push.py"), str(local_port),
+    push = subprocess.run([PYTHON, str(PUSH), str(local_port),
                            "--bytes", "10485760", "--streams", "4",
                            "--timeout", "90", "--wait-port", "10"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120,

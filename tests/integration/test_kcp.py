@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from conftest import (INTEROP, PYTHON, REPO, SANITIZED, datagram_stats, free_port,
+from conftest import (INTEROP, PUSH, PYTHON, REPO, SANITIZED, datagram_stats, free_port,
                       udp_bound, wait_for)
 from test_interop import V2RAY, make_pki, server_stream_settings
 
@@ -88,7 +88,7 @@ def start_echo(spawn, port, lifetime=170):
 
 
 def push(local_port, nbytes=10485760, streams=4, timeout=90):
-    return subprocess.run([PYTHON, str(INTEROP / "push.py"), str(local_port),
+    return subprocess.run([PYTHON, str(PUSH), str(local_port),
                            "--bytes", str(nbytes), "--streams", str(streams),
                            "--timeout", str(timeout), "--wait-port", "10"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import INTEROP, PYTHON, datagram_stats, free_port, pid_alive, udp_bound, wait_for
+from conftest import INTEROP, PUSH, PYTHON, datagram_stats, free_port, pid_alive, udp_bound, wait_for
 from test_interop import case_env, server_stream_settings
 
 V2RAY = shutil.which("v2ray")
@@ -72,7 +72,7 @@ def setup_case(case, tmp_path, spawn, header=None, security=None):
 
 
 def push(local_port, nbytes=10485760, streams=4, timeout=90):
-    return subprocess.run([PYTHON, str(INTEROP / "push.py"), str(local_port),
+    return subprocess.run([PYTHON, str(PUSH), str(local_port),
                            "--bytes", str(nbytes), "--streams", str(streams),
                            "--timeout", str(timeout), "--wait-port", "10"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
