@@ -605,6 +605,8 @@ bind_stream(const wh_sockaddr_t *a, const char *text, int fast_open, int mark)
     }
     if (a->sa.ss_family != AF_UNIX) {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        /* every accepted socket inherits it: one call here, none per client */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     if (a->sa.ss_family == AF_INET6) {
         /* "::" and "0.0.0.0" are two listeners, as in nginx */

@@ -35,7 +35,6 @@
 #include "wh_tls.h"
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <unistd.h>
 
 #define WH_ACCEPT_BATCH   64
@@ -436,7 +435,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     wh_conn_slot_t slot;
     wh_stream_t *s;
     wh_live_t live;
-    int i, fd, one = 1;
+    int i, fd;
 
     for (i = 0; i < WH_ACCEPT_BATCH && !wh_limit_full(); i++) {
         peerlen = sizeof(peer);
@@ -451,9 +450,6 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                 ev_timer_start(loop, &a->resume);
             }
             return;
-        }
-        if (peer.ss_family != AF_UNIX) {
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
         if (wh_limit_admit(ls, (struct sockaddr *) &peer, &slot) != WH_OK) {
             close(fd);      /* at once: a cap is no reason to hold anything */

@@ -64,6 +64,7 @@ typedef struct {
     uint32_t in_pipe;
     unsigned eof:1;             /* the source ended */
     unsigned shut:1;            /* the destination was told */
+    unsigned bulk:1;            /* a read filled the scratch buffer: splice from now on */
 } wh_relay_dir_t;
 
 /* Only a stream whose upstream ended pays for this. */
@@ -91,6 +92,7 @@ struct wh_relay_s {
     wh_posted_t posted;         /* a direction ran out of budget */
     uint8_t posted_dirs;
     uint8_t connecting;
+    uint8_t lingering;          /* linger_start() ran, linger_first() not yet */
     wh_relay_linger_t *linger;  /* the client was told the end: see linger() */
     wh_relay_t *next;
     wh_relay_t **prev;
@@ -249,8 +251,18 @@ linger(wh_relay_t *r)
     ev_timer_again(wh_loop, &r->timer);
 }
 
+/* The first look at the client waits a poll: most clients end their side
+ * within it (direction_done), and those cost no look at their socket. */
 static void
 linger_start(wh_relay_t *r)
+{
+    r->lingering = 1;
+    r->timer.repeat = WH_LINGER_POLL;     /* not linger(): we are inside pump() */
+    ev_timer_again(wh_loop, &r->timer);
+}
+
+static void
+linger_first(wh_relay_t *r)
 {
     wh_stream_flow_t f;
     wh_relay_linger_t *l;
@@ -265,8 +277,7 @@ linger_start(wh_relay_t *r)
     l->backlog = f.unacked;
     l->began = r->last_active = ev_now(wh_loop);
     r->linger = l;
-    r->timer.repeat = WH_LINGER_POLL;     /* not linger(): we are inside pump() */
-    ev_timer_again(wh_loop, &r->timer);
+    linger(r);
 }
 
 static void
@@ -278,6 +289,11 @@ timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
     if (r->linger != NULL) {
         linger(r);
+        return;
+    }
+    if (r->lingering) {
+        r->lingering = 0;
+        linger_first(r);
         return;
     }
 
@@ -313,11 +329,17 @@ side_error(wh_relay_t *r, wh_stream_t *s)
            : s->err == wh_err_timeout ? WH_CLOSE_TIMEOUT : WH_CLOSE_ERROR;
 }
 
+static int
+finished(const wh_relay_dir_t *dir)
+{
+    return dir->eof && dir->shut && dir->stash_len == 0 && dir->in_pipe == 0;
+}
+
 /* The direction's source ended and its destination was told. */
 static int
 direction_done(wh_relay_t *r, int d)
 {
-    if (r->dir[!d].eof && r->dir[!d].shut && r->dir[!d].stash_len == 0 && r->dir[!d].in_pipe == 0) {
+    if (finished(&r->dir[!d])) {
         return WH_CLOSE_DONE;
     }
     if (d == UP) {
@@ -413,6 +435,7 @@ pump_copy(wh_relay_t *r, int d, wh_stream_t *src, wh_stream_t *dst)
         return KEEP_GOING;
     }
     count_bytes(r, d, n);
+    if ((size_t) n == sizeof(scratch)) dir->bulk = 1;
 
     w = wh_stream_write(dst, scratch, n);
     if (w == WH_AGAIN) w = 0;
@@ -452,7 +475,14 @@ pump(wh_relay_t *r, int d)
         if (dir->eof && dir->stash_len == 0 && dir->in_pipe == 0) {
             if (dir->shut) return KEEP_GOING;
             dir->shut = 1;
-            if (wh_stream_shutdown_write(dst) != WH_OK) return side_error(r, dst);
+            /* an upstream is a socket, which the close about to come ends
+             * as a shutdown would: one call less on every stream the
+             * client ends last */
+            if ((d == DOWN || !finished(&r->dir[DOWN]))
+                && wh_stream_shutdown_write(dst) != WH_OK)
+            {
+                return side_error(r, dst);
+            }
             return direction_done(r, d);
         }
         if (budget-- == 0) {
@@ -461,7 +491,7 @@ pump(wh_relay_t *r, int d)
             return KEEP_GOING;
         }
 #ifdef WH_HAVE_SPLICE
-        if (dir->stash_len == 0 && (sfd = wh_stream_splice_fd(src)) != -1
+        if (dir->bulk && dir->stash_len == 0 && (sfd = wh_stream_splice_fd(src)) != -1
             && (dfd = wh_stream_splice_fd(dst)) != -1)
         {
             rc = pump_splice(r, d, src, dst, sfd, dfd);
@@ -497,8 +527,14 @@ connected(wh_relay_t *r)
     wh_upstream_connected(r->member);
     set_timeout(r, r->live.ls->cycle->policy.conn_idle);
     rc = pump(r, UP);
-    if (rc == KEEP_GOING) rc = pump(r, DOWN);
-    if (rc != KEEP_GOING) relay_close(r, rc);
+    if (rc != KEEP_GOING) {
+        relay_close(r, rc);
+        return;
+    }
+    /* An upstream that has just connected has rarely said anything yet
+     * (it is answering the head just written, if at all): its wait says
+     * when it has, where a read now would mostly find nothing. */
+    wh_stream_wait(r->upstream, WH_EV_READ);
 }
 
 static void
