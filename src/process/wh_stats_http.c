@@ -7,6 +7,11 @@
  * enough HTTP/1.x for a scraper: one request per connection, the request
  * line checked, headers skipped, "Connection: close". A client that does
  * not send a full head within 10 s, or more than 4 KiB of it, is dropped.
+ *
+ * The text is the exposition format 0.0.4: every family (a table below,
+ * or one of the master's own samples) is one group, its HELP and TYPE
+ * lines and then all its samples, as the format requires and strict
+ * parsers check.
  */
 #include "wh_process.h"
 #include "wh_event.h"
