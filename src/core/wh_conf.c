@@ -31,21 +31,22 @@ conf_vmessage(wh_conf_t *cf, const config_setting_t *s, char *buf, size_t size,
 }
 
 /* Line `line` of file, blanks around it and comments after it cut, at most
- * size - 1 bytes (then "..." ends it); "" when the file has no such line. */
+ * size - 1 bytes (then "..." ends it); NULL when the file has no such line. */
 static const char *
 source_line(const char *file, int line, char *buf, size_t size)
 {
     FILE *f = fopen(file, "r");
+    const char *found = NULL;
     char text[1024];
     size_t n;
     char *p;
     int i;
 
-    buf[0] = '\0';
     if (f == NULL) {
-        return buf;
+        return NULL;
     }
-    for (i = 1; fgets(text, sizeof(text), f) != NULL; i++) {
+    /* a line longer than text comes in pieces: only a line feed ends one */
+    for (i = 1; fgets(text, sizeof(text), f) != NULL; i += strchr(text, '\n') != NULL) {
         if (i < line) {
             continue;
         }
@@ -58,17 +59,18 @@ source_line(const char *file, int line, char *buf, size_t size)
         } else {
             snprintf(buf, size, "%s", p);
         }
+        found = buf;
         break;
     }
     fclose(f);
-    return buf;
+    return found;
 }
 
 int
 wh_conf_read(wh_conf_t *cf, config_t *cfg)
 {
     char *dir, near[64];
-    const char *file;
+    const char *file, *p;
     struct stat st;
     int line, err;
 
@@ -93,12 +95,16 @@ wh_conf_read(wh_conf_t *cf, config_t *cfg)
     }
     file = config_error_file(cfg) ?: cf->file;
     line = config_error_line(cfg);
-    if (source_line(file, line, near, sizeof(near))[0] != '\0') {
-        snprintf(cf->error, sizeof(cf->error), "%s near \"%s\" in %s:%d",
-                 config_error_text(cfg), near, file, line);
-    } else {
-        snprintf(cf->error, sizeof(cf->error), "%s (unexpected end of file?) in %s:%d",
+    p = source_line(file, line, near, sizeof(near));
+    if (p == NULL) {
+        snprintf(cf->error, sizeof(cf->error), "%s at the end of the file in %s:%d",
                  config_error_text(cfg), file, line);
+    } else if (p[0] == '\0') {
+        snprintf(cf->error, sizeof(cf->error), "%s in %s:%d", config_error_text(cfg), file,
+                 line);
+    } else {
+        snprintf(cf->error, sizeof(cf->error), "%s near \"%s\" in %s:%d",
+                 config_error_text(cfg), p, file, line);
     }
     return WH_ERROR;
 }

@@ -314,6 +314,11 @@ def test_quiet_test_and_option_errors(tmp_path):
     assert r.stderr == ('wharf: [emerg] syntax error near "foo = ;" in %s:5\n'
                         'wharf: configuration file %s test failed\n' % (bad, bad)), r.stderr
 
+    bad.write_text('daemon = false;\nlisteners = ( {\n')
+    r = run_wharf("-p", str(tmp_path), "-c", str(bad), "-t", "-q")
+    assert r.returncode == 1, r
+    assert "syntax error at the end of the file in %s:3\n" % bad in r.stderr, r.stderr
+
     for opt in ("-s", "-c", "-p"):
         r = run_wharf(opt)
         assert r.returncode == 1, (opt, r)
