@@ -201,7 +201,9 @@ def test_metrics_families_reloads_and_restarts(wharf, upstream):
     assert 'syntax error near "foo bar;" in %s:5' % w.conf_path in w.log()
     w.set_conf(conf)
 
-    # a worker killed is started again, and counted
+    # a worker killed is started again, and counted (not one of the old
+    # generation, still draining: that one is not replaced)
+    wait_for(lambda: len(w.workers()) == 1, 10, what="the old worker gone")
     victim = w.workers()[0]
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: victim not in w.workers() and len(w.workers()) == 1, 5,
