@@ -9,9 +9,11 @@
 #include "wh_conf.h"
 #include "wh_log.h"
 
+#include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 static void
 conf_vmessage(wh_conf_t *cf, const config_setting_t *s, char *buf, size_t size,
@@ -26,6 +28,85 @@ conf_vmessage(wh_conf_t *cf, const config_setting_t *s, char *buf, size_t size,
     }
     snprintf(buf + n, size - n, " in %s:%d", file ? file : cf->file,
              s ? (int) config_setting_source_line(s) : 0);
+}
+
+/* Line `line` of file, blanks around it and comments after it cut, at most
+ * size - 1 bytes (then "..." ends it); NULL when the file has no such line. */
+static const char *
+source_line(const char *file, int line, char *buf, size_t size)
+{
+    FILE *f = fopen(file, "r");
+    const char *found = NULL;
+    char text[1024];
+    size_t n;
+    char *p;
+    int i;
+
+    if (f == NULL) {
+        return NULL;
+    }
+    /* a line longer than text comes in pieces: only a line feed ends one */
+    for (i = 1; fgets(text, sizeof(text), f) != NULL; i += strchr(text, '\n') != NULL) {
+        if (i < line) {
+            continue;
+        }
+        text[strcspn(text, "#\r\n")] = '\0';
+        for (p = text; *p == ' ' || *p == '\t'; p++) { /* void */ }
+        for (n = strlen(p); n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'); n--) { /* void */ }
+        p[n] = '\0';
+        if (n >= size) {
+            snprintf(buf, size, "%.*s...", (int) size - 4, p);
+        } else {
+            snprintf(buf, size, "%s", p);
+        }
+        found = buf;
+        break;
+    }
+    fclose(f);
+    return found;
+}
+
+int
+wh_conf_read(wh_conf_t *cf, config_t *cfg)
+{
+    char *dir, near[64];
+    const char *file, *p;
+    struct stat st;
+    int line, err;
+
+    /* libconfig opens a directory and reports the read's failure with the
+     * errno of something else */
+    err = stat(cf->file, &st) == -1 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+    if (err != 0) {
+        snprintf(cf->error, sizeof(cf->error), "open() \"%s\" failed (%s)", cf->file,
+                 strerror(err));
+        return WH_ERROR;
+    }
+    dir = wh_xstrdup(cf->file);
+    config_set_include_dir(cfg, dirname(dir));
+    free(dir);
+    if (config_read_file(cfg, cf->file)) {
+        return WH_OK;
+    }
+    if (config_error_type(cfg) == CONFIG_ERR_FILE_IO) {
+        snprintf(cf->error, sizeof(cf->error), "open() \"%s\" failed (%s)", cf->file,
+                 strerror(errno));
+        return WH_ERROR;
+    }
+    file = config_error_file(cfg) ?: cf->file;
+    line = config_error_line(cfg);
+    p = source_line(file, line, near, sizeof(near));
+    if (p == NULL) {
+        snprintf(cf->error, sizeof(cf->error), "%s at the end of the file in %s:%d",
+                 config_error_text(cfg), file, line);
+    } else if (p[0] == '\0') {
+        snprintf(cf->error, sizeof(cf->error), "%s in %s:%d", config_error_text(cfg), file,
+                 line);
+    } else {
+        snprintf(cf->error, sizeof(cf->error), "%s near \"%s\" in %s:%d",
+                 config_error_text(cfg), p, file, line);
+    }
+    return WH_ERROR;
 }
 
 void

@@ -28,6 +28,12 @@ void wh_conf_warn(wh_conf_t *cf, const config_setting_t *s, const char *fmt, ...
 void wh_conf_error_at(wh_conf_t *cf, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Reads cf->file into cfg (config_init'ed), its includes taken from its
+ * folder. WH_ERROR with cf->error set: a directory, an unreadable file, or
+ * a syntax error with the text of the line libconfig stopped at (libconfig
+ * says only "syntax error"). */
+int wh_conf_read(wh_conf_t *cf, config_t *cfg);
+
 /* Refuses any name in group not listed in known (NULL-terminated). A name in
  * ignored (may be NULL) is accepted with a warning: V2Ray's client-only fields. */
 int wh_conf_check_names(wh_conf_t *cf, const config_setting_t *group,

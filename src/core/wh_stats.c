@@ -17,13 +17,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define WH_STATS_MAGIC 0x77686632u   /* "whf2": with the upstream members */
+#define WH_STATS_MAGIC 0x77686633u   /* "whf3": with the master's counters */
 
 typedef struct {
     uint32_t magic;
     uint32_t size;
     uint8_t slot_used[WH_STATS_MAX_SLOTS];
     uint64_t seed;
+    wh_stats_master_t master;
     struct {
         char tag[WH_STATS_TAG_LEN];
     } listeners[WH_STATS_MAX_LISTENERS];
@@ -46,6 +47,15 @@ const char *const wh_close_cause_names[WH_CLOSE_NCAUSES] = {
 
 static wh_stats_shm_t *shm;
 static char shm_name[64];
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void
 name_for(pid_t master)
@@ -101,6 +111,7 @@ wh_stats_create(pid_t master)
     shm->magic = WH_STATS_MAGIC;
     shm->size = sizeof(wh_stats_shm_t);
     shm->slot_used[0] = 1;      /* the retired workers' totals */
+    shm->master.start_ms = now_ms();
     /* unpredictable, so no one can aim a collision at someone else's address */
     if (getrandom(&shm->seed, sizeof(shm->seed), 0) != sizeof(shm->seed)) {
         shm->seed = (uint64_t) time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t) master;
@@ -203,6 +214,12 @@ wh_stats_slot_retire(int slot)
     shm->slot_used[slot] = 0;
 }
 
+wh_stats_master_t *
+wh_stats_master(void)
+{
+    return &shm->master;
+}
+
 wh_stats_counters_t *
 wh_stats_counters(int slot, int listener)
 {
@@ -300,12 +317,9 @@ wh_stats_foreach_upstream(void (*fn)(const char *group, const char *member,
                                      const wh_stats_upstream_sum_t *sum, void *arg),
                           void *arg)
 {
-    struct timespec ts;
-    uint64_t now;
+    uint64_t now = now_ms();
     int m, s;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    now = (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     /* columns are taken in order and never given back */
     for (m = 0; m < WH_STATS_MAX_UPSTREAMS && shm->upstreams[m].group[0] != '\0'; m++) {
         wh_stats_upstream_sum_t sum = { 0, 0, 0 };

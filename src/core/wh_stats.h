@@ -17,6 +17,10 @@
  * down time ends and readers count the workers for which it has not ended:
  * no timer has to clear it.
  *
+ * A few counters are the master's own (wh_stats_master_t): its start time,
+ * its reloads and the workers it had to respawn. Only the master writes
+ * them, so they need no slot.
+ *
  * The segment also holds what the connection limits share between workers
  * (wh_limit.c): per slot, the open clients per listener (the "clients"
  * gauge above) and a count-min sketch of open clients per address.
@@ -93,6 +97,14 @@ typedef struct {
 #define WH_STATS_MAX_UPSTREAMS 1024
 #define WH_STATS_MEMBER_LEN    128  /* "unix:" and a whole sun_path */
 
+/* The master's own counters. */
+typedef struct {
+    uint64_t start_ms;          /* when the master started, ms since the epoch */
+    uint64_t reloads;           /* reloads that took effect */
+    uint64_t reloads_failed;    /* reloads refused: the running configuration stayed */
+    uint64_t worker_restarts;   /* workers that died unexpectedly and were respawned */
+} wh_stats_master_t;
+
 #define wh_stats_add(field, n) __atomic_add_fetch(&(field), (n), __ATOMIC_RELAXED)
 #define wh_stats_sub(field, n) __atomic_sub_fetch(&(field), (n), __ATOMIC_RELAXED)
 
@@ -103,6 +115,8 @@ int wh_stats_listener(const char *tag);     /* its column, or -1 if the table is
 int wh_stats_upstream(const char *group, const char *member);  /* the same for a member */
 int wh_stats_slot_alloc(void);              /* -1 if all are taken */
 void wh_stats_slot_retire(int slot);        /* fold into slot 0 and free */
+/* master writes, readers read */
+wh_stats_master_t *wh_stats_master(void);
 
 /* worker */
 wh_stats_counters_t *wh_stats_counters(int slot, int listener);

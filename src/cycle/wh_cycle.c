@@ -12,7 +12,6 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <libgen.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pwd.h>
@@ -78,6 +77,35 @@ wh_cycle_path(const char *prefix, const char *path)
     return p;
 }
 
+/* "pid", made absolute; NULL with cf->error set when it is not a string */
+static char *
+pid_path(wh_conf_t *cf, config_setting_t *root, const char *prefix)
+{
+    const char *str = WH_PID_PATH;
+
+    if (wh_conf_string(cf, root, "pid", &str) == WH_ERROR) {
+        return NULL;
+    }
+    return wh_cycle_path(prefix, str);
+}
+
+char *
+wh_cycle_pid_path(wh_conf_t *cf, const char *prefix, const char *conf_file)
+{
+    config_t cfg;
+    char *path = NULL;
+
+    cf->file = conf_file;
+    cf->prefix = prefix;
+    cf->error[0] = '\0';
+    config_init(&cfg);
+    if (wh_conf_read(cf, &cfg) == WH_OK) {
+        path = pid_path(cf, config_root_setting(&cfg), prefix);
+    }
+    config_destroy(&cfg);
+    return path;
+}
+
 static int
 parse_top(wh_conf_t *cf, wh_cycle_t *c, config_setting_t *root)
 {
@@ -131,9 +159,8 @@ parse_top(wh_conf_t *cf, wh_cycle_t *c, config_setting_t *root)
     if (rc == WH_ERROR) return WH_ERROR;
     if (rc == WH_OK) c->worker_rlimit_nofile = n;
 
-    str = WH_PID_PATH;
-    if (wh_conf_string(cf, root, "pid", &str) == WH_ERROR) return WH_ERROR;
-    c->pid_path = wh_cycle_path(c->prefix, str);
+    c->pid_path = pid_path(cf, root, c->prefix);
+    if (c->pid_path == NULL) return WH_ERROR;
 
     str = WH_ERROR_LOG_PATH;
     if (wh_conf_string(cf, root, "error_log", &str) == WH_ERROR) return WH_ERROR;
@@ -481,7 +508,6 @@ wh_cycle_load(wh_conf_t *cf, const char *prefix, const char *conf_file)
 {
     wh_cycle_t *c = wh_xalloc(sizeof(*c));
     config_setting_t *root, *list;
-    char *dir;
     int i, n;
 
     cf->file = conf_file;
@@ -499,18 +525,7 @@ wh_cycle_load(wh_conf_t *cf, const char *prefix, const char *conf_file)
     c->stats_fd = -1;
 
     config_init(&c->cfg);
-    dir = wh_xstrdup(conf_file);
-    config_set_include_dir(&c->cfg, dirname(dir));
-    free(dir);
-
-    if (!config_read_file(&c->cfg, conf_file)) {
-        if (config_error_type(&c->cfg) == CONFIG_ERR_FILE_IO) {
-            snprintf(cf->error, sizeof(cf->error), "open() \"%s\" failed (%s)", conf_file,
-                     strerror(errno));
-        } else {
-            snprintf(cf->error, sizeof(cf->error), "%s in %s:%d", config_error_text(&c->cfg),
-                     config_error_file(&c->cfg) ?: conf_file, config_error_line(&c->cfg));
-        }
+    if (wh_conf_read(cf, &c->cfg) != WH_OK) {
         goto failed;
     }
 

@@ -87,6 +87,9 @@ typedef struct wh_cycle_s {
 
 /* NULL on error, with cf->error set ("... in FILE:LINE"). */
 wh_cycle_t *wh_cycle_load(wh_conf_t *cf, const char *prefix, const char *conf_file);
+/* Only the pid file's path from the file, malloc'ed (NULL: cf->error says
+ * why): what -S needs, without loading keys a monitoring user cannot read. */
+char *wh_cycle_pid_path(wh_conf_t *cf, const char *prefix, const char *conf_file);
 /* Binds every socket, reusing old's for unchanged addresses. On failure
  * closes what it bound itself, returns WH_ERROR (logged). */
 int wh_cycle_bind(wh_cycle_t *cycle, wh_cycle_t *old);

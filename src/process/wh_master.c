@@ -271,6 +271,7 @@ reap(void)
                 respawn_at = now() + delay;
             }
             respawn_pending++;
+            wh_stats_add(wh_stats_master()->worker_restarts, 1);
             if (delay > 0) {
                 wh_log(WH_LOG_WARN, "worker processes keep dying: respawn in %.1fs", delay);
             }
@@ -339,10 +340,12 @@ reload(void)
     if (c == NULL) {
         wh_log(WH_LOG_EMERG, "%s", cf.error);
         wh_log(WH_LOG_EMERG, "reload refused: the running configuration stays");
+        wh_stats_add(wh_stats_master()->reloads_failed, 1);
         return;
     }
     if (assign_stats_columns(c) != WH_OK || wh_cycle_bind(c, cycle) != WH_OK) {
         wh_log(WH_LOG_EMERG, "reload refused: the running configuration stays");
+        wh_stats_add(wh_stats_master()->reloads_failed, 1);
         wh_cycle_free(c);
         return;
     }
@@ -365,6 +368,7 @@ reload(void)
     respawn_failures = 0;
     spawn_workers(cycle->worker_processes);
     signal_workers(SIGQUIT, 1);
+    wh_stats_add(wh_stats_master()->reloads, 1);
     wh_log(WH_LOG_INFO, "reconfigured: %d listeners, %d workers", cycle->nlisteners,
            cycle->worker_processes);
 }

@@ -22,4 +22,15 @@ void wh_stats_http_stop(void);
 /* The exposition text of every counter, malloc'ed; *len set. */
 char *wh_stats_prometheus(size_t *len);
 
+/* The libraries, as built and as running (NULL where it cannot say);
+ * the table ends with a NULL name. */
+typedef struct {
+    const char *label;      /* its label in wharf_build_info */
+    const char *name;
+    const char *built;
+    const char *running;
+} wh_lib_version_t;
+
+const wh_lib_version_t *wh_lib_versions(void);
+
 #endif

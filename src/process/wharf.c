@@ -8,7 +8,8 @@
  *   wharf -v | -V | -h
  *
  * Everything but -v/-V/-h reads the configuration first: -s and -S find the
- * master through its pid file, as nginx does.
+ * master through its pid file, as nginx does. -S reads only the "pid"
+ * setting, so a monitoring user who may not read the TLS keys can run it.
  */
 #include "wh_cycle.h"
 #include "wh_log.h"
@@ -24,14 +25,15 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-        "Usage: wharf [-?hvVtTS] [-s signal] [-p prefix] [-c filename]\n"
+        "Usage: wharf [-?hvVtTqS] [-s signal] [-p prefix] [-c filename]\n"
         "\n"
         "Options:\n"
         "  -?,-h         : this help\n"
         "  -v            : show version and exit\n"
-        "  -V            : show version and configure options then exit\n"
+        "  -V            : show version, libraries and configure options then exit\n"
         "  -t            : test configuration and exit\n"
         "  -T            : test configuration, dump it and exit\n"
+        "  -q            : suppress non-error messages during configuration testing\n"
         "  -S            : show the shared-memory counters of the running master and exit\n"
         "  -s signal     : send signal to a master process: stop, quit, reload, reopen\n"
         "  -p prefix     : set prefix path (default: " WH_PREFIX "/)\n"
@@ -132,9 +134,10 @@ print_upstream_row(const char *group, const char *member, const wh_stats_upstrea
 }
 
 static int
-print_stats(wh_cycle_t *c)
+print_stats(const char *pid_path)
 {
-    pid_t pid = read_pid(c->pid_path);
+    pid_t pid = read_pid(pid_path);
+    wh_stats_master_t m;
     int k;
 
     if (pid == -1) {
@@ -145,6 +148,10 @@ print_stats(wh_cycle_t *c)
                 strerror(errno));
         return 1;
     }
+    m = *wh_stats_master();
+    printf("master %d: started %llu, reloads %llu (failed %llu), worker restarts %llu\n\n",
+           (int) pid, (unsigned long long) m.start_ms / 1000, (unsigned long long) m.reloads,
+           (unsigned long long) m.reloads_failed, (unsigned long long) m.worker_restarts);
     printf("%-20s %10s %8s", "listener", "accepted", "active");
     for (k = 0; k < WH_CLOSE_NCAUSES; k++) {
         printf(" %9s", wh_close_cause_names[k]);
@@ -157,6 +164,43 @@ print_stats(wh_cycle_t *c)
     k = 0;
     wh_stats_foreach_upstream(print_upstream_row, &k);
     return 0;
+}
+
+static void
+print_version(int libraries)
+{
+    const wh_lib_version_t *lib;
+
+    fprintf(stderr, WH_NAME " version: " WH_NAME "/" WH_VERSION "\n");
+    if (!libraries) {
+        return;
+    }
+    for (lib = wh_lib_versions(); lib->name != NULL; lib++) {
+        fprintf(stderr, "built with %s %s", lib->name, lib->built);
+        if (lib->running != NULL) {
+            fprintf(stderr, " (running with %s)", lib->running);
+        }
+        fprintf(stderr, "\n");
+    }
+    fprintf(stderr, "modules: " WH_MODULE_NAMES "\n");
+    fprintf(stderr, "configure arguments: " WH_CONFIGURE_ARGS "\n");
+}
+
+/* -S: only the pid file's path is read from the configuration */
+static int
+stats_command(const char *prefix, const char *conf)
+{
+    wh_conf_t cf;
+    char *pid_path = wh_cycle_pid_path(&cf, prefix, conf);
+    int rc;
+
+    if (pid_path == NULL) {
+        fprintf(stderr, WH_NAME ": [emerg] %s\n", cf.error);
+        return 1;
+    }
+    rc = print_stats(pid_path);
+    free(pid_path);
+    return rc;
 }
 
 static void
@@ -174,19 +218,21 @@ int
 main(int argc, char **argv)
 {
     const char *prefix_arg = NULL, *conf_arg = NULL, *signal_arg = NULL;
-    int test = 0, dump = 0, stats = 0, version = 0, opt, rc;
+    int test = 0, dump = 0, quiet = 0, stats = 0, version = 0, opt, rc;
     char cwd[PATH_MAX], *prefix, *conf;
     wh_conf_t cf;
     wh_cycle_t *c;
 
     opterr = 0;
-    while ((opt = getopt(argc, argv, "hvVtTSs:p:c:")) != -1) {
+    /* the leading ':' tells a missing parameter from an unknown option */
+    while ((opt = getopt(argc, argv, ":hvVtTqSs:p:c:")) != -1) {
         switch (opt) {
         case 'h': usage(stdout); return 0;
         case 'v': version = 1; break;
         case 'V': version = 2; break;
         case 't': test = 1; break;
         case 'T': test = 1; dump = 1; break;
+        case 'q': quiet = 1; break;
         case 'S': stats = 1; break;
         case 's':
             if (strcmp(optarg, "stop") && strcmp(optarg, "quit") && strcmp(optarg, "reload")
@@ -199,6 +245,9 @@ main(int argc, char **argv)
             break;
         case 'p': prefix_arg = optarg; break;
         case 'c': conf_arg = optarg; break;
+        case ':':
+            fprintf(stderr, WH_NAME ": option \"-%c\" requires parameter\n", optopt);
+            return 1;
         default:
             if (optopt == '?') { usage(stdout); return 0; }
             fprintf(stderr, WH_NAME ": invalid option: \"%c\"\n", optopt);
@@ -211,13 +260,7 @@ main(int argc, char **argv)
         return 1;
     }
     if (version) {
-        fprintf(stderr, WH_NAME " version: " WH_NAME "/" WH_VERSION "\n");
-        if (version == 2) {
-            fprintf(stderr, "built with libev %d.%d, libconfig %d.%d\n", ev_version_major(),
-                    ev_version_minor(), LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR);
-            fprintf(stderr, "modules: " WH_MODULE_NAMES "\n");
-            fprintf(stderr, "configure arguments: " WH_CONFIGURE_ARGS "\n");
-        }
+        print_version(version == 2);
         return 0;
     }
 
@@ -227,6 +270,12 @@ main(int argc, char **argv)
     }
     prefix = wh_cycle_path(cwd, prefix_arg ? prefix_arg : WH_PREFIX);
     conf = wh_cycle_path(prefix, conf_arg ? conf_arg : WH_CONF_PATH);
+    if (stats) {
+        rc = stats_command(prefix, conf);
+        free(prefix);
+        free(conf);
+        return rc;
+    }
 
     c = wh_cycle_load(&cf, prefix, conf);
     free(prefix);       /* the cycle keeps its own copies */
@@ -242,8 +291,11 @@ main(int argc, char **argv)
     /* the one-shot commands free the cycle, so a leak check at their exit
      * (--with-asan) reports only what was really lost */
     if (test) {
-        fprintf(stderr, WH_NAME ": the configuration file %s syntax is ok\n", c->conf_file);
-        fprintf(stderr, WH_NAME ": configuration file %s test is successful\n", c->conf_file);
+        if (!quiet) {
+            fprintf(stderr, WH_NAME ": the configuration file %s syntax is ok\n", c->conf_file);
+            fprintf(stderr, WH_NAME ": configuration file %s test is successful\n",
+                    c->conf_file);
+        }
         if (dump) {
             printf("# configuration file %s:\n", c->conf_file);
             config_write(&c->cfg, stdout);
@@ -251,8 +303,6 @@ main(int argc, char **argv)
         rc = 0;
     } else if (signal_arg) {
         rc = send_signal(c, signal_arg);
-    } else if (stats) {
-        rc = print_stats(c);
     } else {
         raise_nofile();
         return wh_master_run(c);
