@@ -99,15 +99,16 @@ def test_case_round_trip(case, wharf, spawn, tmp_path, sockdir):
     assert backend["outbounds"] == server["outbounds"]
     assert backend["inbounds"][0]["settings"] == server["inbounds"][0]["settings"]
 
+    # everything starts at once; the waits below overlap the startups
     echo = spawn([PYTHON, INTEROP / "echo.py", up_port, "--lifetime", "80"], "echo",
                  stdout=subprocess.PIPE)
-    assert echo.stdout.readline().startswith(b"ready")
     # V2Ray leaves the socket's mode to its umask; the workers are nobody
     back = spawn([V2RAY, "-config", tmp_path / "backend.json"], "backend", umask=0)
-    assert wait_connectable(sock), (tmp_path / "backend.log").read_text()
-
     w = wharf(HEAD + (tmp_path / "wharf.conf").read_text(), start=False)
     w.start(wait=False)
+    spawn([V2RAY, "-config", tmp_path / "client.json"], "client")
+    assert echo.stdout.readline().startswith(b"ready")
+    assert wait_connectable(sock), (tmp_path / "backend.log").read_text()
     if unix_addr is not None:
         assert wait_connectable(unix_addr), w.diagnostics()
     elif server["inbounds"][0]["streamSettings"]["network"] in ("quic", "kcp"):
@@ -115,8 +116,6 @@ def test_case_round_trip(case, wharf, spawn, tmp_path, sockdir):
         time.sleep(0.2)     # the worker's socket, not only the master's bind
     else:
         assert wait_connectable(("127.0.0.1", server_port)), w.diagnostics()
-
-    spawn([V2RAY, "-config", tmp_path / "client.json"], "client")
     push = subprocess.run([PYTHON, str(INTEROP / "push.py"), str(local_port),
                            "--bytes", str(NBYTES), "--streams", "2",
                            "--timeout", "40", "--wait-port", "10"],
