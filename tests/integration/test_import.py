@@ -1,6 +1,6 @@
 """wharf-import (tools/wharf-import) end to end: every interop case's V2Ray
 server (../shared/interop/cases), its dokodemo-door inbound turned into
-vmess or vless, is split by the importer; wharf runs the wharf.conf half,
+vmess, vless or trojan, is split by the importer; wharf runs the wharf.conf half,
 Debian's v2ray the backend half on unix sockets, and the case's V2Ray
 client, speaking the same protocol, pushes bytes through both to an echo
 service and checks them. Then what the importer refuses or leaves alone:
@@ -22,6 +22,7 @@ from test_interop import case_env, wait_connectable
 V2RAY = shutil.which("v2ray")
 IMPORT = REPO / "tools" / "wharf-import"
 UUID = "b831381d-6324-4d53-ad4f-8cda48b30811"
+PROTOCOLS = ("vmess", "vless", "trojan")     # taken in turn by the cases
 NBYTES = 2 << 20          # per stream, two streams per case
 CASES = sorted(p.name for p in (INTEROP / "cases").iterdir() if p.is_dir())
 
@@ -56,18 +57,18 @@ def as_proxy(server, client, proto, up_port):
     becomes proto with one user, the client's outbound speaks it to the
     server and asks for the echo service as its destination."""
     ib = server["inbounds"][0]
-    user = {"id": UUID}
-    if proto == "vless":
-        ib["settings"] = {"clients": [user], "decryption": "none"}
-        cuser = {"id": UUID, "encryption": "none"}
+    target = {"address": "127.0.0.1", "port": ib["port"]}
+    if proto == "trojan":
+        ib["settings"] = {"clients": [{"password": UUID}]}
+        out = {"servers": [dict(target, password=UUID)]}
+    elif proto == "vless":
+        ib["settings"] = {"clients": [{"id": UUID}], "decryption": "none"}
+        out = {"vnext": [dict(target, users=[{"id": UUID, "encryption": "none"}])]}
     else:
-        ib["settings"] = {"clients": [dict(user, alterId=0)]}
-        cuser = {"id": UUID, "alterId": 0}
+        ib["settings"] = {"clients": [{"id": UUID, "alterId": 0}]}
+        out = {"vnext": [dict(target, users=[{"id": UUID, "alterId": 0}])]}
     ib["protocol"] = proto
-    ob = client["outbounds"][0]
-    ob["protocol"] = proto
-    ob["settings"] = {"vnext": [{"address": "127.0.0.1", "port": ib["port"],
-                                 "users": [cuser]}]}
+    client["outbounds"][0].update(protocol=proto, settings=out)
     client["inbounds"][0]["settings"] = {"address": "127.0.0.1", "port": up_port,
                                          "network": "tcp"}
 
@@ -86,7 +87,7 @@ def test_case_round_trip(case, wharf, spawn, tmp_path, sockdir):
         render(INTEROP / "cases" / case / (name + ".json"), tmp_path / (name + ".json"), env)
     server = json.loads((tmp_path / "server.json").read_text())
     client = json.loads((tmp_path / "client.json").read_text())
-    as_proxy(server, client, "vless" if CASES.index(case) % 2 else "vmess", up_port)
+    as_proxy(server, client, PROTOCOLS[CASES.index(case) % 3], up_port)
     (tmp_path / "v2ray.json").write_text(json.dumps(server, indent=2))
     (tmp_path / "client.json").write_text(json.dumps(client, indent=2))
 
