@@ -148,9 +148,12 @@ def test_comments(wharf, tmp_path, sockdir):
   "outbounds": [{"protocol": "freedom", "settings": {"domainStrategy": "AsIs"}}]
 }
 """ % (free_port(), UUID))
+    src.chmod(0o600)
     r = run_import("-o", tmp_path / "wharf.conf", "-b", tmp_path / "backend.json",
                    "-s", sockdir, src)
     assert r.returncode == 0, r.stderr
+    # the users' secrets are as readable as they were
+    assert (tmp_path / "backend.json").stat().st_mode & 0o777 == 0o600
     conf = (tmp_path / "wharf.conf").read_text()
     assert 'path = "/a//b/*c*/#d";' in conf and 'Host = "h\\"x";' in conf, conf
     w = wharf(HEAD + conf, start=False)
