@@ -195,7 +195,8 @@ def test_unsupported_inbounds(tmp_path):
          "streamSettings": {"network": "grpc"}},
     ]
     moved = {"tag": "vm", "port": 443, "protocol": "vmess",
-             "settings": {"clients": [{"id": UUID}]}}
+             "settings": {"clients": [{"id": UUID}]},
+             "sniffing": {"enabled": True, "destOverride": ["http", "tls"]}}
     src = tmp_path / "v2ray.json"
     src.write_text(json.dumps({"inbounds": kept + [moved], "routing": {"rules": []},
                                "outbounds": [{"protocol": "freedom"}]}))
@@ -212,6 +213,8 @@ def test_unsupported_inbounds(tmp_path):
     assert backend["routing"] == {"rules": []}
     conf = (tmp_path / "w.conf").read_text()
     assert conf.count("tag = ") == 1 and 'upstream = "unix:/run/x/vm.sock";' in conf
+    assert "# sniffing stays with the V2Ray backend" in conf
+    assert "# V2Ray took IPv4 and IPv6 on this port" in conf and 'listen = "0.0.0.0";' in conf
 
     # nothing left to front is an error, and nothing is written
     src.write_text(json.dumps({"inbounds": kept}))
