@@ -141,7 +141,8 @@ def test_comments(wharf, tmp_path, sockdir):
   /* the inbounds */
   "inbounds": [ # one
     {"tag": "ws", "listen": "127.0.0.1", "port": %d, "protocol": "vless",
-     "settings": {"clients": [{"id": "%s"}], "decryption": "none"},
+     "settings": {"clients": [{"id": "%s"}], "decryption": "none",
+                  "fallbacks": [{"alpn": "h2", "dest": 8081}, {"dest": 8080}]},
      "streamSettings": {"network": "ws", // a websocket
        "wsSettings": {"path": "/a//b/*c*/#d", "headers": {"Host": "h\\"x"}}}}
   ],
@@ -156,6 +157,7 @@ def test_comments(wharf, tmp_path, sockdir):
     assert (tmp_path / "backend.json").stat().st_mode & 0o777 == 0o600
     conf = (tmp_path / "wharf.conf").read_text()
     assert 'path = "/a//b/*c*/#d";' in conf and 'Host = "h\\"x";' in conf, conf
+    assert "# its fallbacks stay with the V2Ray backend, which no longer sees TLS" in conf
     w = wharf(HEAD + conf, start=False)
     t = w.run("-t")
     assert t.returncode == 0, t.stderr
