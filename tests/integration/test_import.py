@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import INTEROP, PYTHON, REPO, free_port, render, udp_bound, wait_for
+from conftest import INTEROP, PUSH, PYTHON, REPO, free_port, render, udp_bound, wait_for
 from test_interop import case_env, wait_connectable
 
 V2RAY = shutil.which("v2ray")
@@ -117,7 +117,7 @@ def test_case_round_trip(case, wharf, spawn, tmp_path, sockdir):
         time.sleep(0.2)     # the worker's socket, not only the master's bind
     else:
         assert wait_connectable(("127.0.0.1", server_port)), w.diagnostics()
-    push = subprocess.run([PYTHON, str(INTEROP / "push.py"), str(local_port),
+    push = subprocess.run([PYTHON, str(PUSH), str(local_port),
                            "--bytes", str(NBYTES), "--streams", "2",
                            "--timeout", "40", "--wait-port", "10"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60,
