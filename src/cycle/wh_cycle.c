@@ -229,6 +229,30 @@ find_module(const char *network)
     return NULL;
 }
 
+/* A unix listener's directory is made by whoever runs wharf (systemd's
+ * RuntimeDirectory=, a package): -t says at once that it is missing
+ * rather than leave it to bind() at start.  A directory we may not look
+ * into is left to bind() to judge. */
+static int
+unix_dir_missing(wh_conf_t *cf, const config_setting_t *s, const char *path)
+{
+    char dir[sizeof(((struct sockaddr_un *) 0)->sun_path)];
+    struct stat st;
+    char *slash;
+
+    snprintf(dir, sizeof(dir), "%s", path);
+    slash = strrchr(dir, '/');
+    if (slash == dir) {
+        return 0;
+    }
+    *slash = '\0';
+    if (stat(dir, &st) == 0 ? S_ISDIR(st.st_mode) : (errno != ENOENT && errno != ENOTDIR)) {
+        return 0;
+    }
+    wh_conf_error(cf, s, "\"listen\" unix path \"%s\": directory \"%s\" does not exist", path, dir);
+    return 1;
+}
+
 static int
 valid_tag(const char *tag)
 {
@@ -443,6 +467,11 @@ parse_listener(wh_conf_t *cf, wh_cycle_t *c, wh_listener_t *ls, config_setting_t
                 wh_conf_error(cf, config_setting_get_member(g, "listen"),
                               "\"listen\" unix path \"%s\" is empty or longer than 107 bytes",
                               listen);
+                return WH_ERROR;
+            }
+            if (listen[0] == '/' && unix_dir_missing(cf, config_setting_get_member(g, "listen"),
+                                                     listen))
+            {
                 return WH_ERROR;
             }
         } else {

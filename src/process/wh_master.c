@@ -432,7 +432,10 @@ wh_master_run(wh_cycle_t *c)
     {
         return 1;
     }
-    if (geteuid() != 0) {
+    if (geteuid() == c->uid && c->uid != 0) {
+        /* started unprivileged (a unit's User=): nothing to drop, workers stay as they are */
+        wh_log(WH_LOG_INFO, "the master runs as \"%s\": workers keep that user", c->user);
+    } else if (geteuid() != 0) {
         wh_log(WH_LOG_WARN, "the \"user\" directive makes sense only if the master runs as root");
     } else {
         wh_log_reopen(c->uid, c->gid);      /* so workers can reopen it on USR1 */

@@ -108,6 +108,9 @@ listeners = (
         replace_line(GOOD, "upstream =", 'upstream = "nohost";'),
     "bad_listen_address":
         replace_line(GOOD, "listen =", 'listen = "1.2.3";'),
+    # caught by -t, not only by bind() at start (a RuntimeDirectory= not made)
+    "unix_listen_dir_missing":
+        replace_line(GOOD, "listen =", 'listen = "/nonexistent-wharf/run/front.sock";'),
     "unknown_network":
         replace_line(GOOD, 'network = "tcp"', 'network = "carrier-pigeon";'),
     "worker_processes_zero":
