@@ -2,13 +2,17 @@
 `-s SIGNAL` through the pid file."""
 import os
 import pwd
+import shutil
 import signal
+import socket
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import (connect, echo_roundtrip, echo_stream, free_port, listener,
+from conftest import (Wharf, connect, echo_roundtrip, echo_stream, free_port, listener,
                       pid_alive, proc_stat, proc_uids, server_side_inode,
                       socket_inode_owner, wait_closed, wait_for)
 
@@ -49,6 +53,77 @@ def test_workers_run_as_nobody_master_as_root(wharf, upstream):
         assert 0 not in groups, "worker %d kept root's supplementary group: %s" % (p, groups)
     r = echo_roundtrip(w.addr("t"), os.urandom(10000))
     assert r["ok"], r["error"]
+
+
+class UnprivilegedWharf(Wharf):
+    """Started, and signalled with -s, as systemd runs the packaged unit:
+    User=nobody (the package's is wharf) with the ambient
+    CAP_NET_BIND_SERVICE and nothing else."""
+
+    def cmd(self, *args):
+        return (["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                 "--inh-caps=-all,+net_bind_service", "--ambient-caps=+net_bind_service"]
+                + super().cmd(*args))
+
+
+def free_low_port():
+    for port in range(990, 600, -1):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    pytest.skip("no free port below 1024")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to start a master as nobody")
+def test_master_started_unprivileged():
+    """A master that is not root switches no user: it binds a low port with
+    CAP_NET_BIND_SERVICE, says so at info, reopens and reloads as usual."""
+    nobody = pwd.getpwnam("nobody")
+    top = Path(tempfile.mkdtemp(prefix="wharf-it-"))
+    os.chmod(top, 0o755)
+    port = free_low_port()
+    w = UnprivilegedWharf(top / "w", {
+        "user": "nobody", "worker_processes": 2,
+        "listeners": [listener("low", "echo", port=port),
+                      listener("ux", "echo", listen=str(top / "w" / "front.sock"))]})
+    os.chown(w.prefix, nobody.pw_uid, nobody.pw_gid)
+    os.chown(w.prefix / "logs", nobody.pw_uid, nobody.pw_gid)
+    try:
+        w.start()
+        assert proc_uids(w.pid) == (nobody.pw_uid,) * 4
+        for p in w.workers():
+            assert proc_uids(p) == (nobody.pw_uid,) * 4, p
+        for tag in ("low", "ux"):
+            r = echo_roundtrip(w.addr(tag), os.urandom(5000))
+            assert r["ok"], (tag, r["error"])
+        log = w.log()
+        assert '[info]' in log and 'the master runs as "nobody"' in log, log
+        assert "[warn]" not in log and "[emerg]" not in log, log
+
+        # USR1 (logrotate's postrotate): a new file, made by nobody
+        os.rename(w.error_log, str(w.error_log) + ".1")
+        w.send_signal(signal.SIGUSR1)
+        wait_for(lambda: "reopening logs" in w.log(), 5, what="reopened error log")
+        assert os.stat(w.error_log).st_uid == nobody.pw_uid
+
+        old, new = w.reload()
+        assert not set(old) & set(new)
+        r = echo_roundtrip(w.addr("low"), b"after reload")
+        assert r["ok"], r["error"]
+
+        r = w.run("-s", "quit")
+        assert r.returncode == 0, r.stderr
+        assert w.proc.wait(10) == 0
+        assert not w.pid_file.exists()
+    finally:
+        w.cleanup()
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_worker_processes_auto(wharf):
