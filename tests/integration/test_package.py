@@ -102,12 +102,14 @@ def package(tmp_path_factory):
 
 
 def test_files_in_place(package):
-    for path in ("/usr/sbin/wharf", "/etc/wharf/wharf.conf", "/etc/logrotate.d/wharf",
-                 str(UNIT), "/usr/share/man/man8/wharf.8.gz",
-                 "/usr/share/man/man5/wharf.conf.5.gz",
+    for path in ("/usr/sbin/wharf", "/usr/sbin/wharf-import", "/etc/wharf/wharf.conf",
+                 "/etc/logrotate.d/wharf", str(UNIT), "/usr/share/man/man8/wharf.8.gz",
+                 "/usr/share/man/man8/wharf-import.8.gz", "/usr/share/man/man5/wharf.conf.5.gz",
                  "/usr/share/doc/wharf/examples/full.conf"):
         assert os.path.isfile(path), path
     assert os.access("/usr/sbin/wharf", os.X_OK)
+    r = run("/usr/sbin/wharf-import", "--help")
+    assert r.returncode == 0 and "usage" in r.stdout, r.stdout
     conffiles = run("dpkg-query", "-W", "-f=${Conffiles}", "wharf").stdout
     assert "/etc/wharf/wharf.conf" in conffiles, conffiles
     assert "/etc/logrotate.d/wharf" in conffiles, conffiles
@@ -122,6 +124,9 @@ def test_user_and_config(package):
     r = run("/usr/sbin/wharf", "-t", "-c", "/etc/wharf/wharf.conf")
     assert r.returncode == 0, r.stdout
     assert "test is successful" in r.stdout, r.stdout
+    # as the unit's ExecStartPre= runs it
+    r = run("/usr/sbin/wharf", "-t", "-q", "-c", "/etc/wharf/wharf.conf")
+    assert r.returncode == 0 and r.stdout == "", r.stdout
 
 
 def test_unit(package):
@@ -135,7 +140,7 @@ def test_unit(package):
                  "ProtectSystem=strict", "NoNewPrivileges=yes",
                  "SystemCallFilter=@system-service"):
         assert re.search("^%s$" % re.escape(line), unit, re.M), line
-    assert re.search(r"^ExecStartPre=/usr/sbin/wharf -t .*-c /etc/wharf/wharf.conf$", unit, re.M)
+    assert re.search(r"^ExecStartPre=/usr/sbin/wharf -t -q -c /etc/wharf/wharf.conf$", unit, re.M)
     assert re.search(r"^ExecReload=.* -s reload$", unit, re.M)
     r = run("systemd-analyze", "security", "--offline=true", UNIT)
     m = re.search(r"Overall exposure level for wharf.service: ([0-9.]+)", r.stdout)
