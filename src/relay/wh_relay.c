@@ -10,9 +10,11 @@
  * per-direction stash, sized to the remainder and freed as soon as it is
  * written. While a stash exists its source is not read, so each direction
  * holds at most one read's worth (WH_RELAY_CHUNK) and an idle relay holds
- * no buffer at all. Between two plain sockets the relay uses splice(2)
- * through a pipe taken from a per-worker pool for as long as bytes are in
- * it, so an idle relay holds no pipe either.
+ * no buffer at all. Between two plain sockets a direction turns to
+ * splice(2) once one of its reads fills the scratch buffer (bulk), through
+ * a pipe taken from a per-worker pool for as long as bytes are in it, so
+ * an idle relay holds no pipe either; below that, a request and its
+ * answer cost the same two calls copied, without the pipe's page work.
  *
  * The upstream is a member of a group (wh_upstream.h): a connect that
  * fails or times out marks its member down and the stream dials the next
