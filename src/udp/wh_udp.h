@@ -57,6 +57,11 @@ struct wh_udp_packet_s {
 int wh_udp_bind(wh_listener_t *ls);
 /* master, once before the first worker: the routing table */
 int wh_udp_init(void);
+/* master, binary upgrade: the table's memfd (and seed) to hand to the new
+ * binary, and in the new binary the inherited one, used instead of a new
+ * table; WH_ERROR if fd is not such a table */
+int wh_udp_routes_export(uint64_t *seed);
+int wh_udp_routes_inherit(int fd, uint64_t seed);
 /* master: a worker exited; forget the sessions it owned */
 void wh_udp_forget(uint32_t worker_serial);
 
