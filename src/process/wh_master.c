@@ -284,9 +284,11 @@ new_binary_exited(int status)
     if (WIFSIGNALED(status)) {
         wh_log(WH_LOG_ERROR, "new binary process %d exited on signal %d", (int) new_binary,
                WTERMSIG(status));
-    } else {
+    } else if (WEXITSTATUS(status) != 0) {
         wh_log(WH_LOG_ERROR, "new binary process %d exited with code %d", (int) new_binary,
                WEXITSTATUS(status));
+    } else {
+        wh_log(WH_LOG_INFO, "new binary process %d exited", (int) new_binary);
     }
     new_binary = 0;
     if (rename(oldbin, cycle->pid_path) == -1) {
@@ -717,8 +719,9 @@ wh_master_run(wh_cycle_t *c, char *const *argv)
 
     wh_log(WH_LOG_INFO, "exit");
     /* after an upgrade the sockets, their paths and the pid file are the
-     * new master's: this one removes only its ".oldbin" */
-    cycle->handed_over = new_binary > 0;
+     * new master's: this one removes only its ".oldbin"; a new master
+     * quitting before its old one (a rollback) leaves it the paths */
+    cycle->handed_over = new_binary > 0 || (from.parent > 1 && getppid() == from.parent);
     wh_cycle_close(cycle);
     unlink(new_binary > 0 ? oldbin : cycle->pid_path);
     wh_stats_destroy();
