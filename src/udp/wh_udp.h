@@ -9,7 +9,7 @@
  *
  * Sessions that outlive a reload therefore arrive at a worker that does
  * not own them. Every session is registered, by peer address, in a table
- * shared by all workers (an anonymous shared mapping made by the master);
+ * shared by all workers (a memfd the master maps, handed to a new binary);
  * a worker that gets a datagram for an unknown peer asks the table, and
  * when an older worker owns that peer it passes the datagram to it over
  * that worker's mailbox (a unix datagram socketpair made by the master).
