@@ -617,7 +617,9 @@ wh_master_run(wh_cycle_t *c, char *const *argv)
 
     /* bind before anything else, as nginx does: a second instance fails
      * here, on the terminal, and touches neither the pid file nor the
-     * stats of the one that runs */
+     * stats of the one that runs; a new binary that fails leaves the old
+     * master its unix paths */
+    c->handed_over = inherited;
     if (wh_cycle_bind(c, NULL) != WH_OK) {
         return 1;
     }
@@ -636,6 +638,7 @@ wh_master_run(wh_cycle_t *c, char *const *argv)
         wh_stats_destroy();
         return 1;
     }
+    c->handed_over = 0;
     wh_log_also_stderr = 0;
     wh_log(WH_LOG_INFO, WH_NAME "/" WH_VERSION " started: %d listeners, %d workers",
            c->nlisteners, c->worker_processes);
