@@ -381,7 +381,9 @@ def test_stale_pid_and_shm(wharf, upstream):
     for p in workers:
         os.kill(p, signal.SIGKILL)
     until(lambda: not any(pid_alive(p) for p in workers), 5, what="workers gone")
-    assert read_pid(w.pid_file) == dead and os.path.exists(shm)
+    # (any master started meanwhile, this test's or not, may remove the
+    # dead one's segment already)
+    assert read_pid(w.pid_file) == dead
     for args in (("-s", "quit"), ("-s", "reload"), ("-S",)):
         r = w.run(*args)
         assert r.returncode != 0, (args, r.stdout)
