@@ -217,7 +217,7 @@ spawn_worker(void)
     last_serial++;
     ctx = (wh_worker_ctx_t) { .index = index, .count = cycle->worker_processes,
                               .serial = last_serial, .mailbox = sv[1], .master = getpid(),
-                              .mailbox_of = mailbox_of };
+                              .udp_paused = paused, .mailbox_of = mailbox_of };
     pid = fork();
     if (pid == -1) {
         wh_log(WH_LOG_ERROR, "fork() failed (%s)", strerror(errno));

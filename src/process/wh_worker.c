@@ -156,7 +156,7 @@ usr1_cb(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 static void
-winch_cb(struct ev_loop *loop, ev_signal *w, int revents)
+pause_udp(void)
 {
     int i, n = 0;
 
@@ -169,6 +169,12 @@ winch_cb(struct ev_loop *loop, ev_signal *w, int revents)
     if (n > 0) {
         wh_log(WH_LOG_INFO, "binary upgrade: UDP sockets left to the new workers");
     }
+}
+
+static void
+winch_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    pause_udp();
 }
 
 static void
@@ -274,6 +280,9 @@ wh_worker_run(wh_cycle_t *c, int slot, const wh_worker_ctx_t *ctx)
             wh_log(WH_LOG_EMERG, "listener \"%s\" could not start", ls->tag);
             exit(2);
         }
+    }
+    if (worker.udp_paused) {
+        pause_udp();        /* respawned while an upgrade runs */
     }
     wh_stats_http_start(c);
 
