@@ -22,6 +22,7 @@ from conftest import (INTEROP, PYTHON, WHARF, children_of, datagram_stats, echo_
                       free_port, listener, pid_alive, udp_bound, wait_for)
 from test_interop import case_env, server_stream_settings
 from test_quic import render
+from test_tcp_relay import fetch_metrics
 
 V2RAY = shutil.which("v2ray")
 CASES = ["ws-tls", "h2", "quic", "kcp"]
@@ -316,6 +317,13 @@ def test_rollback_and_failed_exec(wharf, upstream, tmp_path, sockdir):
     until(lambda: read_pid(w.pid_file) == old and not oldbin(w).exists(), 5,
           what="pid file given back")
     until(lambda: len(workers_of(old)) == 2, 10, what="workers restarted")
+    # no binary at all: the exec fails, in the child, and the same happens
+    os.unlink(binary)
+    os.kill(old, signal.SIGUSR2)
+    until(lambda: "execv() \"%s\" failed" % binary in w.log(), 5, what="failed exec logged")
+    until(lambda: w.log().count("binary upgrade undone") == 3, 5, what="upgrade undone")
+    until(lambda: read_pid(w.pid_file) == old and not oldbin(w).exists(), 5,
+          what="pid file given back")
     time.sleep(0.3)
     loop.stop.set()
     loop.join(15)
@@ -328,8 +336,9 @@ def test_rollback_and_failed_exec(wharf, upstream, tmp_path, sockdir):
 @pytest.mark.deadline(30)
 def test_stray_signals(wharf, upstream):
     echo = upstream("echo")
-    w = wharf({"worker_processes": 2, "listeners": [listener("tcp", echo.spec,
-                                                             port=free_port())]})
+    stats_port = free_port()
+    w = wharf({"worker_processes": 2, "stats": {"listen": "127.0.0.1", "port": stats_port},
+               "listeners": [listener("tcp", echo.spec, port=free_port())]})
     addr = w.addr("tcp")
     master, workers = w.pid, sorted(workers_of(w.pid))
 
@@ -364,6 +373,8 @@ def test_stray_signals(wharf, upstream):
     assert w.proc.wait(10) == 0
     assert read_pid(w.pid_file) == new and not oldbin(w).exists()
     assert echo_roundtrip(addr)["ok"]
+    # the stats listener was inherited too: the new workers serve it
+    assert fetch_metrics(stats_port)[0] == 200
     os.kill(new, signal.SIGTERM)
     wait_exit(new, 10)
 
