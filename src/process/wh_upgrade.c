@@ -152,7 +152,6 @@ wh_upgrade_exec(wh_cycle_t *c, const wh_upgrade_mail_t *mail, int nmail, uint32_
         keep(mail[i].fd);
     }
     setenv(WH_UPGRADE_ENV, env.p, 1);
-    wh_log(WH_LOG_DEBUG, "exec %s with " WH_UPGRADE_ENV "=\"%s\"", binary, env.p);
     execv(binary, saved_argv);
     wh_log(WH_LOG_ERROR, "execv() \"%s\" failed (%s): the old binary goes on", binary,
            strerror(errno));
@@ -174,7 +173,8 @@ wh_upgrade_inherit(wh_upgrade_from_t *from)
     env = wh_xstrdup(env);
     unsetenv(WH_UPGRADE_ENV);       /* not for the next exec's children */
     from->parent = getppid();
-    wh_log(WH_LOG_INFO, "using inherited sockets from \"%s\"", env);
+    /* not the value in the log: the table's seed is a secret */
+    wh_log(WH_LOG_INFO, "using the sockets inherited from master %d", (int) from->parent);
     for (item = strtok_r(env, ";", &save); item != NULL; item = strtok_r(NULL, ";", &save)) {
         if (sscanf(item, "lock=%d:%d", &fd, &fd2) == 2) {
             if (wh_cycle_inherit_lock(fd, fd2) != WH_OK) close(fd);

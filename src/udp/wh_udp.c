@@ -139,13 +139,15 @@ put_local(struct msghdr *msg, const wh_udp_local_t *local)
  * the new workers then find the sessions the old ones own. */
 static int routes_fd = -1;
 
+/* fd -1: an anonymous mapping, which no other binary can get */
 static int
 map_routes(int fd)
 {
     size_t size = WH_UDP_ROUTES * sizeof(wh_udp_route_t);
     void *p;
 
-    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | (fd == -1 ? MAP_ANONYMOUS : 0),
+             fd, 0);
     if (p == MAP_FAILED) {
         wh_log(WH_LOG_EMERG, "mmap(%zu) for the UDP session table failed (%s)", size, strerror(errno));
         return WH_ERROR;
@@ -166,12 +168,14 @@ wh_udp_init(void)
     }
     fd = memfd_create("wharf-udp-sessions", MFD_CLOEXEC);
     if (fd == -1 || ftruncate(fd, WH_UDP_ROUTES * sizeof(wh_udp_route_t)) == -1) {
-        wh_log(WH_LOG_EMERG, "memfd for the UDP session table failed (%s)", strerror(errno));
+        /* a seccomp filter, say: only an upgrade loses the sessions */
+        wh_log(WH_LOG_WARN, "memfd for the UDP session table failed (%s): QUIC and mKCP "
+               "sessions will not survive a binary upgrade", strerror(errno));
         if (fd != -1) close(fd);
-        return WH_ERROR;
+        fd = -1;
     }
     if (map_routes(fd) != WH_OK) {
-        close(fd);
+        if (fd != -1) close(fd);
         return WH_ERROR;
     }
     routes.seed = (uint64_t) getpid() << 32 ^ (uint64_t) time(NULL)
