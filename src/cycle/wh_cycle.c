@@ -690,11 +690,11 @@ close_listener(wh_listener_t *ls)
     if (ls->fd != -1) {
         close(ls->fd);
         ls->fd = -1;
-        if (path != NULL) unlink(path);
+        if (path != NULL && !ls->cycle->handed_over) unlink(path);
     }
     if (ls->lock_fd != -1) {
         snprintf(lock, sizeof(lock), "%s.lock", path);
-        unlink(lock);
+        if (!ls->cycle->handed_over) unlink(lock);
         close(ls->lock_fd);
         ls->lock_fd = -1;
     }
@@ -730,10 +730,121 @@ take_over(wh_cycle_t *old, wh_listener_t *ls)
     return -1;
 }
 
+/* Sockets inherited from the master that exec'ed this one (a binary
+ * upgrade), known by what the kernel says of them rather than by what the
+ * old master said: an address and a type each, as its listeners are. */
+typedef struct {
+    wh_sockaddr_t addr;
+    int dgram;
+    int fd;
+    int lock_fd;
+} wh_inherited_t;
+
+static wh_inherited_t *inherited;
+static int ninherited;
+
+int
+wh_cycle_inherit(int fd)
+{
+    wh_inherited_t *in, *p;
+    int type;
+    socklen_t len = sizeof(type);
+
+    in = &(wh_inherited_t) { .fd = fd, .lock_fd = -1 };
+    in->addr.len = sizeof(in->addr.sa);
+    if (getsockname(fd, (struct sockaddr *) &in->addr.sa, &in->addr.len) == -1
+        || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1)
+    {
+        return WH_ERROR;
+    }
+    in->dgram = type == SOCK_DGRAM;
+    p = realloc(inherited, (ninherited + 1) * sizeof(*p));
+    if (p == NULL) {
+        return WH_ERROR;
+    }
+    inherited = p;
+    inherited[ninherited++] = *in;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return WH_OK;
+}
+
+int
+wh_cycle_inherit_lock(int lock_fd, int fd)
+{
+    int i;
+
+    for (i = 0; i < ninherited; i++) {
+        if (inherited[i].fd == fd) {
+            inherited[i].lock_fd = lock_fd;
+            fcntl(lock_fd, F_SETFD, FD_CLOEXEC);
+            return WH_OK;
+        }
+    }
+    return WH_ERROR;
+}
+
+/* The inherited stream socket of that address, or -1; a unix socket's
+ * lock goes to *lock_fd. */
+static int
+take_inherited(const wh_sockaddr_t *a, int *lock_fd)
+{
+    int i, fd;
+
+    for (i = 0; i < ninherited; i++) {
+        if (inherited[i].fd != -1 && !inherited[i].dgram && wh_addr_equal(&inherited[i].addr, a)) {
+            fd = inherited[i].fd;
+            *lock_fd = inherited[i].lock_fd;
+            inherited[i].fd = inherited[i].lock_fd = -1;
+            return fd;
+        }
+    }
+    return -1;
+}
+
+/* Every inherited UDP socket of ls's address, in the old master's order
+ * (socket k was read by its worker k, and the kernel keeps a peer on one). */
+static int
+take_inherited_udp(wh_listener_t *ls)
+{
+    int i, *fds;
+
+    for (i = 0; i < ninherited; i++) {
+        if (inherited[i].fd == -1 || !inherited[i].dgram
+            || !wh_addr_equal(&inherited[i].addr, &ls->addr))
+        {
+            continue;
+        }
+        fds = realloc(ls->udp_fds, (ls->udp_nfds + 1) * sizeof(int));
+        if (fds == NULL) {
+            return -1;
+        }
+        ls->udp_fds = fds;
+        ls->udp_fds[ls->udp_nfds++] = inherited[i].fd;
+        inherited[i].fd = -1;
+    }
+    return ls->udp_nfds > 0 ? ls->udp_fds[0] : -1;
+}
+
+void
+wh_cycle_inherit_end(void)
+{
+    int i;
+
+    /* listeners the new configuration dropped: the old master still
+     * serves them until it quits, and removes nothing it handed over */
+    for (i = 0; i < ninherited; i++) {
+        if (inherited[i].fd != -1) close(inherited[i].fd);
+        if (inherited[i].lock_fd != -1) close(inherited[i].lock_fd);
+    }
+    free(inherited);
+    inherited = NULL;
+    ninherited = 0;
+}
+
 int
 wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
 {
-    int i;
+    int i, lock;
     char text[128];
 
     for (i = 0; i < c->nlisteners; i++) {
@@ -743,6 +854,10 @@ wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
             continue;       /* it takes only hand-offs */
         }
         ls->fd = take_over(old, ls);
+        if (ls->fd == -1) {
+            ls->fd = ls->module->datagram != NULL ? take_inherited_udp(ls)
+                                                  : take_inherited(&ls->addr, &ls->lock_fd);
+        }
         if (ls->fd != -1 && ls->module->datagram == NULL) {
             continue;
         }
@@ -761,6 +876,8 @@ wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
         if (old != NULL && old->stats_fd != -1 && wh_addr_equal(&old->stats_addr, &c->stats_addr)) {
             c->stats_fd = old->stats_fd;
             old->stats_fd = -1;
+        } else if ((c->stats_fd = take_inherited(&c->stats_addr, &lock)) != -1) {
+            /* void */
         } else {
             wh_addr_format((struct sockaddr *) &c->stats_addr.sa, c->stats_addr.len, text, sizeof(text));
             c->stats_fd = bind_stream(&c->stats_addr, text, 0, 0);

@@ -83,6 +83,9 @@ typedef struct wh_cycle_s {
 
     wh_listener_t *listeners;
     int nlisteners;
+
+    unsigned handed_over:1;     /* a new binary serves its sockets: closing
+                                 * them removes no unix path or lock file */
 } wh_cycle_t;
 
 /* NULL on error, with cf->error set ("... in FILE:LINE"). */
@@ -98,6 +101,15 @@ int wh_cycle_bind(wh_cycle_t *cycle, wh_cycle_t *old);
  * are no longer the old one's, so they stay open). */
 void wh_cycle_close(wh_cycle_t *cycle);
 void wh_cycle_free(wh_cycle_t *cycle);
+
+/* Binary upgrade, in the new master before its first wh_cycle_bind: a
+ * listening socket (TCP, unix or one of a UDP listener's) inherited from
+ * the old master, and a unix socket's lock file; wh_cycle_bind takes the
+ * socket of a listener's address and kind instead of binding one.
+ * wh_cycle_inherit_end closes what no listener took. */
+int wh_cycle_inherit(int fd);
+int wh_cycle_inherit_lock(int lock_fd, int fd);
+void wh_cycle_inherit_end(void);
 
 /* An upstream setting (a string, or a list: a group) into a new group of
  * the cycle's, named name in the stats (a listener's tag); the cycle frees

@@ -19,6 +19,8 @@ typedef struct wh_worker_ctx_s {
     uint32_t serial;            /* no other worker ever gets it */
     int mailbox;                /* receiving end of its mailbox (wh_udp.c), -1: none */
     pid_t master;               /* its parent: another one means it died */
+    int udp_paused;             /* a binary upgrade runs: the new master's
+                                 * workers read the UDP sockets */
     struct ev_loop *loop;
 
     /* The sending end of an older worker's mailbox, or -1. */

@@ -6,6 +6,14 @@
  * sigsuspend(), and acts on flags the handlers set, in a fixed order:
  * reap children, stop, reload, reopen, respawn.
  *
+ * A binary upgrade is nginx's: USR2 renames the pid file to ".oldbin" and
+ * execs the binary with everything inherited (wh_upgrade.c); the old
+ * workers leave their UDP sockets to the new ones at once (WINCH to a
+ * worker), since only a new worker can pass a datagram to an old one.
+ * WINCH drains the old workers, HUP then starts them again (a rollback),
+ * QUIT ends the old master; when the new master exits, the old one takes
+ * its pid file back and restarts its workers if they were paused.
+ *
  * Reload builds the new cycle completely and binds its sockets (taking over
  * the unchanged ones) before anything changes; a bad file or a failed bind
  * leaves the old cycle serving. Then the new generation of workers starts,
@@ -16,6 +24,7 @@
 #include "wh_process.h"
 #include "wh_log.h"
 #include "wh_udp.h"
+#include "wh_upgrade.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -44,6 +53,7 @@ typedef struct {
 } wh_worker_t;
 
 static volatile sig_atomic_t sig_reap, sig_terminate, sig_quit, sig_reconfigure, sig_reopen, sig_alarm;
+static volatile sig_atomic_t sig_change_binary, sig_noaccept, sig_stray[NSIG];
 
 static wh_cycle_t *cycle;
 static wh_worker_t workers[WH_MAX_WORKERS];
@@ -55,6 +65,12 @@ static int respawn_failures;
 static double respawn_at;
 static double stop_deadline;
 static int stopping;                /* SIGQUIT or SIGTERM received */
+
+static pid_t new_binary;            /* the upgraded master while it runs */
+static char *oldbin;                /* "<pid>.oldbin" */
+static int noaccept;                /* WINCH: the workers drained, none respawned */
+static int paused;                  /* the workers left their UDP sockets to new ones */
+static wh_upgrade_from_t from;      /* what the master that exec'ed this one gave */
 
 static double
 now(void)
@@ -74,7 +90,18 @@ on_signal(int signo)
     case SIGHUP: sig_reconfigure = 1; break;
     case SIGUSR1: sig_reopen = 1; break;
     case SIGALRM: sig_alarm = 1; break;
+    case SIGUSR2: sig_change_binary = 1; break;
+    case SIGWINCH: sig_noaccept = 1; break;
+    default: sig_stray[signo] = 1; break;
     }
+}
+
+int
+wh_stray_signal(int signo)
+{
+    /* those whose default action would end or stop a process */
+    return signo == SIGIO || signo == SIGVTALRM || signo == SIGPWR
+           || (signo >= SIGRTMIN && signo <= SIGRTMAX);
 }
 
 static int
@@ -115,10 +142,16 @@ mailbox_of(uint32_t serial)
 {
     int i;
 
-    /* the table as it was when this worker was forked: older workers only */
+    /* the table as it was when this worker was forked: older workers only,
+     * and those of the master this one upgraded */
     for (i = 0; i < WH_MAX_WORKERS; i++) {
         if (workers[i].pid > 0 && workers[i].serial == serial) {
             return workers[i].mailbox;
+        }
+    }
+    for (i = 0; i < from.nmail; i++) {
+        if (from.mail[i].serial == serial) {
+            return from.mail[i].fd;
         }
     }
     return -1;
@@ -184,7 +217,7 @@ spawn_worker(void)
     last_serial++;
     ctx = (wh_worker_ctx_t) { .index = index, .count = cycle->worker_processes,
                               .serial = last_serial, .mailbox = sv[1], .master = getpid(),
-                              .mailbox_of = mailbox_of };
+                              .udp_paused = paused, .mailbox_of = mailbox_of };
     pid = fork();
     if (pid == -1) {
         wh_log(WH_LOG_ERROR, "fork() failed (%s)", strerror(errno));
@@ -231,6 +264,45 @@ arm_alarm(void)
     setitimer(ITIMER_REAL, &it, NULL);
 }
 
+/* A fresh generation of workers with the running configuration, the
+ * current one drained: after a reload, and to undo an upgrade's pause. */
+static void
+restart_workers(void)
+{
+    generation++;
+    respawn_pending = 0;
+    respawn_failures = 0;
+    noaccept = 0;
+    paused = 0;
+    spawn_workers(cycle->worker_processes);
+    signal_workers(SIGQUIT, 1);
+}
+
+static void
+new_binary_exited(int status)
+{
+    if (WIFSIGNALED(status)) {
+        wh_log(WH_LOG_ERROR, "new binary process %d exited on signal %d", (int) new_binary,
+               WTERMSIG(status));
+    } else if (WEXITSTATUS(status) != 0) {
+        wh_log(WH_LOG_ERROR, "new binary process %d exited with code %d", (int) new_binary,
+               WEXITSTATUS(status));
+    } else {
+        wh_log(WH_LOG_INFO, "new binary process %d exited", (int) new_binary);
+    }
+    new_binary = 0;
+    if (rename(oldbin, cycle->pid_path) == -1) {
+        wh_log(WH_LOG_ERROR, "rename() \"%s\" back to \"%s\" failed (%s)", oldbin,
+               cycle->pid_path, strerror(errno));
+    } else {
+        wh_log(WH_LOG_INFO, "binary upgrade undone: \"%s\" is this master's again",
+               cycle->pid_path);
+    }
+    if ((paused || noaccept) && !stopping) {
+        restart_workers();
+    }
+}
+
 static void
 reap(void)
 {
@@ -238,6 +310,10 @@ reap(void)
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == new_binary) {
+            new_binary_exited(status);
+            continue;
+        }
         for (i = 0; i < WH_MAX_WORKERS && workers[i].pid != pid; i++) { /* void */ }
         if (i == WH_MAX_WORKERS) {
             continue;
@@ -259,7 +335,7 @@ reap(void)
             w->mailbox = -1;
         }
 
-        if (!w->exiting && !stopping && w->generation == generation) {
+        if (!w->exiting && !stopping && !noaccept && w->generation == generation) {
             if (now() - w->started < 1.0) {
                 respawn_failures++;
             } else {
@@ -363,14 +439,87 @@ reload(void)
     wh_cycle_free(cycle);
     cycle = c;
 
-    generation++;
-    respawn_pending = 0;
-    respawn_failures = 0;
-    spawn_workers(cycle->worker_processes);
-    signal_workers(SIGQUIT, 1);
+    restart_workers();
     wh_stats_add(wh_stats_master()->reloads, 1);
     wh_log(WH_LOG_INFO, "reconfigured: %d listeners, %d workers", cycle->nlisteners,
            cycle->worker_processes);
+}
+
+static void
+change_binary(void)
+{
+    wh_upgrade_mail_t mail[WH_MAX_WORKERS];
+    size_t n;
+    int i, nmail = 0;
+
+    if (new_binary > 0) {
+        wh_log(WH_LOG_WARN, "USR2 ignored: the new binary %d runs already (QUIT it, or WINCH "
+               "and QUIT this master)", (int) new_binary);
+        return;
+    }
+    if (from.parent > 1 && getppid() == from.parent) {
+        wh_log(WH_LOG_WARN, "USR2 ignored: the old master %d still runs (QUIT it, or this "
+               "master, first)", (int) from.parent);
+        return;
+    }
+    free(oldbin);
+    n = strlen(cycle->pid_path) + sizeof(".oldbin");
+    oldbin = wh_xalloc(n);
+    snprintf(oldbin, n, "%s.oldbin", cycle->pid_path);
+    if (rename(cycle->pid_path, oldbin) == -1) {
+        wh_log(WH_LOG_ERROR, "rename() \"%s\" to \"%s\" failed (%s): no upgrade",
+               cycle->pid_path, oldbin, strerror(errno));
+        return;
+    }
+    for (i = 0; i < WH_MAX_WORKERS; i++) {
+        if (workers[i].pid > 0 && workers[i].mailbox != -1) {
+            mail[nmail++] = (wh_upgrade_mail_t) { workers[i].serial, workers[i].mailbox };
+        }
+    }
+    new_binary = wh_upgrade_exec(cycle, mail, nmail, last_serial);
+    if (new_binary == -1) {
+        new_binary = 0;
+        if (rename(oldbin, cycle->pid_path) == -1) {
+            wh_log(WH_LOG_ERROR, "rename() \"%s\" back failed (%s)", oldbin, strerror(errno));
+        }
+        return;
+    }
+    wh_log(WH_LOG_INFO, "binary upgrade: started new master %d, pid file \"%s\" renamed to "
+           "\"%s\"", (int) new_binary, cycle->pid_path, oldbin);
+    /* the new workers read the UDP sockets and pass the old sessions'
+     * datagrams here; an old worker could not pass theirs back */
+    paused = 1;
+    signal_workers(SIGWINCH, 0);
+}
+
+static void
+stop_accepting(void)
+{
+    if (new_binary == 0) {
+        wh_log(WH_LOG_WARN, "WINCH ignored: no binary upgrade in progress (USR2 first)");
+        return;
+    }
+    if (noaccept) {
+        wh_log(WH_LOG_INFO, "WINCH ignored: the workers drain already");
+        return;
+    }
+    wh_log(WH_LOG_INFO, "binary upgrade: gracefully shutting down the worker processes");
+    noaccept = 1;
+    respawn_pending = 0;
+    signal_workers(SIGQUIT, 0);
+}
+
+static void
+log_stray(void)
+{
+    int i;
+
+    for (i = 1; i < NSIG; i++) {
+        if (sig_stray[i]) {
+            sig_stray[i] = 0;
+            wh_log(WH_LOG_WARN, "signal %d (%s) ignored", i, strsignal(i));
+        }
+    }
 }
 
 static int
@@ -418,13 +567,17 @@ ensure_parent_dir(const char *path)
 }
 
 int
-wh_master_run(wh_cycle_t *c)
+wh_master_run(wh_cycle_t *c, char *const *argv)
 {
+    static const int handled[] = { SIGCHLD, SIGALRM, SIGINT, SIGTERM, SIGQUIT, SIGHUP,
+                                   SIGUSR1, SIGUSR2, SIGWINCH };
     struct sigaction sa;
     sigset_t set, empty;
-    int rc = 0;
+    int rc = 0, inherited;
+    size_t i;
 
     cycle = c;
+    prctl(PR_SET_NAME, "wharf: master");   /* before the pid file: -s checks the name */
     wh_log_level = c->log_level;
     wh_log_also_stderr = 1;
     if (strcmp(c->error_log, "stderr") != 0
@@ -441,34 +594,41 @@ wh_master_run(wh_cycle_t *c)
         wh_log_reopen(c->uid, c->gid);      /* so workers can reopen it on USR1 */
     }
 
+    /* every signal that would end the master is acted on or logged */
     sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGALRM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGQUIT);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGUSR1);
-    sigprocmask(SIG_BLOCK, &set, NULL);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGCHLD, &sa, NULL);
-    sigaction(SIGALRM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGQUIT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
+    for (i = 1; i < NSIG; i++) {
+        int k;
+        for (k = 0; k < (int) wh_nelems(handled) && handled[k] != (int) i; k++) { /* void */ }
+        if (k < (int) wh_nelems(handled) || wh_stray_signal((int) i)) {
+            sigaddset(&set, (int) i);
+            sigaction((int) i, &sa, NULL);
+        }
+    }
+    sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    wh_upgrade_init(argv);
+    inherited = wh_upgrade_inherit(&from) == WH_OK;
+    if (inherited) {
+        /* serials of this master's workers start at the old master's next
+         * epoch: both write the shared session table */
+        last_serial = ((from.serial >> 24) + 1) << 24;
+    }
 
     /* bind before anything else, as nginx does: a second instance fails
      * here, on the terminal, and touches neither the pid file nor the
-     * stats of the one that runs */
+     * stats of the one that runs; a new binary that fails leaves the old
+     * master its unix paths */
+    c->handed_over = inherited;
     if (wh_cycle_bind(c, NULL) != WH_OK) {
         return 1;
     }
-    if (c->daemon && daemonize() != WH_OK) {
+    wh_cycle_inherit_end();
+    /* an upgraded master stays the old one's child, as in nginx */
+    if (c->daemon && !inherited && daemonize() != WH_OK) {
         wh_cycle_close(c);
         return 1;
     }
@@ -481,8 +641,8 @@ wh_master_run(wh_cycle_t *c)
         wh_stats_destroy();
         return 1;
     }
+    c->handed_over = 0;
     wh_log_also_stderr = 0;
-    prctl(PR_SET_NAME, "wharf: master");
     wh_log(WH_LOG_INFO, WH_NAME "/" WH_VERSION " started: %d listeners, %d workers",
            c->nlisteners, c->worker_processes);
 
@@ -529,7 +689,21 @@ wh_master_run(wh_cycle_t *c)
         }
         if (sig_reconfigure) {
             sig_reconfigure = 0;
-            reload();
+            if (new_binary > 0) {
+                wh_log(WH_LOG_INFO, "binary upgrade in progress: restarting the worker "
+                       "processes with the running configuration, not reloading");
+                restart_workers();
+            } else {
+                reload();
+            }
+        }
+        if (sig_change_binary) {
+            sig_change_binary = 0;
+            change_binary();
+        }
+        if (sig_noaccept) {
+            sig_noaccept = 0;
+            stop_accepting();
         }
         if (sig_reopen) {
             sig_reopen = 0;
@@ -540,7 +714,8 @@ wh_master_run(wh_cycle_t *c)
         if (sig_alarm) {
             sig_alarm = 0;
         }
-        if (respawn_pending > 0 && now() >= respawn_at) {
+        log_stray();
+        if (respawn_pending > 0 && now() >= respawn_at && !noaccept) {
             int n = respawn_pending;
             respawn_pending = 0;
             spawn_workers(n);
@@ -549,8 +724,12 @@ wh_master_run(wh_cycle_t *c)
     }
 
     wh_log(WH_LOG_INFO, "exit");
+    /* after an upgrade the sockets, their paths and the pid file are the
+     * new master's: this one removes only its ".oldbin"; a new master
+     * quitting before its old one (a rollback) leaves it the paths */
+    cycle->handed_over = new_binary > 0 || (from.parent > 1 && getppid() == from.parent);
     wh_cycle_close(cycle);
-    unlink(cycle->pid_path);
+    unlink(new_binary > 0 ? oldbin : cycle->pid_path);
     wh_stats_destroy();
     return rc;
 }

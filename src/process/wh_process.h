@@ -8,8 +8,12 @@
 #include "wh_cycle.h"
 #include "wh_worker_ctx.h"
 
-/* Runs the master until a stop; returns the exit status. */
-int wh_master_run(wh_cycle_t *cycle);
+/* Runs the master until a stop; returns the exit status. argv: the command
+ * line, run again by a binary upgrade (USR2). */
+int wh_master_run(wh_cycle_t *cycle, char *const *argv);
+/* A signal no one sends wharf on purpose, whose default action would end
+ * a process: master and workers log and ignore it. */
+int wh_stray_signal(int signo);
 
 /* In a freshly forked worker: drop privileges, run the loop, exit. ctx:
  * who it is, filled in by the master (copied; the worker adds its loop). */

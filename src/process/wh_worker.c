@@ -8,7 +8,10 @@
  *
  * Signals (normally from the master): QUIT drains -- stop accepting, let
  * the open streams finish, exit when none is left or at shutdown_timeout;
- * TERM/INT stop at once; USR1 reopens the error log.
+ * TERM/INT stop at once; USR1 reopens the error log; WINCH (a binary
+ * upgrade started) stops reading the UDP sockets, whose datagrams the new
+ * master's workers read and pass on; HUP, USR2 and the stray signals
+ * (wh_stray_signal) are logged and ignored.
  *
  * A master that dies (kill -9) sends, through the kernel, a QUIT: every
  * worker closes its listening sockets at once, so a master started again
@@ -19,6 +22,7 @@
 #include "wh_log.h"
 #include "wh_limit.h"
 #include "wh_relay.h"
+#include "wh_udp.h"
 
 #include <grp.h>
 #include <signal.h>
@@ -29,7 +33,8 @@
 static wh_cycle_t *cycle;
 /* ours, not the forking master's stack: the modules keep a pointer */
 static wh_worker_ctx_t worker;
-static ev_signal sig_quit, sig_term, sig_int, sig_usr1;
+static ev_signal sig_quit, sig_term, sig_int, sig_usr1, sig_winch;
+static ev_signal *sig_ignored;
 static ev_timer shutdown_timer;
 static ev_timer drained_timer;
 static int draining;
@@ -150,6 +155,48 @@ usr1_cb(struct ev_loop *loop, ev_signal *w, int revents)
     wh_log_reopen((uid_t) -1, (gid_t) -1);
 }
 
+static void
+pause_udp(void)
+{
+    int i, n = 0;
+
+    for (i = 0; i < cycle->nlisteners; i++) {
+        if (cycle->listeners[i].module->datagram != NULL && cycle->listeners[i].udp != NULL) {
+            wh_udp_stop(&cycle->listeners[i]);
+            n++;
+        }
+    }
+    if (n > 0) {
+        wh_log(WH_LOG_INFO, "binary upgrade: UDP sockets left to the new workers");
+    }
+}
+
+static void
+winch_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    pause_udp();
+}
+
+static void
+ignored_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    wh_log(WH_LOG_WARN, "signal %d (%s) ignored by the worker", w->signum, strsignal(w->signum));
+}
+
+static void
+ignore_signals(struct ev_loop *loop)
+{
+    int i, n = 0;
+
+    sig_ignored = calloc(NSIG, sizeof(ev_signal));
+    for (i = 1; sig_ignored != NULL && i < NSIG; i++) {
+        if (i == SIGHUP || i == SIGUSR2 || i == SIGALRM || wh_stray_signal(i)) {
+            ev_signal_init(&sig_ignored[n], ignored_cb, i);
+            ev_signal_start(loop, &sig_ignored[n++]);
+        }
+    }
+}
+
 /* As root, before the drop, so the hard limit may be raised too. */
 static void
 set_nofile(wh_cycle_t *c)
@@ -207,11 +254,13 @@ wh_worker_run(wh_cycle_t *c, int slot, const wh_worker_ctx_t *ctx)
     ev_signal_init(&sig_term, term_cb, SIGTERM);
     ev_signal_init(&sig_int, term_cb, SIGINT);
     ev_signal_init(&sig_usr1, usr1_cb, SIGUSR1);
+    ev_signal_init(&sig_winch, winch_cb, SIGWINCH);
     ev_signal_start(loop, &sig_quit);
     ev_signal_start(loop, &sig_term);
     ev_signal_start(loop, &sig_int);
     ev_signal_start(loop, &sig_usr1);
-    signal(SIGHUP, SIG_IGN);
+    ev_signal_start(loop, &sig_winch);
+    ignore_signals(loop);
     sigemptyset(&set);
     sigprocmask(SIG_SETMASK, &set, NULL);
 
@@ -231,6 +280,9 @@ wh_worker_run(wh_cycle_t *c, int slot, const wh_worker_ctx_t *ctx)
             wh_log(WH_LOG_EMERG, "listener \"%s\" could not start", ls->tag);
             exit(2);
         }
+    }
+    if (worker.udp_paused) {
+        pause_udp();        /* respawned while an upgrade runs */
     }
     wh_stats_http_start(c);
 

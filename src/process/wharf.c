@@ -40,6 +40,34 @@ usage(FILE *f)
         "  -c filename   : set configuration file (default: " WH_CONF_PATH ")\n");
 }
 
+/* A pid file (and shared-memory segment) outlives a master killed with -9,
+ * and its number may be another process's by now: only a live process
+ * (not a zombie) named as wharf names it (prctl in the master, before it
+ * writes the pid file; the exec'ed name before that). */
+static int
+master_alive(pid_t pid)
+{
+    char path[64], stat[128] = "", *end;
+    FILE *f;
+
+    if (kill(pid, 0) == -1 && errno == ESRCH) {
+        return 0;
+    }
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return errno != ENOENT;     /* no /proc: believe kill() */
+    }
+    if (fgets(stat, sizeof(stat), f) == NULL) {
+        stat[0] = '\0';
+    }
+    fclose(f);
+    /* "pid (comm) state ..." */
+    end = strrchr(stat, ')');
+    return end != NULL && end[1] == ' ' && end[2] != 'Z'
+           && strncmp(strchr(stat, '(') + 1, WH_NAME, sizeof(WH_NAME) - 1) == 0;
+}
+
 static pid_t
 read_pid(const char *path)
 {
@@ -52,6 +80,10 @@ read_pid(const char *path)
     }
     if (fscanf(f, "%ld", &pid) != 1 || pid <= 0) {
         fprintf(stderr, WH_NAME ": [error] invalid PID number in \"%s\"\n", path);
+        pid = -1;
+    } else if (!master_alive((pid_t) pid)) {
+        fprintf(stderr, WH_NAME ": [error] " WH_NAME " is not running: \"%s\" names process %ld, "
+                "which is not a running master (a stale pid file)\n", path, pid);
         pid = -1;
     }
     fclose(f);
@@ -305,7 +337,7 @@ main(int argc, char **argv)
         rc = send_signal(c, signal_arg);
     } else {
         raise_nofile();
-        return wh_master_run(c);
+        return wh_master_run(c, argv);
     }
     wh_cycle_free(c);
     return rc;

@@ -23,6 +23,7 @@
 #endif
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,23 +134,76 @@ put_local(struct msghdr *msg, const wh_udp_local_t *local)
     }
 }
 
-int
-wh_udp_init(void)
+/* The table lives in a memfd rather than an anonymous mapping so that a
+ * binary upgrade can hand it to the new master (wh_udp_routes_export):
+ * the new workers then find the sessions the old ones own. */
+static int routes_fd = -1;
+
+/* fd -1: an anonymous mapping, which no other binary can get */
+static int
+map_routes(int fd)
 {
     size_t size = WH_UDP_ROUTES * sizeof(wh_udp_route_t);
     void *p;
 
-    if (routes.slots != NULL) {
-        return WH_OK;
-    }
-    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | (fd == -1 ? MAP_ANONYMOUS : 0),
+             fd, 0);
     if (p == MAP_FAILED) {
         wh_log(WH_LOG_EMERG, "mmap(%zu) for the UDP session table failed (%s)", size, strerror(errno));
         return WH_ERROR;
     }
     routes.slots = p;
     routes.mask = WH_UDP_ROUTES - 1;
-    routes.seed = (uint64_t) getpid() << 32 ^ (uint64_t) time(NULL) ^ (uint64_t) (uintptr_t) p;
+    routes_fd = fd;
+    return WH_OK;
+}
+
+int
+wh_udp_init(void)
+{
+    int fd;
+
+    if (routes.slots != NULL) {
+        return WH_OK;
+    }
+    fd = memfd_create("wharf-udp-sessions", MFD_CLOEXEC);
+    if (fd == -1 || ftruncate(fd, WH_UDP_ROUTES * sizeof(wh_udp_route_t)) == -1) {
+        /* a seccomp filter, say: only an upgrade loses the sessions */
+        wh_log(WH_LOG_WARN, "memfd for the UDP session table failed (%s): QUIC and mKCP "
+               "sessions will not survive a binary upgrade", strerror(errno));
+        if (fd != -1) close(fd);
+        fd = -1;
+    }
+    if (map_routes(fd) != WH_OK) {
+        if (fd != -1) close(fd);
+        return WH_ERROR;
+    }
+    routes.seed = (uint64_t) getpid() << 32 ^ (uint64_t) time(NULL)
+                  ^ (uint64_t) (uintptr_t) routes.slots;
+    return WH_OK;
+}
+
+int
+wh_udp_routes_export(uint64_t *seed)
+{
+    *seed = routes.seed;
+    return routes_fd;
+}
+
+int
+wh_udp_routes_inherit(int fd, uint64_t seed)
+{
+    struct stat st;
+
+    if (routes.slots != NULL || fstat(fd, &st) == -1
+        || (size_t) st.st_size != WH_UDP_ROUTES * sizeof(wh_udp_route_t))
+    {
+        return WH_ERROR;    /* not a table of this build's size: start a new one */
+    }
+    if (map_routes(fd) != WH_OK) {
+        return WH_ERROR;
+    }
+    routes.seed = seed;
     return WH_OK;
 }
 

@@ -9,7 +9,7 @@
  *
  * Sessions that outlive a reload therefore arrive at a worker that does
  * not own them. Every session is registered, by peer address, in a table
- * shared by all workers (an anonymous shared mapping made by the master);
+ * shared by all workers (a memfd the master maps, handed to a new binary);
  * a worker that gets a datagram for an unknown peer asks the table, and
  * when an older worker owns that peer it passes the datagram to it over
  * that worker's mailbox (a unix datagram socketpair made by the master).
@@ -57,6 +57,11 @@ struct wh_udp_packet_s {
 int wh_udp_bind(wh_listener_t *ls);
 /* master, once before the first worker: the routing table */
 int wh_udp_init(void);
+/* master, binary upgrade: the table's memfd (and seed) to hand to the new
+ * binary, and in the new binary the inherited one, used instead of a new
+ * table; WH_ERROR if fd is not such a table */
+int wh_udp_routes_export(uint64_t *seed);
+int wh_udp_routes_inherit(int fd, uint64_t seed);
 /* master: a worker exited; forget the sessions it owned */
 void wh_udp_forget(uint32_t worker_serial);
 
