@@ -45,7 +45,7 @@ wh_upgrade_init(char *const *argv)
         saved_argv[n] = wh_xstrdup(argv[n]);
     }
     /* absolute but not through links: the file at the path the operator
-     * started is the one a USR2 runs, as he replaced it */
+     * started is the one a USR2 runs, as replaced there */
     if (argv[0][0] == '/') {
         binary = wh_xstrdup(argv[0]);
     } else if (strchr(argv[0], '/') != NULL) {
