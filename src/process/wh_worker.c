@@ -8,7 +8,7 @@
  *
  * Signals (normally from the master): QUIT drains -- stop accepting, let
  * the open streams finish, exit when none is left or at shutdown_timeout;
- * TERM/INT stop at once; USR1 reopens the error log.
+ * TERM/INT stop at once; USR1 reopens the error log and the access logs.
  *
  * A master that dies (kill -9) sends, through the kernel, a QUIT: every
  * worker closes its listening sockets at once, so a master started again
@@ -148,6 +148,7 @@ static void
 usr1_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     wh_log_reopen((uid_t) -1, (gid_t) -1);
+    wh_access_logs_reopen(cycle->access_logs, (uid_t) -1, (gid_t) -1);
 }
 
 /* As root, before the drop, so the hard limit may be raised too. */
@@ -202,6 +203,7 @@ wh_worker_run(wh_cycle_t *c, int slot, const wh_worker_ctx_t *ctx)
     }
     wh_event_init(loop);
     worker.loop = loop;
+    wh_access_logs_start(c->access_logs);
 
     ev_signal_init(&sig_quit, quit_cb, SIGQUIT);
     ev_signal_init(&sig_term, term_cb, SIGTERM);
