@@ -335,12 +335,12 @@ wh_access_log_write(wh_access_log_t *log, const wh_access_rec_t *rec)
         return;
     }
     line[n++] = '\n';
-    if (log->buf == NULL) {
-        (void) !write(log->fd, line, n);
-        return;
-    }
-    if (log->len + n > log->size) {
+    if (log->len > 0 && log->len + n > log->size) {
         flush(log);
+    }
+    if (n > log->size) {
+        (void) !write(log->fd, line, n);     /* no buffer, or one smaller than the line */
+        return;
     }
     memcpy(log->buf + log->len, line, n);
     log->len += n;
@@ -572,13 +572,14 @@ wh_access_logs_free(wh_access_logs_t *set)
 
 /* --- files -------------------------------------------------------------- */
 
+/* level: of the message when it fails (emerg at start, error at reopen) */
 static int
-open_file(wh_access_log_t *log, uid_t uid, gid_t gid)
+open_file(wh_access_log_t *log, uid_t uid, gid_t gid, int level)
 {
     int fd = open(log->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 
     if (fd == -1) {
-        wh_log(WH_LOG_EMERG, "open() \"%s\" failed (%s)", log->path, strerror(errno));
+        wh_log(level, "open() \"%s\" failed (%s)", log->path, strerror(errno));
         return WH_ERROR;
     }
     if (uid != (uid_t) -1 && fchown(fd, uid, gid) == -1) {
@@ -601,7 +602,7 @@ wh_access_logs_open(wh_access_logs_t *set, uid_t uid, gid_t gid)
                 wh_log(WH_LOG_WARN, "access log %s: connect() failed (%s)", log->spec,
                        strerror(errno));
             }
-        } else if (open_file(log, uid, gid) != WH_OK) {
+        } else if (open_file(log, uid, gid, WH_LOG_EMERG) != WH_OK) {
             wh_access_logs_close(set);
             return WH_ERROR;
         }
@@ -633,7 +634,7 @@ wh_access_logs_reopen(wh_access_logs_t *set, uid_t uid, gid_t gid)
             continue;
         }
         if (log->len > 0) flush(log);
-        (void) open_file(log, uid, gid);    /* the old file stays on failure */
+        (void) open_file(log, uid, gid, WH_LOG_ERROR);  /* the old file stays on failure */
     }
 }
 

@@ -243,19 +243,24 @@ def test_v2ray_client(case, network, wharf, spawn, tmp_path, sockdir):
 @pytest.mark.deadline(40)
 def test_buffer_flush_reopen(wharf, upstream, sockdir):
     up = upstream("echo")
-    p1, p2 = free_port(), free_port()
-    held, flushed = sockdir / "held.log", sockdir / "flushed.log"
+    p1, p2, p3 = free_port(), free_port(), free_port()
+    held, flushed, tiny = sockdir / "held.log", sockdir / "flushed.log", sockdir / "tiny.log"
     ls = [{"tag": "held", "listen": "127.0.0.1", "port": p1, "upstream": up.spec,
            "streamSettings": {"network": "tcp"}, "access_log": "%s all buffer=64k" % held},
+          {"tag": "tiny", "listen": "127.0.0.1", "port": p3, "upstream": up.spec,
+           "streamSettings": {"network": "tcp"}, "access_log": "%s all buffer=16" % tiny},
           {"tag": "flushed", "listen": "127.0.0.1", "port": p2, "upstream": up.spec,
            "streamSettings": {"network": "tcp"},
            "access_log": "%s all buffer=64k flush=1s" % flushed}]
     w = wharf(conf(ls, "off"))
-    for p in (p1, p2):
+    for p in (p1, p2, p3):
         c = socket.create_connection(("127.0.0.1", p))
         echo_once(c, 10)
         c.close()
     w.wait_stat("held", "active", lambda v: v == 0)
+    # a line longer than the buffer goes out at once, whole
+    (rec,) = wait_lines(tiny, 1, w=w)
+    assert rec["listener"] == "tiny" and rec["fallback"] == "-", rec
     # flush= writes what the buffer holds, with no more traffic
     (rec,) = wait_lines(flushed, 1, w=w)
     assert rec["listener"] == "flushed", rec
