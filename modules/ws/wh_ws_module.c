@@ -503,7 +503,10 @@ ws_handshake(wh_handshake_t *hs, int *cause)
                 if (head->have > 0 && head->discard == 0 && !head->chunked) {
                     answer_go(hs, "400 Bad Request", NULL);
                 }
-                if (lower->err == NULL) lower->err = wh_err_closed;
+                if (lower->err == NULL) {
+                    /* what was refused is in the line logged then */
+                    lower->err = head->refused ? "closed after a refused request" : wh_err_closed;
+                }
                 *cause = head->have > 0 || head->refused ? WH_CLOSE_BAD_INPUT : WH_CLOSE_DONE;
                 return WH_ERROR;
             }
