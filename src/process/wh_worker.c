@@ -8,7 +8,7 @@
  *
  * Signals (normally from the master): QUIT drains -- stop accepting, let
  * the open streams finish, exit when none is left or at shutdown_timeout;
- * TERM/INT stop at once; USR1 reopens the error log and the access logs.
+ * TERM/INT stop at once; USR1 reopens the error log.
  *
  * A master that dies (kill -9) sends, through the kernel, a QUIT: every
  * worker closes its listening sockets at once, so a master started again
