@@ -94,6 +94,7 @@ struct wh_h2_conn_s {
     unsigned closing:1;
     unsigned upgraded:1;        /* stream 1 waits for the client's preface */
     unsigned requested:1;       /* a request's headers were complete */
+    wh_access_facts_t *facts;   /* the handshake's, after the struct; NULL: no log */
 };
 
 static wh_h2_conn_t *conns;
@@ -353,6 +354,19 @@ stream_peer(wh_h2_stream_t *st, struct sockaddr_storage *sa, socklen_t *len)
     *len = st->conn->peerlen;
 }
 
+/* The connection's facts with the stream's path, for the access log. */
+static const wh_access_facts_t *
+stream_facts(wh_h2_conn_t *c, wh_h2_stream_t *st, wh_access_facts_t *f)
+{
+    if (c->facts == NULL) {
+        return NULL;
+    }
+    *f = *c->facts;
+    f->start = 0;               /* the stream's own time: from the relay's start */
+    snprintf(f->path, sizeof(f->path), "%s", st->path ? st->path : "");
+    return f;
+}
+
 /* A request was answered: the handshake deadline is over; idle time
  * counts from now while no stream is relayed. */
 static void
@@ -378,6 +392,8 @@ start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
     struct sockaddr_storage peer;
     socklen_t peerlen;
     wh_live_t live;
+    wh_access_facts_t facts;
+    const wh_access_facts_t *f = stream_facts(c, st, &facts);
     size_t dl = wh_http_date(date, sizeof(date));
 
 #define NV(n, v, vl) { (uint8_t *) (n), (uint8_t *) (v), sizeof(n) - 1, (vl), NGHTTP2_NV_FLAG_NONE }
@@ -392,6 +408,8 @@ start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
                    "h2 request refused (404): host \"%s\", path \"%s\"", st->authority ? st->authority : "", st->path ? st->path : "");
         /* a refused request is a stream refused for its bad input */
         wh_live_refused(c->ls, WH_CLOSE_BAD_INPUT);
+        stream_peer(st, &peer, &peerlen);
+        wh_relay_log_refused(c->ls, (struct sockaddr *) &peer, f, 0, WH_CLOSE_BAD_INPUT);
         conn_requested(c);
         return nghttp2_submit_response(c->session, st->id, nf, 3, NULL);
     }
@@ -417,7 +435,7 @@ start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
     wh_mux_relayed(&st->m);
     wh_live_open(&live, c->ls, WH_LIVE_STREAM);
     wh_relay_start(&live, &c->ls->dest, &st->m.ps.s, (struct sockaddr *) &peer, peerlen,
-                   NULL, 0);
+                   NULL, 0, f);
     return 0;
 }
 
@@ -744,6 +762,7 @@ wh_h2_conn_start(wh_handshake_t *hs, const uint8_t *preread, size_t preread_len,
 {
     static nghttp2_session_callbacks *callbacks;
     static nghttp2_option *option;
+    const wh_access_facts_t *facts = wh_handshake_facts(hs);
     wh_h2_conn_t *c;
     nghttp2_settings_entry iv[3] = {
         { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, WH_H2_MAX_STREAMS },
@@ -762,10 +781,14 @@ wh_h2_conn_start(wh_handshake_t *hs, const uint8_t *preread, size_t preread_len,
         /* windows open as the relay takes bytes, not as they arrive */
         nghttp2_option_set_no_auto_window_update(option, 1);
     }
-    c = calloc(1, sizeof(*c));
+    c = calloc(1, sizeof(*c) + (facts != NULL ? sizeof(*facts) : 0));
     if (c == NULL || nghttp2_session_server_new2(&c->session, callbacks, c, option) != 0) {
         free(c);
         return WH_ERROR;
+    }
+    if (facts != NULL) {
+        c->facts = (wh_access_facts_t *) (c + 1);
+        *c->facts = *facts;
     }
     c->ls = hs->ls;
     c->io = hs->top;

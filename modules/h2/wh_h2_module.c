@@ -85,17 +85,25 @@ answer(wh_handshake_t *hs, const char *text, size_t len)
  * byte read so far, and nothing is written (WH_DECLINED). target: the
  * request's, NULL when it could not be parsed. */
 static int
-refuse(wh_handshake_t *hs, wh_h2_head_t *head, const char *target, size_t target_len,
-       const char *text, size_t len)
+refuse(wh_handshake_t *hs, wh_h2_head_t *head, const wh_http_request_t *req, const char *text,
+       size_t len)
 {
-    char path[WH_H2_HEAD_MAX];
-    ssize_t pl = target != NULL ? wh_http_target_path(target, target_len, path, sizeof(path)) : -1;
+    char path[WH_H2_HEAD_MAX], why[48];
+    ssize_t pl = req != NULL ? wh_http_target_path(req->target, req->target_len, path,
+                                                   sizeof(path)) : -1;
+    const wh_http_header_t *host = req != NULL ? wh_http_header_find(req, "Host") : NULL;
+    const char *status = memchr(text, ' ', len);
 
     if (wh_handshake_fallback(hs, pl >= 0 ? path : NULL, pl >= 0 ? (size_t) pl : 0, head->buf,
                               head->have) == WH_OK)
     {
         return WH_DECLINED;
     }
+    status = status != NULL ? status + 1 : text;
+    snprintf(why, sizeof(why), "%.*s", (int) strcspn(status, "\r"), status);
+    wh_handshake_refused(hs, why, req ? req->method : NULL, req ? req->method_len : 0,
+                         host ? host->value : NULL, host ? host->value_len : 0,
+                         pl >= 0 ? path : NULL, pl >= 0 ? (size_t) pl : 0);
     return answer(hs, text, len);
 }
 
@@ -119,7 +127,7 @@ http1_request(wh_handshake_t *hs, wh_h2_head_t *head, size_t head_len, int *caus
     {
         static const char t[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; "
                                 "charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request";
-        (void) refuse(hs, head, NULL, 0, t, sizeof(t) - 1);
+        (void) refuse(hs, head, NULL, t, sizeof(t) - 1);
         hs->top->err = wh_err_bad_input;
         return WH_ERROR;
     }
@@ -139,10 +147,11 @@ http1_request(wh_handshake_t *hs, wh_h2_head_t *head, size_t head_len, int *caus
         if (!wh_h2_request_ok(hs->ls->module_conf, auth, strlen(auth), path, strlen(path))) {
             n = snprintf((char *) payload, sizeof(payload), "HTTP/1.1 404 Not Found\r\nDate: %s\r\n"
                          "Content-Length: 0\r\nConnection: close\r\n\r\n", date);
-            (void) refuse(hs, head, req.target, req.target_len, (char *) payload, n);
+            (void) refuse(hs, head, &req, (char *) payload, n);
             hs->top->err = "HTTP/1.1 request refused (404)";
             return WH_ERROR;
         }
+        wh_handshake_note_path(hs, path, strlen(path));
         n = snprintf((char *) payload, sizeof(payload), "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\n"
                      "Date: %s\r\nTransfer-Encoding: chunked\r\n\r\n", date);
         if (answer(hs, (char *) payload, n) != WH_OK) {
@@ -160,7 +169,7 @@ http1_request(wh_handshake_t *hs, wh_h2_head_t *head, size_t head_len, int *caus
     if (body_len > WH_H2_UPGRADE_BODY_MAX) {
         static const char t[] = "HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\n"
                                 "Content-Length: 0\r\n\r\n";
-        (void) refuse(hs, head, req.target, req.target_len, t, sizeof(t) - 1);
+        (void) refuse(hs, head, &req, t, sizeof(t) - 1);
         hs->top->err = "h2c upgrade body too large";
         return WH_ERROR;
     }

@@ -522,7 +522,7 @@ conn_first_data(wh_kcp_conn_t *c)
     if (c->k.rcv_head != NULL && c->k.rcv_head->sn == c->k.rcv_next) {
         c->waiting = 0;
         wh_relay_start(&c->live, &c->live.ls->dest, &c->ps.s, (struct sockaddr *) &c->peer.sa,
-                       c->peer.len, NULL, 0);
+                       c->peer.len, NULL, 0, NULL);
     } else if (c->k.state != WH_KCP_ACTIVE) {
         /* closed by the client before a byte: nothing to relay */
         c->waiting = 0;

@@ -491,6 +491,30 @@ conn_callbacks(ngtcp2_callbacks *cb)
 
 /* --- life --------------------------------------------------------------- */
 
+/* The connection's TLS, for the access log of its streams: QUIC is
+ * TLS 1.3 always. */
+static const wh_access_facts_t *
+conn_facts(wh_quic_conn_t *c, wh_access_facts_t *f)
+{
+    gnutls_datum_t alpn;
+    size_t len;
+    unsigned type;
+
+    if (c->ls->access_log == NULL) {
+        return NULL;
+    }
+    memset(f, 0, sizeof(*f));
+    f->ssl_protocol = "TLSv1.3";
+    len = sizeof(f->sni) - 1;
+    if (gnutls_server_name_get(c->tls, f->sni, &len, &type, 0) != 0) {
+        f->sni[0] = '\0';
+    }
+    if (gnutls_alpn_get_selected_protocol(c->tls, &alpn) == 0) {
+        snprintf(f->alpn, sizeof(f->alpn), "%.*s", (int) alpn.size, (const char *) alpn.data);
+    }
+    return f;
+}
+
 /* Streams that opened during the last packet go to the relay now, outside
  * ngtcp2's stack. */
 static void
@@ -498,13 +522,16 @@ start_streams(wh_quic_conn_t *c)
 {
     wh_quic_stream_t *st;
     wh_live_t live;
+    wh_access_facts_t facts;
+    const wh_access_facts_t *f = NULL;
 
     for (st = c->streams; st != NULL; st = st->next) {
         if (!st->fresh) continue;
         st->fresh = 0;
+        if (f == NULL) f = conn_facts(c, &facts);
         wh_live_open(&live, c->ls, WH_LIVE_STREAM);
         wh_relay_start(&live, &c->ls->dest, &st->m.ps.s, (struct sockaddr *) &c->peer.sa,
-                       c->peer.len, NULL, 0);
+                       c->peer.len, NULL, 0, f);
         if (c->closing) return;
     }
 }

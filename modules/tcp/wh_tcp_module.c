@@ -92,18 +92,21 @@ tcp_handshake(wh_handshake_t *hs, int *cause)
         hs->module_step = 1;
     }
     rc = wh_tcp_http_accept(hs->top);
-    if (rc == WH_ERROR && hs->ls->fallbacks.n > 0) {
-        const uint8_t *read;
+    if (rc == WH_ERROR) {
+        const uint8_t *read, *sp;
         const char *path;
         size_t n, path_len;
 
-        /* a fallback takes what the header refuses, which never saw the
-         * obfuscation's answer */
-        if (wh_tcp_http_refused(hs->top, &read, &n, &path, &path_len)
-            && wh_handshake_fallback(hs, path, path_len, read, n) == WH_OK)
-        {
-            hs->top = wh_filter_detach(hs->top);
-            return WH_ERROR;
+        if (wh_tcp_http_refused(hs->top, &read, &n, &path, &path_len)) {
+            /* a fallback takes what the header refuses, which never saw the
+             * obfuscation's answer */
+            if (hs->ls->fallbacks.n > 0 && wh_handshake_fallback(hs, path, path_len, read, n) == WH_OK) {
+                hs->top = wh_filter_detach(hs->top);
+                return WH_ERROR;
+            }
+            sp = memchr(read, ' ', n);
+            wh_handshake_refused(hs, hs->top->err ? hs->top->err : "refused", (const char *) read,
+                                 sp != NULL ? (size_t) (sp - read) : 0, NULL, 0, path, path_len);
         }
     }
     if (rc == WH_ERROR) {

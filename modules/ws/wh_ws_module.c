@@ -69,6 +69,7 @@ typedef struct {
     uint8_t requests;           /* complete request heads so far */
     const char *path;           /* of the request being answered, for fallbacks */
     size_t path_len;
+    const wh_http_request_t *req;   /* the request being answered, for the log */
     uint8_t buf[WH_WS_HEAD_MAX];
 } wh_ws_head_t;
 
@@ -160,10 +161,23 @@ answer(wh_handshake_t *hs, const char *text, size_t len)
 {
     wh_ws_head_t *head = hs->module_data;
 
+    const wh_http_request_t *req = head != NULL ? head->req : NULL;
+    const wh_http_header_t *host = req != NULL ? wh_http_header_find(req, "Host") : NULL;
+    const char *status = memchr(text, ' ', len);
+
     if (head != NULL
         && wh_handshake_fallback(hs, head->path, head->path_len, head->buf, head->have) == WH_OK)
     {
         return WH_DECLINED;
+    }
+    status = status != NULL ? status + 1 : text;
+    {
+        char why[48];
+
+        snprintf(why, sizeof(why), "%.*s", (int) strcspn(status, "\r"), status);
+        wh_handshake_refused(hs, why, req ? req->method : NULL, req ? req->method_len : 0,
+                             host ? host->value : NULL, host ? host->value_len : 0,
+                             head ? head->path : NULL, head ? head->path_len : 0);
     }
     return send_answer(hs, text, len);
 }
@@ -262,6 +276,7 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
         return WH_ERROR;
     }
     plen = wh_http_request_path(&req, path, sizeof(path));
+    head->req = &req;
     head->path = plen >= 0 ? path : NULL;
     head->path_len = plen >= 0 ? (size_t) plen : 0;
     err = wh_http_request_check_server(&req);
@@ -358,6 +373,7 @@ check_request(wh_handshake_t *hs, wh_ws_head_t *head, size_t head_len, int *caus
         }
     }
     forwarded_for(hs, &req);
+    wh_handshake_note_path(hs, path, (size_t) plen);
 
     wh_ws_accept_key(key->value, key->value_len, accept);
     n = snprintf(resp, sizeof(resp), "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
@@ -487,7 +503,10 @@ ws_handshake(wh_handshake_t *hs, int *cause)
                 if (head->have > 0 && head->discard == 0 && !head->chunked) {
                     answer_go(hs, "400 Bad Request", NULL);
                 }
-                if (lower->err == NULL) lower->err = wh_err_closed;
+                if (lower->err == NULL) {
+                    /* what was refused is in the line logged then */
+                    lower->err = head->refused ? "closed after a refused request" : wh_err_closed;
+                }
                 *cause = head->have > 0 || head->refused ? WH_CLOSE_BAD_INPUT : WH_CLOSE_DONE;
                 return WH_ERROR;
             }
@@ -505,6 +524,7 @@ ws_handshake(wh_handshake_t *hs, int *cause)
         head_len = end - head->buf;
         rc = check_request(hs, head, head_len, cause);
         head->path = NULL;
+        head->req = NULL;
         if (rc != WH_DECLINED) return rc;
         if (head->close_after) {
             lower->err = head->requests >= WH_WS_REQUESTS_MAX ? "too many requests"

@@ -8,6 +8,7 @@
  */
 #include "wh_cycle.h"
 #include "wh_log.h"
+#include "wh_syslog.h"
 #include "wh_tls.h"
 
 #include <fcntl.h>
@@ -26,6 +27,7 @@
 
 static const char *const top_names[] = {
     "daemon", "user", "worker_processes", "worker_connections", "worker_rlimit_nofile", "pid", "error_log", "log_level",
+    "log_format", "access_log",
     "shutdown_timeout", "upstreamFailTimeout", "policy", "stats", "listeners", NULL
 };
 /* V2Ray's policy names and defaults (spec 1.3) */
@@ -43,7 +45,7 @@ static const wh_directive_t policy_directives[] = {
 static const char *const stats_names[] = { "listen", "port", NULL };
 static const char *const listener_names[] = {
     "tag", "listen", "port", "upstream", "xver", "fallbacks", "maxConnections",
-    "maxConnectionsPerAddress", "streamSettings", NULL
+    "maxConnectionsPerAddress", "streamSettings", "access_log", NULL
 };
 /* streamSettings' own names; each built module adds its settings key */
 static const char *const stream_settings_names[] = {
@@ -68,7 +70,9 @@ wh_cycle_path(const char *prefix, const char *path)
     char *p;
     size_t n;
 
-    if (path[0] == '/' || strcmp(path, "stderr") == 0 || prefix == NULL || prefix[0] == '\0') {
+    if (path[0] == '/' || strcmp(path, "stderr") == 0 || wh_syslog_is(path) || prefix == NULL
+        || prefix[0] == '\0')
+    {
         return wh_xstrdup(path);
     }
     n = strlen(prefix) + strlen(path) + 2;
@@ -164,6 +168,16 @@ parse_top(wh_conf_t *cf, wh_cycle_t *c, config_setting_t *root)
 
     str = WH_ERROR_LOG_PATH;
     if (wh_conf_string(cf, root, "error_log", &str) == WH_ERROR) return WH_ERROR;
+    if (wh_syslog_is(str)) {
+        wh_syslog_t sl;
+        const char *err = wh_syslog_parse(str, &sl);
+
+        if (err != NULL || strchr(str, ' ') != NULL) {
+            wh_conf_error(cf, config_setting_get_member(root, "error_log"), "%s in \"error_log\"",
+                          err ? err : "a space");
+            return WH_ERROR;
+        }
+    }
     c->error_log = wh_cycle_path(c->prefix, str);
 
     str = "info";
@@ -174,6 +188,8 @@ parse_top(wh_conf_t *cf, wh_cycle_t *c, config_setting_t *root)
                       "\"log_level\" must be debug, info, warning or error, not \"%s\"", str);
         return WH_ERROR;
     }
+
+    if (wh_access_logs_conf(cf, root, c->prefix, &c->access_logs) != WH_OK) return WH_ERROR;
 
     if (wh_conf_group(cf, root, "policy", &s) == WH_ERROR
         || wh_directives_apply(cf, s, policy_directives, &c->policy) != WH_OK)
@@ -460,6 +476,9 @@ parse_listener(wh_conf_t *cf, wh_cycle_t *c, wh_listener_t *ls, config_setting_t
         }
     }
     ls->tag = wh_xstrdup(tag);
+    if (wh_access_log_listener(cf, &c->access_logs, g, c->prefix, &ls->access_log) != WH_OK) {
+        return WH_ERROR;
+    }
 
     if (listen != NULL) {
         if (listen[0] == '/' || listen[0] == '@') {
@@ -586,6 +605,7 @@ wh_cycle_load(wh_conf_t *cf, const char *prefix, const char *conf_file)
     if (wh_fallbacks_check(cf, c) != WH_OK) {
         goto failed;
     }
+    c->access_facts = wh_access_logs_used(c->access_logs);
     if (cf->error[0] == '\0') {
         return c;
     }
@@ -884,6 +904,9 @@ wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
             if (c->stats_fd == -1) goto failed;
         }
     }
+    if (wh_access_logs_open(c->access_logs, geteuid() == 0 ? c->uid : (uid_t) -1, c->gid) != WH_OK) {
+        goto failed;
+    }
     return WH_OK;
 
 failed:
@@ -933,6 +956,7 @@ wh_cycle_close(wh_cycle_t *c)
         close(c->stats_fd);
         c->stats_fd = -1;
     }
+    wh_access_logs_close(c->access_logs);
 }
 
 void
@@ -957,6 +981,7 @@ wh_cycle_free(wh_cycle_t *c)
         wh_tls_free(c->listeners[i].tls);
     }
     free(c->listeners);
+    wh_access_logs_free(c->access_logs);
     config_destroy(&c->cfg);
     free(c->prefix);
     free(c->conf_file);

@@ -17,6 +17,7 @@
 #include "wh_stats.h"
 #include "wh_upstream.h"
 #include "wh_fallback.h"
+#include "wh_access_log.h"
 
 typedef struct {
     double handshake;       /* V2Ray policy names and defaults (spec 1.3), seconds */
@@ -42,6 +43,7 @@ struct wh_listener_s {
     int tcp_fast_open;
     int max_conns;              /* maxConnections, 0 = none (wh_limit.h) */
     int max_conns_per_address;  /* maxConnectionsPerAddress, 0 = none */
+    wh_access_log_t *access_log;    /* its own or the top level's; NULL: off */
     int fd;                     /* listening socket, -1 until bound; a UDP
                                  * listener's first socket */
     int *udp_fds;               /* UDP transports: one SO_REUSEPORT socket per worker */
@@ -70,7 +72,7 @@ typedef struct wh_cycle_s {
     int worker_connections;     /* clients per worker (wh_limit.h) */
     long worker_rlimit_nofile;  /* 0: as inherited */
     char *pid_path;             /* absolute */
-    char *error_log;            /* absolute, or "stderr" */
+    char *error_log;            /* absolute, "stderr" or "syslog:..." */
     int log_level;
     double shutdown_timeout;
     wh_policy_t policy;
@@ -80,6 +82,9 @@ typedef struct wh_cycle_s {
     int stats_enabled;
     wh_sockaddr_t stats_addr;
     int stats_fd;
+
+    wh_access_logs_t *access_logs;  /* log_format and access_log; NULL: none */
+    int access_facts;           /* some listener logs: connections carry facts */
 
     wh_listener_t *listeners;
     int nlisteners;

@@ -23,6 +23,7 @@
  */
 #include "wh_process.h"
 #include "wh_log.h"
+#include "wh_syslog.h"
 #include "wh_udp.h"
 #include "wh_upgrade.h"
 
@@ -581,7 +582,8 @@ wh_master_run(wh_cycle_t *c, char *const *argv)
     wh_log_level = c->log_level;
     wh_log_also_stderr = 1;
     if (strcmp(c->error_log, "stderr") != 0
-        && (ensure_parent_dir(c->error_log) != WH_OK || wh_log_open(c->error_log) != WH_OK))
+        && ((!wh_syslog_is(c->error_log) && ensure_parent_dir(c->error_log) != WH_OK)
+            || wh_log_open(c->error_log) != WH_OK))
     {
         return 1;
     }
@@ -709,6 +711,8 @@ wh_master_run(wh_cycle_t *c, char *const *argv)
             sig_reopen = 0;
             wh_log(WH_LOG_INFO, "reopening logs");
             wh_log_reopen(geteuid() == 0 ? cycle->uid : (uid_t) -1, cycle->gid);
+            wh_access_logs_reopen(cycle->access_logs, geteuid() == 0 ? cycle->uid : (uid_t) -1,
+                                  cycle->gid);
             signal_workers(SIGUSR1, 0);
         }
         if (sig_alarm) {

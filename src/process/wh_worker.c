@@ -153,6 +153,7 @@ static void
 usr1_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     wh_log_reopen((uid_t) -1, (gid_t) -1);
+    wh_access_logs_reopen(cycle->access_logs, (uid_t) -1, (gid_t) -1);
 }
 
 static void
@@ -249,6 +250,7 @@ wh_worker_run(wh_cycle_t *c, int slot, const wh_worker_ctx_t *ctx)
     }
     wh_event_init(loop);
     worker.loop = loop;
+    wh_access_logs_start(c->access_logs);
 
     ev_signal_init(&sig_quit, quit_cb, SIGQUIT);
     ev_signal_init(&sig_term, term_cb, SIGTERM);

@@ -89,10 +89,55 @@ fail(wh_handshake_t *hs, int cause, const char *why)
     wh_live_move(&live, &hs->live);
     wh_log_ctx(WH_LOG_INFO, wh_handshake_log_ctx(hs, &ctx), "%s failed: %s", stages[hs->stage],
                why);
+    if (live.ls != NULL && live.ls->access_log != NULL) {
+        wh_relay_log_refused(live.ls, (struct sockaddr *) &hs->peer, wh_handshake_facts(hs),
+                             hs->facts->start, cause);
+    }
     /* an expired module stage may still answer on top before it closes */
     finish(hs, cause == WH_CLOSE_TIMEOUT);
     wh_stream_close(top);
     wh_live_close(&live, cause);
+}
+
+const wh_access_facts_t *
+wh_handshake_facts(wh_handshake_t *hs)
+{
+    wh_access_facts_t *f = hs->facts;
+
+    if (f != NULL && hs->tls != NULL && hs->stage == STAGE_MODULE && f->ssl_protocol == NULL) {
+        f->ssl_protocol = wh_tls_version(hs->tls);
+        snprintf(f->sni, sizeof(f->sni), "%s", wh_tls_servername(hs->tls));
+        snprintf(f->alpn, sizeof(f->alpn), "%s", wh_tls_alpn(hs->tls));
+    }
+    return f;
+}
+
+void
+wh_handshake_note_path(wh_handshake_t *hs, const char *path, size_t len)
+{
+    if (hs->facts != NULL && path != NULL) {
+        size_t n = wh_min(len, sizeof(hs->facts->path) - 1);
+
+        memcpy(hs->facts->path, path, n);
+        hs->facts->path[n] = '\0';
+    }
+}
+
+void
+wh_handshake_refused(wh_handshake_t *hs, const char *why, const char *method, size_t mlen,
+                     const char *host, size_t hlen, const char *path, size_t plen)
+{
+    wh_log_ctx_t ctx;
+
+    wh_handshake_note_path(hs, path, plen);
+    if (wh_log_level < WH_LOG_INFO) {
+        return;
+    }
+    wh_log_ctx(WH_LOG_INFO, wh_handshake_log_ctx(hs, &ctx),
+               "request refused (%s): method \"%.*s\", host \"%.*s\", path \"%.*s\"", why,
+               method ? (int) wh_min(mlen, 32) : 0, method ? method : "",
+               host ? (int) wh_min(hlen, 256) : 0, host ? host : "",
+               path ? (int) wh_min(plen, 512) : 0, path ? path : "");
 }
 
 const wh_log_ctx_t *
@@ -210,13 +255,18 @@ relay(wh_handshake_t *hs, const wh_dest_t *dest)
     uint8_t *replay = hs->replay;
     size_t n = hs->replay_len;
     wh_live_t live;
+    wh_access_facts_t facts, *f = NULL;
 
+    if (hs->facts != NULL) {
+        facts = *wh_handshake_facts(hs);        /* they go with hs */
+        f = &facts;
+    }
     hs->replay = NULL;
     top->on_readable = NULL;
     top->on_writable = NULL;
     wh_live_move(&live, &hs->live);
     finish(hs, 0);
-    wh_relay_start(&live, dest, top, (struct sockaddr *) &peer, peerlen, replay, n);
+    wh_relay_start(&live, dest, top, (struct sockaddr *) &peer, peerlen, replay, n, f);
     free(replay);
 }
 
@@ -235,6 +285,9 @@ take_fallback(wh_handshake_t *hs)
 
     hs->fallback = NULL;
     wh_stats_add(hs->ls->stats->fallbacks, 1);
+    if (hs->facts != NULL) {
+        hs->facts->fallback = fb->to != NULL ? fb->to->tag : fb->dest.upstream->name;
+    }
     /* what made the module refuse is no failure of the stream */
     hs->top->err = NULL;
     if (wh_log_level >= WH_LOG_DEBUG) {
@@ -382,7 +435,7 @@ wh_handshake_start(wh_live_t *live, wh_stream_t *s, const struct sockaddr *peer,
 
     if (!ls->proxy_protocol && ls->tls == NULL && ls->module->handshake == NULL) {
         /* nothing to wait for: straight to the relay, no allocation */
-        wh_relay_start(live, &ls->dest, s, peer, peerlen, NULL, 0);
+        wh_relay_start(live, &ls->dest, s, peer, peerlen, NULL, 0, NULL);
         return;
     }
     if (ls->proxy_protocol && wh_stream_splice_fd(s) == -1) {
@@ -393,10 +446,16 @@ wh_handshake_start(wh_live_t *live, wh_stream_t *s, const struct sockaddr *peer,
         return;
     }
 
-    hs = calloc(1, sizeof(*hs));
+    /* the access log's facts in the same allocation: a fallback may take
+     * the connection to a listener that logs */
+    hs = calloc(1, sizeof(*hs) + (ls->cycle->access_facts ? sizeof(wh_access_facts_t) : 0));
     if (hs == NULL) {
         refuse(live, s, WH_CLOSE_ERROR);
         return;
+    }
+    if (ls->cycle->access_facts) {
+        hs->facts = (wh_access_facts_t *) (hs + 1);
+        hs->facts->start = ev_now(wh_loop);
     }
     wh_live_move(&hs->live, live);
     hs->ls = ls;
@@ -454,6 +513,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (wh_limit_admit(ls, (struct sockaddr *) &peer, &slot) != WH_OK) {
             close(fd);      /* at once: a cap is no reason to hold anything */
             wh_live_refused(ls, WH_CLOSE_LIMIT);
+            wh_relay_log_refused(ls, (struct sockaddr *) &peer, NULL, 0, WH_CLOSE_LIMIT);
             continue;
         }
         s = wh_sock_stream_create(fd, 0);

@@ -34,6 +34,7 @@ struct wh_handshake_s {
     void *module_data;          /* the module's, freed by its handshake_end */
     wh_live_t live;             /* the connection's: a module that takes the
                                  * connection (WH_DECLINED) moves it */
+    wh_access_facts_t *facts;   /* after the struct when some listener logs, else NULL */
 
     /* private */
     ev_timer timer;
@@ -64,6 +65,20 @@ void wh_handshake_start(wh_live_t *live, wh_stream_t *s, const struct sockaddr *
  * it would have. */
 int wh_handshake_fallback(wh_handshake_t *hs, const char *path, size_t path_len,
                           const void *read, size_t n);
+
+/* The request's path, kept for the access log (cut to its room) when
+ * some listener logs. */
+void wh_handshake_note_path(wh_handshake_t *hs, const char *path, size_t len);
+
+/* A request the module refuses, said at info (what was asked: method,
+ * host, path, each NULL when not known) and kept for the access log. */
+void wh_handshake_refused(wh_handshake_t *hs, const char *why, const char *method, size_t mlen,
+                          const char *host, size_t hlen, const char *path, size_t plen);
+
+/* The access log's facts of the connection so far (TLS filled in now), or
+ * NULL when no listener logs: a module that takes the connection over
+ * copies them. */
+const wh_access_facts_t *wh_handshake_facts(wh_handshake_t *hs);
 
 /* What a handshake's log lines are about: its listener and client. */
 const wh_log_ctx_t *wh_handshake_log_ctx(const wh_handshake_t *hs, wh_log_ctx_t *ctx);

@@ -90,6 +90,8 @@ struct wh_relay_s {
     ev_tstamp last_active;
     ev_tstamp timeout;
     ev_tstamp started;
+    ev_tstamp dialled;          /* the last connect began */
+    ev_tstamp connect_time;     /* the connect took; < 0 until connected */
     uint64_t bytes[2];
     wh_posted_t posted;         /* a direction ran out of budget */
     uint8_t posted_dirs;
@@ -104,6 +106,7 @@ struct wh_relay_s {
         struct sockaddr_in6 sin6;
     } peer;
     socklen_t peerlen;
+    wh_access_facts_t *facts;   /* after the struct, when the listener logs */
 };
 
 /* What the relay's log lines are about; the upstream only where the
@@ -166,6 +169,33 @@ pipe_put(wh_relay_dir_t *d)
 }
 
 static void
+access_log(wh_relay_t *r, int cause)
+{
+    wh_listener_t *ls = r->live.ls;
+    const wh_access_facts_t *f = r->facts;
+
+    wh_access_log_write(ls->access_log, &(wh_access_rec_t) {
+        .listener = ls->tag, .network = ls->module->name, .peer = &r->peer.sa, .facts = f,
+        .upstream = r->member != NULL ? r->member->text : NULL,
+        .start = f->start > 0 ? f->start : r->started, .end = ev_now(wh_loop),
+        .connect_time = r->connect_time, .bytes_sent = r->bytes[DOWN],
+        .bytes_received = r->bytes[UP], .cause = cause });
+}
+
+void
+wh_relay_log_refused(wh_listener_t *ls, const struct sockaddr *peer,
+                     const wh_access_facts_t *facts, double start, int cause)
+{
+    if (ls == NULL || ls->access_log == NULL) {
+        return;
+    }
+    wh_access_log_write(ls->access_log, &(wh_access_rec_t) {
+        .listener = ls->tag, .network = ls->module->name, .peer = peer, .facts = facts,
+        .start = start > 0 ? start : ev_now(wh_loop), .end = ev_now(wh_loop),
+        .connect_time = -1, .cause = cause, .refused = 1 });
+}
+
+static void
 relay_close(wh_relay_t *r, int cause)
 {
     wh_log_ctx_t ctx;
@@ -175,6 +205,9 @@ relay_close(wh_relay_t *r, int cause)
                "stream closed (%s) after %.3fs, %llu bytes up, %llu down",
                wh_close_cause_names[cause], ev_now(wh_loop) - r->started,
                (unsigned long long) r->bytes[UP], (unsigned long long) r->bytes[DOWN]);
+    if (r->facts != NULL) {
+        access_log(r, cause);
+    }
     for (i = 0; i < 2; i++) {
         free(r->dir[i].stash);
         pipe_put(&r->dir[i]);
@@ -526,6 +559,7 @@ connected(wh_relay_t *r)
     int rc;
 
     r->connecting = 0;
+    r->connect_time = ev_now(wh_loop) - r->dialled;
     wh_upstream_connected(r->member);
     set_timeout(r, r->live.ls->cycle->policy.conn_idle);
     rc = pump(r, UP);
@@ -601,6 +635,7 @@ connect_next(wh_relay_t *r)
 
     while (left > 0 && (m = wh_upstream_pick(u, &r->tried, now)) != NULL) {
         r->member = m;
+        r->dialled = now;
         r->upstream = wh_upstream_connect(u, m, &err);
         if (r->upstream != NULL) {
             r->upstream->data = r;
@@ -673,13 +708,14 @@ stash_head(wh_relay_t *r, const wh_dest_t *dest, wh_stream_t *client, const void
 void
 wh_relay_start(wh_live_t *live, const wh_dest_t *dest, wh_stream_t *client,
                const struct sockaddr *peer, socklen_t peerlen, const void *replay,
-               size_t replay_len)
+               size_t replay_len, const wh_access_facts_t *facts)
 {
     wh_listener_t *ls = live->ls;
     wh_relay_t *r;
     wh_log_ctx_t ctx;
 
-    r = calloc(1, sizeof(*r));
+    /* the access log's facts live in the relay's own allocation */
+    r = calloc(1, sizeof(*r) + (ls->access_log != NULL ? sizeof(wh_access_facts_t) : 0));
     if (r == NULL) {
         wh_log_ctx(WH_LOG_ERROR, &(wh_log_ctx_t) { .listener = ls->tag, .client = peer,
                                                     .clientlen = peerlen },
@@ -690,6 +726,11 @@ wh_relay_start(wh_live_t *live, const wh_dest_t *dest, wh_stream_t *client,
     }
     r->peerlen = wh_min(peerlen, (socklen_t) sizeof(r->peer));
     memcpy(&r->peer, peer, r->peerlen);
+    r->connect_time = -1;
+    if (ls->access_log != NULL) {
+        r->facts = (wh_access_facts_t *) (r + 1);
+        if (facts != NULL) *r->facts = *facts;
+    }
 
     wh_live_move(&r->live, live);
     r->client = client;

@@ -57,5 +57,7 @@ const char *wh_tls_error(wh_stream_t *s);
 const char *wh_tls_alpn(wh_stream_t *s);
 /* The name the client asked for (SNI; "" when none). */
 const char *wh_tls_servername(wh_stream_t *s);
+/* The protocol agreed, as OpenSSL names it ("TLSv1.3"): a static string. */
+const char *wh_tls_version(wh_stream_t *s);
 
 #endif

@@ -185,6 +185,12 @@ wh_tls_servername(wh_stream_t *s)
     return name != NULL ? name : "";
 }
 
+const char *
+wh_tls_version(wh_stream_t *s)
+{
+    return SSL_get_version(tls_of(s)->ssl);
+}
+
 /* Fills buf with as many records as are there: one SSL_read gives one
  * record (2 KiB from a V2Ray client), and the relay writes on what one read
  * returns, so this keeps its writes large. */

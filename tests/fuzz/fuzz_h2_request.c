@@ -95,7 +95,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         hs->top->on_readable = NULL;
         hs->top->on_writable = NULL;
         wh_relay_start(&hs->live, &hs->ls->dest, hs->top, (struct sockaddr *) &hs->peer,
-                       hs->peerlen, NULL, 0);
+                       hs->peerlen, NULL, 0, NULL);
     } else if (rc == WH_ERROR) {
         wh_stream_close(hs->top);
         wh_live_close(&hs->live, WH_CLOSE_BAD_INPUT);

@@ -74,7 +74,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         top->on_readable = NULL;
         top->on_writable = NULL;
         wh_relay_start(&hs->live, &hs->fallback->dest, top, (struct sockaddr *) &hs->peer,
-                       hs->peerlen, hs->replay, hs->replay_len);
+                       hs->peerlen, hs->replay, hs->replay_len, NULL);
         free(hs->replay);
         wh_fuzz_loop_run(64);
         wh_relay_close_all(WH_CLOSE_SHUTDOWN);
@@ -84,7 +84,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         top->on_readable = NULL;
         top->on_writable = NULL;
         wh_relay_start(&hs->live, &hs->ls->dest, top, (struct sockaddr *) &hs->peer,
-                       hs->peerlen, NULL, 0);
+                       hs->peerlen, NULL, 0, NULL);
         wh_fuzz_loop_run(64);
         wh_relay_close_all(WH_CLOSE_SHUTDOWN);
     } else {

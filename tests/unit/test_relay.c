@@ -139,7 +139,7 @@ test_backpressure_and_no_idle_buffers(void **state)
     before = mallinfo2().uordblks;
     wh_live_open(&live, &ls, WH_LIVE_STREAM);
     wh_relay_start(&live, &ls.dest, &c->s, (struct sockaddr *) &peer, sizeof(sa_family_t),
-                   NULL, 0);
+                   NULL, 0, NULL);
     spin(c);
 
     /* the client never reads: the relay stops taking its bytes */
@@ -197,7 +197,8 @@ test_proxy_header_and_replay_first(void **state)
     ls.dest.xver = 1;       /* no socket under the script: the listener's address, none */
 
     wh_live_open(&live, &ls, WH_LIVE_STREAM);
-    wh_relay_start(&live, &ls.dest, &c->s, (struct sockaddr *) &peer, sizeof(peer), "early", 5);
+    wh_relay_start(&live, &ls.dest, &c->s, (struct sockaddr *) &peer, sizeof(peer), "early", 5,
+                   NULL);
     spin(c);
     assert_int_equal(c->out_len, sizeof(expect) - 1);
     assert_memory_equal(c->out, expect, sizeof(expect) - 1);
