@@ -1,6 +1,7 @@
 """wharf-import (tools/wharf-import) end to end: every interop case's V2Ray
 server (../shared/interop/cases), its dokodemo-door inbound turned into
-vmess, vless or trojan, is split by the importer; wharf runs the wharf.conf half,
+vmess, vless, trojan or shadowsocks (which V2Ray serves on 127.0.0.1, not on
+a unix socket: --loopback-base), is split by the importer; wharf runs the wharf.conf half,
 Debian's v2ray the backend half on unix sockets, and the case's V2Ray
 client, speaking the same protocol, pushes bytes through both to an echo
 service and checks them. Then what the importer refuses or leaves alone:
@@ -22,7 +23,7 @@ from test_interop import case_env, wait_connectable
 V2RAY = shutil.which("v2ray")
 IMPORT = REPO / "tools" / "wharf-import"
 UUID = "b831381d-6324-4d53-ad4f-8cda48b30811"
-PROTOCOLS = ("vmess", "vless", "trojan")     # taken in turn by the cases
+PROTOCOLS = ("vmess", "vless", "trojan", "shadowsocks")     # taken in turn by the cases
 NBYTES = 2 << 20          # per stream, two streams per case
 CASES = sorted(p.name for p in (INTEROP / "cases").iterdir() if p.is_dir())
 
@@ -58,7 +59,11 @@ def as_proxy(server, client, proto, up_port):
     server and asks for the echo service as its destination."""
     ib = server["inbounds"][0]
     target = {"address": "127.0.0.1", "port": ib["port"]}
-    if proto == "trojan":
+    if proto == "shadowsocks":
+        ss = {"method": "aes-128-gcm", "password": UUID}
+        ib["settings"] = dict(ss, network="tcp")
+        out = {"servers": [dict(target, **ss)]}
+    elif proto == "trojan":
         ib["settings"] = {"clients": [{"password": UUID}]}
         out = {"servers": [dict(target, password=UUID)]}
     elif proto == "vless":
@@ -87,15 +92,22 @@ def test_case_round_trip(case, wharf, spawn, tmp_path, sockdir):
         render(INTEROP / "cases" / case / (name + ".json"), tmp_path / (name + ".json"), env)
     server = json.loads((tmp_path / "server.json").read_text())
     client = json.loads((tmp_path / "client.json").read_text())
-    as_proxy(server, client, PROTOCOLS[CASES.index(case) % 3], up_port)
+    proto = PROTOCOLS[CASES.index(case) % len(PROTOCOLS)]
+    as_proxy(server, client, proto, up_port)
     (tmp_path / "v2ray.json").write_text(json.dumps(server, indent=2))
     (tmp_path / "client.json").write_text(json.dumps(client, indent=2))
 
+    loopback = free_port()
     r = run_import("-o", tmp_path / "wharf.conf", "-b", tmp_path / "backend.json",
-                   "--socket-dir", sockdir, tmp_path / "v2ray.json")
+                   "--socket-dir", sockdir, "--loopback-base", loopback,
+                   tmp_path / "v2ray.json")
     assert r.returncode == 0, r.stderr
-    sock = os.path.join(sockdir, "transport.sock")
-    assert 'upstream = "unix:%s";' % sock in (tmp_path / "wharf.conf").read_text()
+    if proto == "shadowsocks":
+        sock, upstream = ("127.0.0.1", loopback), "127.0.0.1:%d" % loopback
+    else:
+        sock = os.path.join(sockdir, "transport.sock")
+        upstream = "unix:" + sock
+    assert 'upstream = "%s";' % upstream in (tmp_path / "wharf.conf").read_text()
     backend = load_commented(tmp_path / "backend.json")
     assert backend["outbounds"] == server["outbounds"]
     assert backend["inbounds"][0]["settings"] == server["inbounds"][0]["settings"]
@@ -223,6 +235,34 @@ def test_unsupported_inbounds(tmp_path):
     r = run_import("-o", tmp_path / "w2.conf", "-b", tmp_path / "b2.json", src)
     assert r.returncode == 1 and "no inbound that wharf can front" in r.stderr, r.stderr
     assert not (tmp_path / "w2.conf").exists()
+
+
+def test_loopback_base(tmp_path):
+    """With --loopback-base, what cannot listen on a unix socket goes
+    behind wharf on 127.0.0.1, one port each; UDP-only stays."""
+    ss = {"tag": "ss", "port": 8388, "protocol": "shadowsocks",
+          "settings": {"method": "aes-128-gcm", "password": "p", "network": "tcp,udp"},
+          "streamSettings": {"network": "ws", "wsSettings": {"path": "/ss"}}}
+    socks = {"tag": "socks", "port": 1080, "listen": "127.0.0.1", "protocol": "socks",
+             "settings": {"auth": "noauth"}}
+    dns = {"tag": "dns", "port": 53, "protocol": "dokodemo-door",
+           "settings": {"address": "1.1.1.1", "port": 53, "network": "udp"}}
+    src = tmp_path / "v2ray.json"
+    src.write_text(json.dumps({"inbounds": [ss, socks, dns]}))
+    r = run_import("-o", tmp_path / "w.conf", "-b", tmp_path / "b.json", "-l", 20100, src)
+    assert r.returncode == 0, r.stderr
+    assert 'warning: inbounds[2] ("dns"): it takes no TCP' in r.stderr, r.stderr
+    backend = load_commented(tmp_path / "b.json")
+    assert backend["inbounds"][0] == dict(ss, listen="127.0.0.1", port=20100,
+                                          streamSettings={"network": "tcp",
+                                                          "security": "none"})
+    assert backend["inbounds"][1]["listen"] == "127.0.0.1"
+    assert backend["inbounds"][1]["port"] == 20101 and backend["inbounds"][2] == dns
+    conf = (tmp_path / "w.conf").read_text()
+    assert 'upstream = "127.0.0.1:20100";' in conf and 'upstream = "127.0.0.1:20101";' in conf
+    assert "# its UDP stays with the V2Ray backend" in conf and 'path = "/ss";' in conf
+    r = run_import("-o", tmp_path / "w2.conf", "-b", tmp_path / "b2.json", "-l", 70000, src)
+    assert r.returncode == 2 and "--loopback-base must be a port number" in r.stderr
 
 
 def test_socket_path_and_usage(tmp_path):
