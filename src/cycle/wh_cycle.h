@@ -42,10 +42,11 @@ struct wh_listener_s {
     int tcp_fast_open;
     int max_conns;              /* maxConnections, 0 = none (wh_limit.h) */
     int max_conns_per_address;  /* maxConnectionsPerAddress, 0 = none */
-    int fd;                     /* listening socket, -1 until bound; a UDP
-                                 * listener's first socket */
-    int *udp_fds;               /* UDP transports: one SO_REUSEPORT socket per worker */
-    int udp_nfds;
+    int fd;                     /* listening socket, -1 until bound; of
+                                 * several, the first */
+    int *fds;                   /* an IP or UDP listener's SO_REUSEPORT sockets:
+                                 * socket k is worker k's (mod worker_processes) */
+    int nfds;
     int lock_fd;                /* "<path>.lock" of a unix path (spec 6.3), or -1 */
     int stats_index;            /* column in the stats segment */
 
@@ -101,6 +102,10 @@ int wh_cycle_bind(wh_cycle_t *cycle, wh_cycle_t *old);
  * are no longer the old one's, so they stay open). */
 void wh_cycle_close(wh_cycle_t *cycle);
 void wh_cycle_free(wh_cycle_t *cycle);
+
+/* Grows ls->fds to one socket per worker with bind_one (-1: failed,
+ * logged); sockets already there stay, as do their queued connections. */
+int wh_listener_bind_each(wh_listener_t *ls, int (*bind_one)(wh_listener_t *ls));
 
 /* Binary upgrade, in the new master before its first wh_cycle_bind: a
  * listening socket (TCP, unix or one of a UDP listener's) inherited from
