@@ -131,7 +131,7 @@ run_case() {
     parallel up up
     parallel down down
     if [ -n "${R[p99up,$peer]:-}" ] && [ -n "${R[p99down,$peer]:-}" ]; then
-        R[p99,$peer]=$(calc '%.1f' "${R[p99up,$peer]} > ${R[p99down,$peer]} ? ${R[p99up,$peer]} : ${R[p99down,$peer]}")
+        R[p99,$peer]=$(calc '%.1f' "(${R[p99up,$peer]} > ${R[p99down,$peer]} ? ${R[p99up,$peer]} : ${R[p99down,$peer]})")
     fi
 
     ports=$(IFS=,; echo "${P_CONN[*]}")
@@ -151,6 +151,7 @@ run_case() {
         "$(printf '%s\n' "$out" | kv errors | awk '$1 > 0 { printf "(errors %s)", $1 }')"
     stop_pids "$pid"
     stop_pids "${LGPIDS[@]}"
+    return 0
 }
 
 FIGS="up down cpuup cpudown p99 cps cp99 cus"
@@ -183,7 +184,7 @@ fig_name() {
 # speed-up of figure F at W from the first W, for peer P
 speedup() {
     local a=${T[$MODE,$W,$1,$2]:-} b=${T[$MODE,$W1,$1,$2]:-}
-    if [ -z "$a" ] || [ -z "$b" ]; then echo "-"; else calc '%.2f' "$b == 0 ? 0 : $a / $b"; fi
+    if [ -z "$a" ] || [ -z "$b" ]; then echo "-"; else calc '%.2f' "($b == 0 ? 0 : $a / $b)"; fi
 }
 for MODE in $MODES; do
     fmt_row "$MODE" wharf nginx haproxy w/nginx w/haproxy
