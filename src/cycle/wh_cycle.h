@@ -108,9 +108,10 @@ void wh_cycle_free(wh_cycle_t *cycle);
 int wh_listener_bind_each(wh_listener_t *ls, int (*bind_one)(wh_listener_t *ls));
 
 /* Binary upgrade, in the new master before its first wh_cycle_bind: a
- * listening socket (TCP, unix or one of a UDP listener's) inherited from
- * the old master, and a unix socket's lock file; wh_cycle_bind takes the
- * socket of a listener's address and kind instead of binding one.
+ * listening socket (a unix one, or one of an IP or UDP listener's per
+ * worker sockets) inherited from the old master, and a unix socket's lock
+ * file; wh_cycle_bind takes the sockets of a listener's address and kind
+ * instead of binding them.
  * wh_cycle_inherit_end closes what no listener took. */
 int wh_cycle_inherit(int fd);
 int wh_cycle_inherit_lock(int lock_fd, int fd);
