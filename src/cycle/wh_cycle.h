@@ -42,10 +42,11 @@ struct wh_listener_s {
     int tcp_fast_open;
     int max_conns;              /* maxConnections, 0 = none (wh_limit.h) */
     int max_conns_per_address;  /* maxConnectionsPerAddress, 0 = none */
-    int fd;                     /* listening socket, -1 until bound; of
-                                 * several, the first */
-    int *fds;                   /* an IP or UDP listener's SO_REUSEPORT sockets:
-                                 * socket k is worker k's (mod worker_processes) */
+    int fd;                     /* listening socket, -1 until bound; a UDP
+                                 * listener's first socket */
+    int *fds;                   /* an IP or UDP listener's SO_REUSEPORT sockets
+                                 * (fd is the first): socket k is worker k's
+                                 * (mod worker_processes) */
     int nfds;
     int lock_fd;                /* "<path>.lock" of a unix path (spec 6.3), or -1 */
     int stats_index;            /* column in the stats segment */
