@@ -148,6 +148,20 @@ fixture_cert() {
     KEY=$WORK/pki/key.pem
 }
 
+# p256_cert: CERT and KEY, a fresh self-signed P-256 certificate (as the interop fixtures' mkcert.sh,
+# without needing them), and both in $WORK/haproxy.pem; the key stays in $WORK
+p256_cert() {
+    CERT=$WORK/cert.pem
+    KEY=$WORK/key.pem
+    if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 -days 30 \
+            -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+            -addext "extendedKeyUsage=serverAuth" -keyout "$KEY" -out "$CERT" 2>"$WORK/openssl.err"; then
+        err "cannot make a certificate:"; cat "$WORK/openssl.err" >&2; exit 1
+    fi
+    chmod 644 "$CERT" "$KEY"   # readable by unprivileged workers; the directory dies with the run
+    cat "$CERT" "$KEY" >"$WORK/haproxy.pem"
+}
+
 # ---------------------------------------------------------------------------------- helpers
 
 # free TCP port below the ephemeral range, not listening and not used before in this run; from
@@ -203,23 +217,36 @@ calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 # --------------------------------------------------------------------------------- cases
 
 # new_case NAME: D=$WORK/NAME, fresh ports for the upstreams (U_SINK, U_SOURCE, U_ECHO) and for the
-# server (P_UP, P_DOWN, P_RR), and the loadgen sink, source and echo upstreams; their pids: LGPIDS (array)
+# server (P_UP, P_DOWN, P_RR), and the loadgen sink, source and echo upstreams; their pids: LGPIDS (array).
+# UPSTREAM_PROCS (default 1): processes of each upstream, sharing its port (SO_REUSEPORT); CONN_PORTS
+# (default 0): that many more echo listeners, tags c0, c1, ... (ports P_CONN[i] -> U_CONN[i])
 new_case() {
+    local i k
     D=$WORK/$1
     mkdir -p "$D"
     chmod 755 "$D"
     U_SINK=$(free_port); U_SOURCE=$(free_port); U_ECHO=$(free_port)
     P_UP=$(free_port); P_DOWN=$(free_port); P_RR=$(free_port)
+    P_CONN=(); U_CONN=()
+    for (( i = 0; i < ${CONN_PORTS:-0}; i++ )); do P_CONN+=("$(free_port)"); U_CONN+=("$(free_port)"); done
 
-    "$LG" sink "$U_SINK" 2>>"$D/upstreams.err" & LGPIDS=($!)
-    "$LG" source "$U_SOURCE" 2>>"$D/upstreams.err" & LGPIDS+=($!)
-    "$LG" echo "$U_ECHO" 2>>"$D/upstreams.err" & LGPIDS+=($!)
+    LGPIDS=()
+    for (( k = 0; k < ${UPSTREAM_PROCS:-1}; k++ )); do
+        "$LG" sink "$U_SINK" 2>>"$D/upstreams.err" & LGPIDS+=($!)
+        "$LG" source "$U_SOURCE" 2>>"$D/upstreams.err" & LGPIDS+=($!)
+        "$LG" echo "$U_ECHO" 2>>"$D/upstreams.err" & LGPIDS+=($!)
+        for i in "${U_CONN[@]}"; do "$LG" echo "$i" 2>>"$D/upstreams.err" & LGPIDS+=($!); done
+    done
     started "${LGPIDS[@]}"
 }
 
-# the server port and the upstream port of the listener TAG (up, down or rr)
-tag_port() { case $1 in up) echo "$P_UP" ;; down) echo "$P_DOWN" ;; rr) echo "$P_RR" ;; esac; }
-tag_upstream() { case $1 in up) echo "$U_SINK" ;; down) echo "$U_SOURCE" ;; rr) echo "$U_ECHO" ;; esac; }
+# the server port and the upstream port of the listener TAG (up, down, rr or c<i>)
+tag_port() {
+    case $1 in up) echo "$P_UP" ;; down) echo "$P_DOWN" ;; rr) echo "$P_RR" ;; c*) echo "${P_CONN[${1#c}]}" ;; esac
+}
+tag_upstream() {
+    case $1 in up) echo "$U_SINK" ;; down) echo "$U_SOURCE" ;; rr) echo "$U_ECHO" ;; c*) echo "${U_CONN[${1#c}]}" ;; esac
+}
 
 # wait_ready FORMAT EP...: each EP (a port on $HOST, "HOST PORT" or "unix:PATH 0") accepts within 10 s
 # while $pid (and $cpid, when set) live; else the error printf FORMAT EP "dead"|"not listening", the
@@ -330,12 +357,12 @@ avg_updown() {
 # Each start function writes its config into $D, starts the server in the foreground (in the
 # background of the script) and sets SERVER_PID (CLIENT_PID for a V2Ray client).
 
-# wharf_conf LISTENER...: $D/wharf.conf, one worker, user nobody, logs in $D, these listeners, and
+# wharf_conf LISTENER...: $D/wharf.conf, WORKERS workers (default 1), user nobody, logs in $D, these listeners, and
 # the global directives in WHARF_GLOBALS (lines; none when unset)
 wharf_conf() {
     local l first=1
     {
-        printf 'daemon = false;\nworker_processes = 1;\nuser = "nobody";\npid = "wharf.pid";\n'
+        printf 'daemon = false;\nworker_processes = %s;\nuser = "nobody";\npid = "wharf.pid";\n' "${WORKERS:-1}"
         [ -n "${WHARF_GLOBALS:-}" ] && printf '%s\n' "$WHARF_GLOBALS"
         printf 'error_log = "error.log";\nlog_level = "error";\nlisteners = (\n'
         for l in "$@"; do
@@ -402,21 +429,22 @@ nginx_stream_module() {
     fi
 }
 
-# nginx_start LISTEN_OPTS [DIRECTIVE...]: nginx, one worker, a stream server for up, down and rr
-# ("listen $HOST:PORT LISTEN_OPTS"), the DIRECTIVEs at the top of the stream block;
+# nginx_start LISTEN_OPTS [DIRECTIVE...]: nginx, WORKERS workers (default 1), a stream server for each
+# of TAGS (default up, down and rr; "listen $HOST:PORT LISTEN_OPTS"), the DIRECTIVEs at the top of the stream block;
 # worker_connections NGINX_WORKER_CONNECTIONS (default 20000)
 nginx_start() {
     local opts=$1 t
     shift
     {
         [ -n "$NGINX_LOAD" ] && printf '%s\n' "$NGINX_LOAD"
-        printf 'daemon off;\nmaster_process on;\nworker_processes 1;\nworker_rlimit_nofile %s;\n' "$(ulimit -n)"
+        printf 'daemon off;\nmaster_process on;\nworker_processes %s;\nworker_rlimit_nofile %s;\n' \
+            "${WORKERS:-1}" "$(ulimit -n)"
         printf 'pid %s/nginx.pid;\nerror_log %s/error.log error;\n' "$D" "$D"
         printf 'events { worker_connections %s; }\nstream {\n' "${NGINX_WORKER_CONNECTIONS:-20000}"
         for t in "$@"; do printf '    %s\n' "$t"; done
-        for t in up down rr; do
+        for t in ${TAGS:-up down rr}; do
             printf '    server { listen %s:%s%s; proxy_pass %s:%s; }\n' \
-                "$HOST" "$(tag_port $t)" "$opts" "$HOST" "$(tag_upstream $t)"
+                "$HOST" "$(tag_port "$t")" "$opts" "$HOST" "$(tag_upstream "$t")"
         done
         printf '}\n'
     } >"$D/nginx.conf"
@@ -424,21 +452,21 @@ nginx_start() {
     SERVER_PID=$!
 }
 
-# haproxy_start BIND_OPTS [GLOBAL...]: haproxy, one thread, mode tcp, a listen section for up, down
-# and rr ("bind $HOST:PORT BIND_OPTS"), the GLOBAL lines added to its global section; maxconn
+# haproxy_start BIND_OPTS [GLOBAL...]: haproxy, WORKERS threads (default 1), mode tcp, a listen section
+# for each of TAGS (default up, down and rr; "bind $HOST:PORT BIND_OPTS"), the GLOBAL lines added to its global section; maxconn
 # HAPROXY_MAXCONN (default: what ulimit -n allows), the lines of HAPROXY_DEFAULTS (when set) at the
 # end of the defaults section (a later timeout there replaces an earlier one)
 haproxy_start() {
     local opts=$1 t
     shift
     {
-        printf 'global\n    nbthread 1\n    maxconn %s\n' "${HAPROXY_MAXCONN:-$(( ($(ulimit -n) - 200) / 2 ))}"
+        printf 'global\n    nbthread %s\n    maxconn %s\n' "${WORKERS:-1}" "${HAPROXY_MAXCONN:-$(( ($(ulimit -n) - 200) / 2 ))}"
         for t in "$@"; do printf '    %s\n' "$t"; done
         printf 'defaults\n    mode tcp\n    timeout connect 10s\n    timeout client 1h\n    timeout server 1h\n'
         [ -n "${HAPROXY_DEFAULTS:-}" ] && printf '%s\n' "$HAPROXY_DEFAULTS" | sed 's/^/    /'
-        for t in up down rr; do
+        for t in ${TAGS:-up down rr}; do
             printf 'listen %s\n    bind %s:%s%s\n    server s %s:%s\n' \
-                "$t" "$HOST" "$(tag_port $t)" "$opts" "$HOST" "$(tag_upstream $t)"
+                "$t" "$HOST" "$(tag_port "$t")" "$opts" "$HOST" "$(tag_upstream "$t")"
         done
     } >"$D/haproxy.cfg"
     haproxy -db -f "$D/haproxy.cfg" >"$D/stdout" 2>"$D/stderr" &

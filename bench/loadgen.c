@@ -3,7 +3,8 @@
  * relay benchmarks (bench/tcp.sh, tls.sh, ws.sh, h2.sh, quic.sh, kcp.sh,
  * flood.sh).
  *
- * Upstreams (epoll, one thread, non-blocking, TCP on 127.0.0.1):
+ * Upstreams (epoll, one thread, non-blocking, TCP on 127.0.0.1; SO_REUSEPORT,
+ * so that several processes on one port spread its connections):
  *   loadgen sink PORT        discard everything; close after EOF (or, for a
  *                            stream that starts with a bulk header, after the
  *                            announced number of bytes, see below)
@@ -14,7 +15,9 @@
  *   loadgen [OPTIONS] bulk-up HOST PORT BYTES
  *   loadgen [OPTIONS] bulk-down HOST PORT BYTES
  *   loadgen [OPTIONS] rr HOST PORT COUNT   (first_ms: connect + first round trip)
- *   loadgen [OPTIONS] connrate HOST PORT SECONDS CONCURRENCY
+ *   loadgen [OPTIONS] connrate HOST PORTS SECONDS CONCURRENCY
+ *            (thread i dials port i mod n of PORTS, so that TIME_WAIT
+ *            spreads over several ports; p99_us: one connection's time)
  *   loadgen [OPTIONS] idle HOST PORT N SECONDS
  *   loadgen wait HOST PORT MILLISECONDS   (exit 0 once PORT accepts)
  *
@@ -156,7 +159,7 @@ _Noreturn static void usage(void)
             "usage: loadgen sink|source|echo PORT\n"
             "       loadgen [OPTIONS] bulk-up|bulk-down HOST PORT BYTES\n"
             "       loadgen [OPTIONS] rr HOST PORT COUNT\n"
-            "       loadgen [OPTIONS] connrate HOST PORT SECONDS CONCURRENCY\n"
+            "       loadgen [OPTIONS] connrate HOST PORTS SECONDS CONCURRENCY\n"
             "       loadgen [OPTIONS] idle HOST PORT N SECONDS\n"
             "       loadgen wait HOST PORT MILLISECONDS\n"
             "       loadgen [--tls] slowloris HOST PORTS N SECONDS\n"
@@ -445,6 +448,7 @@ static int serve(enum kind kind, int port)
         die("socket");
     int one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0)
         die("bind");
     if (listen(lfd, 4096) < 0)
@@ -1283,6 +1287,8 @@ struct cr_arg {
     const struct target *t;
     double deadline;
     long long ok, err;
+    double *lat;    /* microseconds, one per connection that succeeded */
+    size_t cap;
 };
 
 static void *connrate_thread(void *p)
@@ -1291,23 +1297,31 @@ static void *connrate_thread(void *p)
     char req[MSG], resp[MSG];
     struct lconn c;
     memset(req, 'c', sizeof req);
-    while (now() < a->deadline) {
+    double t0;
+    while ((t0 = now()) < a->deadline) {
         if (lc_dial(a->t, 1, &c) < 0) {
             a->err++;
             if (errno == EADDRNOTAVAIL || errno == EMFILE || errno == ENFILE)
                 usleep(1000);
             continue;
         }
-        if (lc_write(&c, req, MSG) < 0 || lc_read_all(&c, resp, MSG) < 0)
+        if (lc_write(&c, req, MSG) < 0 || lc_read_all(&c, resp, MSG) < 0) {
             a->err++;
-        else
-            a->ok++;
+            lc_close(&c);
+            continue;
+        }
         lc_close(&c);
+        if ((size_t)a->ok == a->cap) {
+            a->cap = a->cap ? a->cap * 2 : 4096;
+            if ((a->lat = realloc(a->lat, a->cap * sizeof *a->lat)) == NULL)
+                die("realloc");
+        }
+        a->lat[a->ok++] = (now() - t0) * 1e6;
     }
     return NULL;
 }
 
-static int connrate(const struct target *t, double seconds, int conc)
+static int connrate(const struct target *t, int nt, double seconds, int conc)
 {
     pthread_t *th = calloc((size_t)conc, sizeof *th);
     struct cr_arg *args = calloc((size_t)conc, sizeof *args);
@@ -1315,7 +1329,7 @@ static int connrate(const struct target *t, double seconds, int conc)
         die("calloc");
     double t0 = now();
     for (int i = 0; i < conc; i++) {
-        args[i].t = t;
+        args[i].t = &t[i % nt];
         args[i].deadline = t0 + seconds;
         int e = pthread_create(&th[i], NULL, connrate_thread, &args[i]);
         if (e != 0) {
@@ -1329,13 +1343,27 @@ static int connrate(const struct target *t, double seconds, int conc)
         ok += args[i].ok;
         err += args[i].err;
     }
+    double *lat = malloc((size_t)(ok ? ok : 1) * sizeof *lat), p99 = 0;
+    if (lat == NULL)
+        die("malloc");
+    for (int i = 0, k = 0; i < conc; k += (int)args[i].ok, i++) {
+        if (args[i].ok)
+            memcpy(lat + k, args[i].lat, (size_t)args[i].ok * sizeof *lat);
+        free(args[i].lat);
+    }
+    if (ok) {
+        qsort(lat, (size_t)ok, sizeof *lat, cmp_double);
+        p99 = lat[(ok * 99 + 99) / 100 - 1];
+    }
+    free(lat);
     double dt = now() - t0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                  (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    printf("connrate%s seconds=%.3f concurrency=%d ok=%lld errors=%lld cps=%.0f client_cpu_us=%.1f\n",
-           mode_tag(), dt, conc, ok, err, (double)ok / dt, ok ? cpu * 1e6 / (double)ok : 0.0);
+    printf("connrate%s seconds=%.3f concurrency=%d ok=%lld errors=%lld cps=%.0f p99_us=%.1f "
+           "client_cpu_us=%.1f\n",
+           mode_tag(), dt, conc, ok, err, (double)ok / dt, p99, ok ? cpu * 1e6 / (double)ok : 0.0);
     free(th);
     free(args);
     return 0;
@@ -1955,6 +1983,10 @@ int main(int argc, char **argv)
     }
     if (opt_udp)
         usage();
+    /* connrate's PORTS: the first is the target's, for the others see below */
+    char *more = strcmp(m, "connrate") ? NULL : strchr(argv[3], ',');
+    if (more != NULL)
+        *more++ = '\0';
     struct target t = make_target(argv[2], argv[3]);
     if (t.is_unix)
         snprintf(ws_host, sizeof ws_host, "localhost");
@@ -1966,8 +1998,14 @@ int main(int argc, char **argv)
         return bulk_down(&t, (unsigned long long)parse_num(argv[4], 1));
     if (!strcmp(m, "rr") && argc == 5)
         return rr(&t, parse_num(argv[4], 1));
-    if (!strcmp(m, "connrate") && argc == 6)
-        return connrate(&t, (double)parse_num(argv[4], 1), (int)parse_num(argv[5], 1));
+    if (!strcmp(m, "connrate") && argc == 6) {
+        struct target ts[FLOOD_MAXPORTS] = {t};
+        int nt = 1;
+        char *p;
+        while (nt < FLOOD_MAXPORTS && (p = strsep(&more, ",")) != NULL)
+            ts[nt++] = make_target(argv[2], p);
+        return connrate(ts, nt, (double)parse_num(argv[4], 1), (int)parse_num(argv[5], 1));
+    }
     if (!strcmp(m, "idle") && argc == 6)
         return idle(&t, (int)parse_num(argv[4], 1), (double)parse_num(argv[5], 0));
     if (!strcmp(m, "wait") && argc == 5)

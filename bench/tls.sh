@@ -63,16 +63,7 @@ raise_nofile "$IDLE_N"
 make_work wharf-tls
 build_loadgen tls
 
-# self-signed P-256 certificate (as the interop fixtures' mkcert.sh); the key stays in $WORK
-CERT=$WORK/cert.pem
-KEY=$WORK/key.pem
-if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 -days 30 \
-        -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-        -addext "extendedKeyUsage=serverAuth" -keyout "$KEY" -out "$CERT" 2>"$WORK/openssl.err"; then
-    err "cannot make a certificate:"; cat "$WORK/openssl.err" >&2; exit 1
-fi
-chmod 644 "$CERT" "$KEY"   # readable by unprivileged workers; the directory dies with the run
-cat "$CERT" "$KEY" >"$WORK/haproxy.pem"
+p256_cert
 
 # --------------------------------------------------------------- servers
 # start_PART_PEER writes its config into $D, starts the server in the foreground (in the background

@@ -430,8 +430,8 @@ parse_listener(wh_conf_t *cf, wh_cycle_t *c, wh_listener_t *ls, config_setting_t
 
     ls->fd = -1;
     ls->lock_fd = -1;
-    ls->udp_fds = NULL;
-    ls->udp_nfds = 0;
+    ls->fds = NULL;
+    ls->nfds = 0;
     ls->cycle = c;
     ls->file = config_setting_source_file(g) ?: cf->file;
     ls->line = config_setting_source_line(g);
@@ -658,7 +658,7 @@ lock_unix_path(const wh_sockaddr_t *a, const char *text)
 }
 
 static int
-bind_stream(const wh_sockaddr_t *a, const char *text, int fast_open, int mark)
+bind_stream(const wh_sockaddr_t *a, const char *text, int fast_open, int mark, int reuseport)
 {
     int fd, one = 1;
 
@@ -671,6 +671,9 @@ bind_stream(const wh_sockaddr_t *a, const char *text, int fast_open, int mark)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         /* every accepted socket inherits it: one call here, none per client */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    if (reuseport) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     }
     if (a->sa.ss_family == AF_INET6) {
         /* "::" and "0.0.0.0" are two listeners, as in nginx */
@@ -703,8 +706,8 @@ close_listener(wh_listener_t *ls)
     const char *path = wh_addr_unix_path(&ls->addr);
     char lock[sizeof(((struct sockaddr_un *) 0)->sun_path) + 8];
 
-    if (ls->udp_nfds > 0) {
-        while (ls->udp_nfds > 0) close(ls->udp_fds[--ls->udp_nfds]);
+    if (ls->nfds > 0) {
+        while (ls->nfds > 0) close(ls->fds[--ls->nfds]);
         ls->fd = -1;
     }
     if (ls->fd != -1) {
@@ -721,13 +724,13 @@ close_listener(wh_listener_t *ls)
 }
 
 static void
-give_udp(wh_listener_t *from, wh_listener_t *to)
+give_fds(wh_listener_t *from, wh_listener_t *to)
 {
-    free(to->udp_fds);
-    to->udp_fds = from->udp_fds;
-    to->udp_nfds = from->udp_nfds;
-    from->udp_fds = NULL;
-    from->udp_nfds = 0;
+    free(to->fds);
+    to->fds = from->fds;
+    to->nfds = from->nfds;
+    from->fds = NULL;
+    from->nfds = 0;
 }
 
 /* The old cycle's socket for the same address and kind, marked as taken. */
@@ -743,7 +746,7 @@ take_over(wh_cycle_t *old, wh_listener_t *ls)
             o->fd = -1;     /* now the new cycle's */
             ls->lock_fd = o->lock_fd;
             o->lock_fd = -1;
-            give_udp(o, ls);
+            give_fds(o, ls);
             return fd;
         }
     }
@@ -821,28 +824,29 @@ take_inherited(const wh_sockaddr_t *a, int *lock_fd)
     return -1;
 }
 
-/* Every inherited UDP socket of ls's address, in the old master's order
- * (socket k was read by its worker k, and the kernel keeps a peer on one). */
+/* Every inherited socket of ls's address and kind, in the old master's
+ * order (socket k was its worker k's, and the kernel keeps a UDP peer on
+ * one). */
 static int
-take_inherited_udp(wh_listener_t *ls)
+take_inherited_all(wh_listener_t *ls)
 {
     int i, *fds;
 
     for (i = 0; i < ninherited; i++) {
-        if (inherited[i].fd == -1 || !inherited[i].dgram
+        if (inherited[i].fd == -1 || inherited[i].dgram != (ls->module->datagram != NULL)
             || !wh_addr_equal(&inherited[i].addr, &ls->addr))
         {
             continue;
         }
-        fds = realloc(ls->udp_fds, (ls->udp_nfds + 1) * sizeof(int));
+        fds = realloc(ls->fds, (ls->nfds + 1) * sizeof(int));
         if (fds == NULL) {
             return -1;
         }
-        ls->udp_fds = fds;
-        ls->udp_fds[ls->udp_nfds++] = inherited[i].fd;
+        ls->fds = fds;
+        ls->fds[ls->nfds++] = inherited[i].fd;
         inherited[i].fd = -1;
     }
-    return ls->udp_nfds > 0 ? ls->udp_fds[0] : -1;
+    return ls->nfds > 0 ? ls->fds[0] : -1;
 }
 
 void
@@ -862,9 +866,60 @@ wh_cycle_inherit_end(void)
 }
 
 int
+wh_listener_bind_each(wh_listener_t *ls, int (*bind_one)(wh_listener_t *ls))
+{
+    int want = wh_max(ls->cycle->worker_processes, 1), *fds, fd;
+
+    if (ls->nfds < want) {
+        fds = realloc(ls->fds, want * sizeof(int));
+        if (fds == NULL) {
+            wh_log(WH_LOG_EMERG, "out of memory binding %s", ls->addr_text);
+            return WH_ERROR;
+        }
+        ls->fds = fds;
+    }
+    while (ls->nfds < want) {
+        fd = bind_one(ls);
+        if (fd == -1) {
+            return WH_ERROR;
+        }
+        ls->fds[ls->nfds++] = fd;
+    }
+    ls->fd = ls->fds[0];
+    return WH_OK;
+}
+
+/* A TCP listener is one SO_REUSEPORT socket per worker, so that a
+ * connection wakes only the worker whose socket the kernel queued it on:
+ * a socket shared by all would wake every idle worker (libev's epoll
+ * cannot ask for EPOLLEXCLUSIVE, and an exclusive inner epoll nested in
+ * libev's wakes them all again). A socket closes only with its listener,
+ * never when workers come and go, as closing one resets what is queued
+ * on it; after a reload that lowered worker_processes a worker reads
+ * several. The first socket binds without SO_REUSEPORT, so that a second
+ * wharf on the port fails as it would with one socket instead of joining
+ * the group, and takes it once listening (as may a socket inherited from
+ * a binary that shared one): the kernel lets a listening socket join. */
+static int
+bind_tcp(wh_listener_t *ls)
+{
+    int fd, one = 1;
+
+    if (ls->nfds == 0) {
+        fd = bind_stream(&ls->addr, ls->addr_text, ls->tcp_fast_open, ls->mark, 0);
+        if (fd != -1) {
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        }
+        return fd;
+    }
+    setsockopt(ls->fds[0], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    return bind_stream(&ls->addr, ls->addr_text, ls->tcp_fast_open, ls->mark, 1);
+}
+
+int
 wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
 {
-    int i, lock;
+    int i, lock, unix_path;
     char text[128];
 
     for (i = 0; i < c->nlisteners; i++) {
@@ -873,22 +928,19 @@ wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
         if (ls->addr.len == 0) {
             continue;       /* it takes only hand-offs */
         }
+        unix_path = wh_addr_unix_path(&ls->addr) != NULL;
         ls->fd = take_over(old, ls);
         if (ls->fd == -1) {
-            ls->fd = ls->module->datagram != NULL ? take_inherited_udp(ls)
-                                                  : take_inherited(&ls->addr, &ls->lock_fd);
-        }
-        if (ls->fd != -1 && ls->module->datagram == NULL) {
-            continue;
+            ls->fd = unix_path ? take_inherited(&ls->addr, &ls->lock_fd) : take_inherited_all(ls);
         }
         if (ls->module->bind != NULL) {
             if (ls->module->bind(ls) != WH_OK) goto failed;
-        } else {
-            if (wh_addr_unix_path(&ls->addr) != NULL) {
-                ls->lock_fd = lock_unix_path(&ls->addr, ls->addr_text);
-                if (ls->lock_fd == -1) goto failed;
-            }
-            ls->fd = bind_stream(&ls->addr, ls->addr_text, ls->tcp_fast_open, ls->mark);
+        } else if (!unix_path) {
+            if (wh_listener_bind_each(ls, bind_tcp) != WH_OK) goto failed;
+        } else if (ls->fd == -1) {
+            ls->lock_fd = lock_unix_path(&ls->addr, ls->addr_text);
+            if (ls->lock_fd == -1) goto failed;
+            ls->fd = bind_stream(&ls->addr, ls->addr_text, ls->tcp_fast_open, ls->mark, 0);
             if (ls->fd == -1) goto failed;
         }
     }
@@ -900,7 +952,7 @@ wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
             /* void */
         } else {
             wh_addr_format((struct sockaddr *) &c->stats_addr.sa, c->stats_addr.len, text, sizeof(text));
-            c->stats_fd = bind_stream(&c->stats_addr, text, 0, 0);
+            c->stats_fd = bind_stream(&c->stats_addr, text, 0, 0, 0);
             if (c->stats_fd == -1) goto failed;
         }
     }
@@ -920,7 +972,7 @@ failed:
                 o->fd = ls->fd;
                 o->lock_fd = ls->lock_fd;
                 ls->lock_fd = -1;
-                give_udp(ls, o);
+                give_fds(ls, o);
                 given = 1;
                 break;
             }
@@ -975,7 +1027,7 @@ wh_cycle_free(wh_cycle_t *c)
     }
     for (i = 0; i < c->nlisteners; i++) {
         free(c->listeners[i].tag);
-        free(c->listeners[i].udp_fds);
+        free(c->listeners[i].fds);
         wh_listener_conf_free(&c->listeners[i]);
         wh_fallbacks_free(&c->listeners[i].fallbacks);
         wh_tls_free(c->listeners[i].tls);

@@ -46,8 +46,10 @@ struct wh_listener_s {
     wh_access_log_t *access_log;    /* its own or the top level's; NULL: off */
     int fd;                     /* listening socket, -1 until bound; a UDP
                                  * listener's first socket */
-    int *udp_fds;               /* UDP transports: one SO_REUSEPORT socket per worker */
-    int udp_nfds;
+    int *fds;                   /* an IP or UDP listener's SO_REUSEPORT sockets
+                                 * (fd is the first): socket k is worker k's
+                                 * (mod worker_processes) */
+    int nfds;
     int lock_fd;                /* "<path>.lock" of a unix path (spec 6.3), or -1 */
     int stats_index;            /* column in the stats segment */
 
@@ -107,10 +109,15 @@ int wh_cycle_bind(wh_cycle_t *cycle, wh_cycle_t *old);
 void wh_cycle_close(wh_cycle_t *cycle);
 void wh_cycle_free(wh_cycle_t *cycle);
 
+/* Grows ls->fds to one socket per worker with bind_one (-1: failed,
+ * logged); sockets already there stay, as do their queued connections. */
+int wh_listener_bind_each(wh_listener_t *ls, int (*bind_one)(wh_listener_t *ls));
+
 /* Binary upgrade, in the new master before its first wh_cycle_bind: a
- * listening socket (TCP, unix or one of a UDP listener's) inherited from
- * the old master, and a unix socket's lock file; wh_cycle_bind takes the
- * socket of a listener's address and kind instead of binding one.
+ * listening socket (a unix one, or one of an IP or UDP listener's per
+ * worker sockets) inherited from the old master, and a unix socket's lock
+ * file; wh_cycle_bind takes the sockets of a listener's address and kind
+ * instead of binding them.
  * wh_cycle_inherit_end closes what no listener took. */
 int wh_cycle_inherit(int fd);
 int wh_cycle_inherit_lock(int lock_fd, int fd);

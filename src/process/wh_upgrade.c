@@ -124,11 +124,11 @@ wh_upgrade_exec(wh_cycle_t *c, const wh_upgrade_mail_t *mail, int nmail, uint32_
     for (i = 0; i < c->nlisteners; i++) {
         wh_listener_t *ls = &c->listeners[i];
 
-        for (k = 0; k < ls->udp_nfds; k++) {
-            add(&env, "%d;", ls->udp_fds[k]);
-            keep(ls->udp_fds[k]);
+        for (k = 0; k < ls->nfds; k++) {
+            add(&env, "%d;", ls->fds[k]);
+            keep(ls->fds[k]);
         }
-        if (ls->udp_nfds == 0 && ls->fd != -1) {
+        if (ls->nfds == 0 && ls->fd != -1) {
             add(&env, "%d;", ls->fd);
             keep(ls->fd);
         }

@@ -98,9 +98,9 @@ release_ports(void)
     for (i = 0; i < cycle->nlisteners; i++) {
         wh_listener_t *ls = &cycle->listeners[i];
 
-        for (k = 0; k < ls->udp_nfds; k++) {
+        for (k = 0; ls->module->datagram != NULL && k < ls->nfds; k++) {
             fd = socket(ls->addr.sa.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-            if (fd == -1 || dup2(fd, ls->udp_fds[k]) == -1) {
+            if (fd == -1 || dup2(fd, ls->fds[k]) == -1) {
                 wh_log(WH_LOG_ERROR, "cannot release udp %s (%s)", ls->addr_text, strerror(errno));
             }
             if (fd != -1) close(fd);

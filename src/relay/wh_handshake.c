@@ -45,9 +45,10 @@ enum { STAGE_PROXY, STAGE_TLS, STAGE_MODULE };
 typedef struct wh_acceptor_s wh_acceptor_t;
 struct wh_acceptor_s {
     wh_listener_t *ls;
-    ev_io io;
     ev_timer resume;            /* accepting paused after EMFILE/ENFILE */
     wh_acceptor_t *next;
+    int nio;
+    ev_io io[];                 /* this worker's share of ls->fds, or ls->fd */
 };
 
 static wh_acceptor_t *acceptors;
@@ -485,6 +486,20 @@ wh_handshake_time_left(wh_handshake_t *hs)
 }
 
 static void
+watch(wh_acceptor_t *a, int on)
+{
+    int i;
+
+    for (i = 0; i < a->nio; i++) {
+        if (on) {
+            ev_io_start(wh_loop, &a->io[i]);
+        } else {
+            ev_io_stop(wh_loop, &a->io[i]);
+        }
+    }
+}
+
+static void
 accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     wh_acceptor_t *a = w->data;
@@ -498,14 +513,14 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 
     for (i = 0; i < WH_ACCEPT_BATCH && !wh_limit_full(); i++) {
         peerlen = sizeof(peer);
-        fd = accept4(ls->fd, (struct sockaddr *) &peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        fd = accept4(w->fd, (struct sockaddr *) &peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1) {
             if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
             wh_log_listener(WH_LOG_ERROR, ls->tag, "accept() on %s failed (%s)", ls->addr_text,
                             strerror(errno));
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* let streams finish and free descriptors, then try again */
-                ev_io_stop(loop, &a->io);
+                watch(a, 0);
                 ev_timer_start(loop, &a->resume);
             }
             return;
@@ -535,27 +550,36 @@ resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
     wh_acceptor_t *a = w->data;
 
     if (!wh_limit_full()) {
-        ev_io_start(loop, &a->io);
+        watch(a, 1);
     }
 }
 
+/* An IP listener's socket k is worker k's (mod count, see wh_cycle.c's
+ * bind_tcp): the kernel spreads connections over the sockets and wakes
+ * one worker for each. A unix listener's one socket is every worker's. */
 int
 wh_accept_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
 {
     wh_acceptor_t *a;
+    int k, n = ls->nfds ? ls->nfds : 1;
 
     if (ls->fd == -1) {
         return WH_OK;       /* no address: it takes only hand-offs */
     }
-    a = wh_xalloc(sizeof(*a));
+    a = wh_xalloc(sizeof(*a) + n * sizeof(ev_io));
 
     a->ls = ls;
-    ev_io_init(&a->io, accept_cb, ls->fd, EV_READ);
-    a->io.data = a;
+    a->nio = 0;
+    for (k = 0; k < n; k++) {
+        if (ls->nfds == 0 || k % ctx->count == ctx->index) {
+            ev_io_init(&a->io[a->nio], accept_cb, ls->nfds ? ls->fds[k] : ls->fd, EV_READ);
+            a->io[a->nio++].data = a;
+        }
+    }
     ev_timer_init(&a->resume, resume_cb, 0.5, 0);
     a->resume.data = a;
     if (!wh_limit_full()) {
-        ev_io_start(ctx->loop, &a->io);
+        watch(a, 1);
     }
     a->next = acceptors;
     acceptors = a;
@@ -571,9 +595,12 @@ wh_accept_stop(wh_listener_t *ls)
     if (a == NULL) {
         return;
     }
-    ev_io_stop(wh_loop, &a->io);
+    watch(a, 0);
     ev_timer_stop(wh_loop, &a->resume);
-    close(ls->fd);
+    /* the master holds every socket on: this worker's copies go, whoever's
+     * they are, so that a listener the master closes is closed */
+    if (ls->nfds == 0) close(ls->fd);
+    while (ls->nfds > 0) close(ls->fds[--ls->nfds]);
     ls->fd = -1;
     for (p = &acceptors; *p != a; p = &(*p)->next) { /* void */ }
     *p = a->next;
@@ -587,7 +614,7 @@ wh_accept_pause(void)
     wh_acceptor_t *a;
 
     for (a = acceptors; a != NULL; a = a->next) {
-        ev_io_stop(wh_loop, &a->io);
+        watch(a, 0);
     }
 }
 
@@ -598,7 +625,7 @@ wh_accept_resume(void)
 
     for (a = acceptors; a != NULL; a = a->next) {
         if (!ev_is_active(&a->resume)) {
-            ev_io_start(wh_loop, &a->io);
+            watch(a, 1);
         }
     }
 }

@@ -44,7 +44,7 @@ typedef struct {
 
 typedef struct {
     wh_listener_t *ls;
-    ev_io *reads;               /* this worker's share of ls->udp_fds */
+    ev_io *reads;               /* this worker's share of ls->fds */
     int nreads;
     int send_fd;
     int wildcard;               /* bound to 0.0.0.0 or ::: replies need IP_PKTINFO */
@@ -260,8 +260,6 @@ bind_one(wh_listener_t *ls)
 int
 wh_udp_bind(wh_listener_t *ls)
 {
-    int want = wh_max(ls->cycle->worker_processes, 1), fd;
-
     if (ls->addr.sa.ss_family != AF_INET && ls->addr.sa.ss_family != AF_INET6) {
         wh_log(WH_LOG_EMERG, "listener \"%s\": a UDP transport needs an IP address, not %s",
                ls->tag, ls->addr_text);
@@ -269,23 +267,7 @@ wh_udp_bind(wh_listener_t *ls)
     }
     /* a listener taken over from the previous cycle keeps its sockets (and
      * so the kernel's peer-to-socket hashing); more workers need more */
-    if (ls->udp_nfds < want) {
-        int *fds = realloc(ls->udp_fds, want * sizeof(int));
-        if (fds == NULL) {
-            wh_log(WH_LOG_EMERG, "out of memory binding udp %s", ls->addr_text);
-            return WH_ERROR;
-        }
-        ls->udp_fds = fds;
-    }
-    while (ls->udp_nfds < want) {
-        fd = bind_one(ls);
-        if (fd == -1) {
-            return WH_ERROR;
-        }
-        ls->udp_fds[ls->udp_nfds++] = fd;
-    }
-    ls->fd = ls->udp_fds[0];
-    return WH_OK;
+    return wh_listener_bind_each(ls, bind_one);
 }
 
 static wh_listener_t *
@@ -399,7 +381,7 @@ wh_udp_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
     }
     worker = ctx;
     u->ls = ls;
-    u->reads = calloc(ls->udp_nfds, sizeof(ev_io));
+    u->reads = calloc(ls->nfds, sizeof(ev_io));
     if (u->reads == NULL) {
         free(u);
         return WH_ERROR;
@@ -408,16 +390,16 @@ wh_udp_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
     u->wildcard = is_wildcard(&ls->addr);
     /* socket k belongs to worker k mod n: after a reload that lowered
      * worker_processes every socket still has a reader */
-    for (k = 0; k < ls->udp_nfds; k++) {
+    for (k = 0; k < ls->nfds; k++) {
         if (k % ctx->count != ctx->index) continue;
         ev_io *io = &u->reads[u->nreads++];
-        ev_io_init(io, read_cb, ls->udp_fds[k], EV_READ);
+        ev_io_init(io, read_cb, ls->fds[k], EV_READ);
         io->data = ls;
         ev_io_start(ctx->loop, io);
-        if (u->send_fd == -1) u->send_fd = ls->udp_fds[k];
+        if (u->send_fd == -1) u->send_fd = ls->fds[k];
     }
     if (u->send_fd == -1) {
-        u->send_fd = ls->udp_fds[0];
+        u->send_fd = ls->fds[0];
     }
     ls->udp = u;
 
