@@ -257,7 +257,7 @@ header_end(wh_ws_decoder_t *d)
 size_t
 wh_ws_decode(wh_ws_decoder_t *d, uint8_t *buf, size_t len)
 {
-    size_t r = 0, w = 0, n;
+    size_t r = 0, w = 0, n, need;
 
     if (d->close_code) {
         return 0;
@@ -265,19 +265,24 @@ wh_ws_decode(wh_ws_decoder_t *d, uint8_t *buf, size_t len)
 
     while (r < len) {
         if (!d->in_payload) {
-            /* at most 14 bytes a frame: not worth a bulk copy */
-            d->hdr[d->hdr_len++] = buf[r++];
-            if (d->hdr_len == 2) {
-                header_start(d);
-                if (d->close_code) {
-                    break;
-                }
+            /* the first two bytes, then the rest: two steps a header, as a
+             * V2Ray client sends a header every 2 KiB */
+            need = d->hdr_len < 2 ? 2 : d->hdr_need;
+            n = wh_min(need - d->hdr_len, len - r);
+            memcpy(d->hdr + d->hdr_len, buf + r, n);
+            d->hdr_len += (uint8_t) n;
+            r += n;
+            if (d->hdr_len < need) {
+                break;      /* the input ended inside the header */
             }
-            if (d->hdr_len >= 2 && d->hdr_len == d->hdr_need) {
+            if (need == 2) {
+                /* hdr_need > 2 from here: MASK is required */
+                header_start(d);
+            } else {
                 header_end(d);
-                if (d->close_code) {
-                    break;
-                }
+            }
+            if (d->close_code) {
+                break;
             }
             continue;
         }
