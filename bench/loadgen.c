@@ -74,10 +74,12 @@
  *            User-Agent, Connection: Upgrade, a random Sec-WebSocket-Key,
  *            Sec-WebSocket-Version: 13 and Upgrade: websocket; the answer
  *            must be 101 with the right Sec-WebSocket-Accept.  Data then goes
- *            out as masked binary frames (a fresh random mask per frame), each
- *            a complete message of at most --ws-frame bytes written on its
- *            own (one send, or one TLS record, per frame, as V2Ray's client
- *            does); received binary,
+ *            out as V2Ray 4.34's client (gorilla/websocket 1.5) frames it:
+ *            every --ws-msg bytes are one binary message, sent as masked
+ *            frames of at most --ws-frame payload bytes (the first binary,
+ *            the rest continuations, FIN on the last), each with a fresh
+ *            random mask and written on its own (one send, or one TLS
+ *            record, per frame); received binary,
  *            text and continuation payloads form the stream, a ping is
  *            answered with a pong, a close frame is answered with a close
  *            frame with the same code and ends the stream.  A WebSocket has no
@@ -85,10 +87,17 @@
  *            sends a close frame (1000) and closes the connection at once, as
  *            V2Ray's client does.  Not with --http.
  *   --ws-frame BYTES
- *            largest payload of a frame the client sends (default 2048: V2Ray
- *            4.34's ws client writes 2048-byte payloads, one frame per write,
- *            observed with strace on a bulk transfer; spec 4.4 gives 4096 as
- *            its largest frame).
+ *            largest payload of a frame the client sends (default 4096:
+ *            gorilla's write buffer, WriteBufferSize 4 KiB in V2Ray's ws
+ *            dialer; a longer message is split into a frame and
+ *            continuation frames of this size, header 2, 4 or 10 bytes plus
+ *            the 4-byte mask as RFC 6455 gives for the length).
+ *   --ws-msg BYTES
+ *            bytes per message (default 2048: V2Ray 4.34 writes each of its
+ *            2048-byte buffers as one message, buf.Size, merged up to that
+ *            size by buf.Compact); 0 makes each write of this program one
+ *            message (64 KiB in bulk-up), for the large-frame measure
+ *            with a large --ws-frame.
  *   --poke   bulk-down writes one byte ("\n", which the source discards)
  *            right after connect: a V2Ray QUIC client opens its stream only
  *            once the application writes, so a server-speaks-first
@@ -166,7 +175,7 @@ _Noreturn static void usage(void)
             "       loadgen [--udp] garbage HOST PORTS N SECONDS\n"
             "       loadgen --tls hello-flood HOST PORTS RATE SECONDS\n"
             "       loadgen kcp-flood HOST PORTS RATE SECONDS\n"
-            "OPTIONS: --tls, --http | --ws PATH [--ws-frame BYTES], --ack, --poke\n"
+            "OPTIONS: --tls, --http | --ws PATH [--ws-frame BYTES] [--ws-msg BYTES], --ack, --poke\n"
             "PORTS: PORT or PORT,PORT,...\n"
             "HOST: numeric IPv4 address, or unix:PATH (PORT then ignored)\n");
     exit(2);
@@ -517,7 +526,8 @@ static int serve(enum kind kind, int port)
 
 static int opt_tls, opt_http, opt_ack, opt_poke, opt_udp;
 static const char *opt_ws;         /* --ws PATH, or NULL */
-static size_t opt_ws_frame = 2048; /* --ws-frame */
+static size_t opt_ws_frame = 4096; /* --ws-frame */
+static size_t opt_ws_msg = 2048;   /* --ws-msg, 0: one message per write */
 static char ws_host[128];          /* Host header value */
 
 /* V2Ray 4.34 tcp "http" header, default request (spec 3.3/3.4) */
@@ -793,21 +803,35 @@ static size_t ws_header(unsigned char *h, int opcode, size_t len, unsigned char 
     return n + 4;
 }
 
-/* data: one complete binary message per frame of at most --ws-frame bytes, one write (one TLS
- * record) per frame, as V2Ray's client writes them */
+/* one frame (FIN when fin), masked with a fresh key, in one write (one TLS record) */
+static int ws_frame(struct lconn *c, int opcode, int fin, const unsigned char *p, size_t n)
+{
+    unsigned char *w = ws_wbuf(c, n + 14), key[4];
+    size_t h = ws_header(w, opcode, n, key);
+    if (!fin)
+        w[0] &= 0x7f;
+    ws_mask(w + h, p, n, key, 0);
+    return lc_write_raw(c, w, h + n) < 0 ? -1 : 0;
+}
+
+/* data as gorilla's messageWriter sends it for V2Ray: one message per --ws-msg bytes, each a frame
+ * of at most --ws-frame bytes and continuation frames after it; a control frame is one frame */
 static int ws_send(struct lconn *c, int opcode, const void *buf, size_t len)
 {
     const unsigned char *p = buf;
-    size_t max = len < opt_ws_frame ? len : opt_ws_frame;
-    unsigned char *w = ws_wbuf(c, max + 14), key[4];
+    size_t msg = opcode & 8 || opt_ws_msg == 0 ? len : opt_ws_msg;
     do {
-        size_t n = len < opt_ws_frame ? len : opt_ws_frame;
-        size_t h = ws_header(w, opcode, n, key);
-        ws_mask(w + h, p, n, key, 0);
-        if (lc_write_raw(c, w, h + n) < 0)
-            return -1;
-        p += n;
-        len -= n;
+        size_t m = len < msg ? len : msg;
+        int op = opcode;
+        len -= m;
+        do {
+            size_t n = m < opt_ws_frame ? m : opt_ws_frame;
+            if (ws_frame(c, op, n == m, p, n) < 0)
+                return -1;
+            op = 0;
+            p += n;
+            m -= n;
+        } while (m > 0);
     } while (len > 0);
     return 0;
 }
@@ -1935,6 +1959,10 @@ int main(int argc, char **argv)
             argc--;
         } else if (!strcmp(argv[1], "--ws-frame") && argc > 2) {
             opt_ws_frame = (size_t)parse_num(argv[2], 1);
+            argv++;
+            argc--;
+        } else if (!strcmp(argv[1], "--ws-msg") && argc > 2) {
+            opt_ws_msg = (size_t)parse_num(argv[2], 0);
             argv++;
             argc--;
         } else

@@ -17,8 +17,12 @@
 #        RR_COUNT          64-byte round trips (after a warm-up of RR_COUNT/10) (default 10000)
 #        IDLE_N            idle streams for the memory test                  (default 1000)
 #        IDLE_HOLD         seconds the idle streams are held                 (default 3)
-#        WS_FRAME          largest frame payload loadgen sends in B, one write each (default 2048:
-#                          what the V2Ray 4.34 client sends, one frame per write)
+#        WS_FRAME          largest frame payload loadgen sends in B, one write each (default 4096:
+#                          gorilla's write buffer in the V2Ray 4.34 client; a longer message goes as
+#                          a frame and continuation frames)
+#        WS_MSG            bytes per message loadgen sends in B (default 2048: the V2Ray 4.34 client
+#                          writes each 2048-byte buffer as one message); WS_FRAME=64k WS_MSG=0 gives
+#                          the large-frame measure (one 64 KiB frame per write)
 #        PEERS             subset of "wharf v2ray" (the ws server)           (default both)
 #        TRANSPORTS        subset of "ws ws-tls"                             (default both)
 #        MODES             subset of "via direct" (A, B)                     (default both)
@@ -34,8 +38,9 @@
 # client routes each inbound to its own outbound). TLS: a fresh self-signed P-256 certificate from
 # interop/mkcert.sh; the V2Ray client verifies it (SNI localhost) and offers ALPN http/1.1; loadgen
 # (B) uses TLS 1.3 TLS_AES_128_GCM_SHA256, ALPN http/1.1, no verification. loadgen's WebSocket
-# client sends what the V2Ray client sends: masked binary frames of WS_FRAME bytes, one write (one
-# TLS record) each, so a server's per-frame and per-record costs count in B as they do in A.
+# client sends what the V2Ray client sends: WS_MSG-byte messages as masked frames of at most WS_FRAME
+# bytes (gorilla's framing), one write (one TLS record) each, so a server's per-frame and per-record
+# costs count in B as they do in A.
 # Each (transport, A|B, server) case gets a fresh server, a fresh client and fresh upstreams, and
 # runs in this order: rr (whose warm-up is the server's first stream), idle memory (so neither
 # server has grown or freed heap in a bulk transfer before), then bulk. bulk-up uses loadgen --ack:
@@ -58,7 +63,8 @@ BULK_REPEAT=${BULK_REPEAT:-3}
 RR_COUNT=${RR_COUNT:-10000}
 IDLE_N=${IDLE_N:-1000}
 IDLE_HOLD=${IDLE_HOLD:-3}
-WS_FRAME=${WS_FRAME:-2048}
+WS_FRAME=${WS_FRAME:-4096}
+WS_MSG=${WS_MSG:-2048}
 PEERS=${PEERS:-wharf v2ray}
 TRANSPORTS=${TRANSPORTS:-ws ws-tls}
 MODES=${MODES:-via direct}
@@ -71,7 +77,7 @@ WS_PATH=/wharf-ws   # the fixtures' path
 V2RAY_VERSION_FIELDS=1-2,5-
 
 BULK_BYTES=$(to_bytes "$BULK_BYTES") && VIA_BULK_BYTES=$(to_bytes "$VIA_BULK_BYTES") &&
-    WS_FRAME=$(to_bytes "$WS_FRAME") || exit 1
+    WS_FRAME=$(to_bytes "$WS_FRAME") && WS_MSG=$(to_bytes "$WS_MSG") || exit 1
 
 check_list peer "$PEERS" "$ALL_PEERS"
 check_list transport "$TRANSPORTS" "$ALL_TRANSPORTS"
@@ -105,7 +111,7 @@ start_v2ray() { v2ray_fixture_server "$1"; }
 # ------------------------------------------------------------------ run
 
 say "wharf WebSocket (ws, ws+TLS) benchmark: wharf vs v2ray as the ws server"
-say "command: BULK_BYTES=$BULK_BYTES VIA_BULK_BYTES=$VIA_BULK_BYTES BULK_REPEAT=$BULK_REPEAT RR_COUNT=$RR_COUNT IDLE_N=$IDLE_N IDLE_HOLD=$IDLE_HOLD WS_FRAME=$WS_FRAME PEERS=\"$PEERS\" TRANSPORTS=\"$TRANSPORTS\" MODES=\"$MODES\" V2RAY_GOMAXPROCS=$V2RAY_GOMAXPROCS CLIENT_GOMAXPROCS=$CLIENT_GOMAXPROCS bench/ws.sh${*:+ $*}"
+say "command: BULK_BYTES=$BULK_BYTES VIA_BULK_BYTES=$VIA_BULK_BYTES BULK_REPEAT=$BULK_REPEAT RR_COUNT=$RR_COUNT IDLE_N=$IDLE_N IDLE_HOLD=$IDLE_HOLD WS_FRAME=$WS_FRAME WS_MSG=$WS_MSG PEERS=\"$PEERS\" TRANSPORTS=\"$TRANSPORTS\" MODES=\"$MODES\" V2RAY_GOMAXPROCS=$V2RAY_GOMAXPROCS CLIENT_GOMAXPROCS=$CLIENT_GOMAXPROCS bench/ws.sh${*:+ $*}"
 machine_header aes
 in_list "$PEERS" v2ray || say "  v2ray (client): $(version_of v2ray)"
 say "  loadgen: $(openssl version | cut -d' ' -f1-2)"
@@ -129,7 +135,7 @@ run_case() {
         LGOPT=()
         EP_UP=("$HOST" "$L_UP"); EP_DOWN=("$HOST" "$L_DOWN"); EP_RR=("$HOST" "$L_RR")
     else
-        LGOPT=(--ws "$WS_PATH" --ws-frame "$WS_FRAME")
+        LGOPT=(--ws "$WS_PATH" --ws-frame "$WS_FRAME" --ws-msg "$WS_MSG")
         [ "$tr" = ws-tls ] && LGOPT+=(--tls)
         EP_UP=("$HOST" "$P_UP"); EP_DOWN=("$HOST" "$P_DOWN"); EP_RR=("$HOST" "$P_RR")
     fi

@@ -226,6 +226,102 @@ test_every_split(void **state)
     }
 }
 
+/*
+ * The word-wise unmasking at every source alignment, length 0..64 and mask
+ * phase, both in place (a payload continued from an earlier read) and slid
+ * to the front over the header (a frame whole in one read).
+ */
+static void
+test_unmask_alignments(void **state)
+{
+    static uint8_t buf[256] __attribute__((aligned(16)));
+    wh_ws_decoder_t d;
+    uint8_t data[64 + 3];
+    size_t len, align, ph, n, h;
+
+    pattern(data, sizeof(data), 9);
+
+    for (len = 0; len <= 64; len++) {
+        n = frame(in, FIN | OP_BIN, data, len + 3);
+        h = n - (len + 3);
+
+        for (align = 0; align < 16; align++) {
+            /* ph payload bytes come first, so the rest starts at mask phase ph */
+            for (ph = 0; ph <= 3; ph++) {
+                wh_ws_decoder_init(&d);
+                memcpy(scratch, in, h + ph);
+                assert_int_equal(wh_ws_decode(&d, scratch, h + ph), ph);
+                memcpy(buf + align, in + h + ph, len);
+                assert_int_equal(wh_ws_decode(&d, buf + align, len), len);
+                assert_memory_equal(buf + align, data + ph, len);
+            }
+
+            /* the whole frame at buf + align: the payload slides over the header */
+            wh_ws_decoder_init(&d);
+            memcpy(buf + align, in, h + len);
+            assert_int_equal(wh_ws_decode(&d, buf + align, h + len), len);
+            assert_memory_equal(buf + align, data, len);
+        }
+    }
+}
+
+/*
+ * What a V2Ray client sends (gorilla/websocket): 2048-byte messages, and a
+ * longer one as a 4096-byte frame and continuations, each with its own mask
+ * key. However the stream is cut into reads, each call returns every data
+ * byte its piece carries, across frame boundaries, so a read fills the
+ * relay's buffer rather than giving one frame.
+ */
+static void
+test_reads_span_frames(void **state)
+{
+    static const size_t steps[] = { 65536, 16384, 5000, 2056, 2055, 777 };
+    wh_ws_decoder_t d;
+    uint8_t key[4];
+    size_t n = 0, total = 0, m, f, i, off, got, piece, data_in;
+    size_t ends[64], nframes = 0;
+
+    pattern(payload, 3 * 2048 + 10000, 17);
+    for (m = 0; m < 4; m++) {
+        size_t mlen = m < 3 ? 2048 : 10000;
+
+        for (f = 0; f < mlen; f += 4096) {
+            size_t flen = mlen - f < 4096 ? mlen - f : 4096;
+            uint8_t b0 = (f == 0 ? OP_BIN : OP_CONT) | (f + flen == mlen ? FIN : 0);
+
+            for (i = 0; i < 4; i++) {
+                key[i] = (uint8_t) (m * 31 + f + i * 77 + 1);
+            }
+            n += frame_key(in + n, b0, 1, key, payload + total, flen);
+            total += flen;
+            ends[nframes++] = n;
+        }
+    }
+
+    for (i = 0; i < wh_nelems(steps); i++) {
+        wh_ws_decoder_init(&d);
+        for (off = 0, got = 0; off < n; off += piece) {
+            piece = n - off < steps[i] ? n - off : steps[i];
+            /* the data bytes this piece holds: all but the headers in it */
+            data_in = piece;
+            for (f = 0, m = 0; f < nframes; m = ends[f++]) {
+                size_t hs = m, he = m + ((in[m + 1] & 0x7f) == 126 ? 8 : 6);
+
+                hs = hs > off ? hs : off;
+                he = he < off + piece ? he : off + piece;
+                if (he > hs) data_in -= he - hs;
+            }
+            memcpy(scratch, in + off, piece);
+            assert_int_equal(wh_ws_decode(&d, scratch, piece), data_in);
+            memcpy(out + got, scratch, data_in);
+            got += data_in;
+        }
+        assert_int_equal(got, total);
+        assert_memory_equal(out, payload, total);
+        assert_int_equal(d.close_code, 0);
+    }
+}
+
 static void
 test_one_byte_at_a_time(void **state)
 {
@@ -720,6 +816,8 @@ main(void)
         cmocka_unit_test(test_binary_and_text),
         cmocka_unit_test(test_fragments_concatenate),
         cmocka_unit_test(test_every_split),
+        cmocka_unit_test(test_unmask_alignments),
+        cmocka_unit_test(test_reads_span_frames),
         cmocka_unit_test(test_one_byte_at_a_time),
         cmocka_unit_test(test_length_forms),
         cmocka_unit_test(test_multiple_frames_one_buffer),
