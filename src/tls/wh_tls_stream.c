@@ -218,27 +218,42 @@ tls_read(wh_stream_t *s, void *buf, size_t size)
     }
 }
 
+/* Writes records until buf is out or the lower stream stalls: with
+ * SSL_MODE_ENABLE_PARTIAL_WRITE one SSL_write carries one record, and a
+ * relay chunk of 64 KiB is four; returning after the first would leave the
+ * caller to copy the rest aside and wait for a writable event the socket
+ * already has. */
 static ssize_t
 tls_write(wh_stream_t *s, const void *buf, size_t size)
 {
     wh_tls_stream_t *ts = tls_of(s);
+    size_t total = 0;
     ssize_t rc;
     uint8_t on = 0;
 
     if (s->err) return WH_ERROR;
-    rc = ssl_result(ts, SSL_write(ts->ssl, buf, (int) wh_min(size, (size_t) INT32_MAX)), &on);
-    if (rc == WH_AGAIN) {
-        ts->write_on = on;
-        wh_filter_await(&ts->f, WH_EV_WRITE, on);
-    } else if (rc == 0) {
-        s->err = wh_err_closed;
-        rc = WH_ERROR;
-    } else if ((size_t) rc < size) {
-        /* partial: the record went out, the next may not; ask to be told */
-        ts->write_on = WH_EV_WRITE;
-        wh_filter_await(&ts->f, WH_EV_WRITE, WH_EV_WRITE);
+    size = wh_min(size, (size_t) INT32_MAX);
+    for (;;) {
+        rc = ssl_result(ts, SSL_write(ts->ssl, (const uint8_t *) buf + total,
+                                      (int) (size - total)), &on);
+        if (rc > 0) {
+            total += rc;
+            if (total < size) continue;
+            return total;
+        }
+        if (rc == 0) {
+            rc = WH_ERROR;
+            s->err = wh_err_closed;
+        }
+        if (rc == WH_AGAIN) {
+            ts->write_on = on;
+            wh_filter_await(&ts->f, WH_EV_WRITE, on);
+        }
+        if (total == 0) return rc;
+        /* what stopped us is seen again on the next call */
+        if (rc == WH_ERROR) s->err = NULL;
+        return total;
     }
-    return rc;
 }
 
 static int
