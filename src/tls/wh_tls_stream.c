@@ -15,7 +15,7 @@
  * the stream's want; this file maps lower events to the upper ones a
  * stalled SSL call waits for (lower_event).
  *
- * Records of a write leave together: tls_write encrypts up to
+ * The records of a write leave together: tls_write encrypts up to
  * WH_TLS_BATCH_RECORDS full records into one buffer shared by the worker
  * and writes them below in one call, as a socket takes 64 KiB as cheaply
  * as 16. What the lower stream does not take waits in the filter's out
@@ -273,8 +273,9 @@ tls_read(wh_stream_t *s, void *buf, size_t size)
 }
 
 /* Encrypts into the batch until buf is in or the batch is full, and writes
- * the batch below in one call (see the top of the file). With
- * SSL_MODE_ENABLE_PARTIAL_WRITE one SSL_write makes one record. */
+ * the batch below in one call (see the top of the file); a write of one
+ * record goes below as OpenSSL makes it. With SSL_MODE_ENABLE_PARTIAL_WRITE
+ * one SSL_write makes one record. */
 static ssize_t
 tls_write(wh_stream_t *s, const void *buf, size_t size)
 {
@@ -292,14 +293,15 @@ tls_write(wh_stream_t *s, const void *buf, size_t size)
         return WH_ERROR;
     }
     size = wh_min(size, (size_t) INT32_MAX);
-    batch.ts = ts;
+    /* one record goes straight below: in a batch it would only be copied */
+    if (size > SSL3_RT_MAX_PLAIN_LENGTH) batch.ts = ts;
     while (total < size && batch.len + WH_TLS_RECORD_MAX <= sizeof(batch.data)) {
         rc = ssl_result(ts, SSL_write(ts->ssl, (const uint8_t *) buf + total,
                                       (int) (size - total)), &on);
         if (rc <= 0) break;
         total += rc;
     }
-    if (batch_end() != WH_OK) {
+    if (batch.ts != NULL && batch_end() != WH_OK) {
         rc = WH_ERROR;
     } else if (rc == 0) {
         s->err = wh_err_closed;
