@@ -21,10 +21,12 @@
  * as 16. What the lower stream does not take waits in the filter's out
  * (the base writes it first when the lower stream is writable again), and
  * tls_write takes nothing more until it is out, so a stream holds at most
- * one batch beyond what OpenSSL holds. Outside a batch (the handshake,
- * what a read answers, such as a key update) records go straight below,
- * and with bytes waiting the BIO asks OpenSSL to retry: a peer that does
- * not read cannot make this stream keep more.
+ * one batch beyond what OpenSSL holds. Outside a batch (a write of one
+ * record, the handshake, whose flight OpenSSL writes in one piece, what a
+ * read answers, such as a key update) records go straight below, and with
+ * bytes waiting the BIO asks OpenSSL to retry: a peer that does not read
+ * cannot make this stream keep more. close_notify joins the queue, after
+ * the last record.
  */
 #include "wh_tls.h"
 #include "wh_filter.h"
@@ -192,10 +194,7 @@ wh_tls_handshake(wh_stream_t *s)
     ssize_t rc;
     uint8_t on = 0;
 
-    /* the server's flight in one write */
-    batch.ts = ts;
     rc = ssl_result(ts, SSL_do_handshake(ts->ssl), &on);
-    if (batch_end() != WH_OK) rc = WH_ERROR;
     if (rc == WH_AGAIN) {
         ts->read_on = on;
         wh_filter_await(&ts->f, WH_EV_READ, on);
