@@ -532,11 +532,8 @@ wh_tls_parse(wh_conf_t *cf, const config_setting_t *tls, const config_setting_t 
         SSL_CTX_set_num_tickets(t->ctx, 0);
     }
     SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
-    /* whole socket reads instead of a 5-byte header and then the record,
-     * four records a read when the client sends in bulk (the buffer is
-     * released once empty, so an idle stream holds none) */
+    /* whole socket reads instead of a 5-byte header and then the record */
     SSL_CTX_set_read_ahead(t->ctx, 1);
-    SSL_CTX_set_default_read_buffer_len(t->ctx, 4 * SSL3_RT_MAX_PLAIN_LENGTH);
     SSL_CTX_set_cert_cb(t->ctx, cert_cb, t);
     SSL_CTX_set_alpn_select_cb(t->ctx, alpn_select, t);
     SSL_CTX_set_ex_data(t->ctx, conf_index, t);
