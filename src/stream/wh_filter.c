@@ -23,8 +23,8 @@
  * Shaped for memory, as every idle connection carries one: the table of
  * ops is the codec's stream ops extended (s->ops points into it), so the
  * filter costs one pointer beyond the stream; the pending output is the
- * codec's member, found by its offset, so TLS, which writes through its
- * own BIO, carries none; the deferred shutdown is a bit of the stream.
+ * codec's member, found by its offset, so a codec that needs none
+ * carries none; the deferred shutdown is a bit of the stream.
  */
 #include "wh_filter.h"
 

@@ -17,8 +17,7 @@ typedef struct {
     /* read, write and shutdown_write are the codec's; wait, flow and
      * destroy are usually the base's (wh_filter_wait...) */
     wh_stream_ops_t stream;
-    /* offsetof the codec's wh_outbuf_t; 0 when it has none (TLS writes
-     * records through its own BIO) */
+    /* offsetof the codec's wh_outbuf_t; 0 when it has none */
     size_t out;
     /* offsetof the codec's wh_inbuf_t of bytes read ahead of the stream
      * (filled by wh_filter_new, freed with the filter); 0: none */

@@ -13,9 +13,20 @@
  * A codec on the filter base (src/stream/wh_filter.c) for the shell only:
  * the base owns the lower stream and its callbacks and keeps the promise in
  * the stream's want; this file maps lower events to the upper ones a
- * stalled SSL call waits for (lower_event). TLS keeps no pending output of
- * its own: records leave through the BIO, and OpenSSL keeps what the lower
- * stream did not take (partial writes, moving buffers, released buffers).
+ * stalled SSL call waits for (lower_event).
+ *
+ * The records of a write leave together: tls_write encrypts up to
+ * WH_TLS_BATCH_RECORDS full records into one buffer shared by the worker
+ * and writes them below in one call, as a socket takes 64 KiB as cheaply
+ * as 16. What the lower stream does not take waits in the filter's out
+ * (the base writes it first when the lower stream is writable again), and
+ * tls_write takes nothing more until it is out, so a stream holds at most
+ * one batch beyond what OpenSSL holds. Outside a batch (a write of one
+ * record, the handshake, whose flight OpenSSL writes in one piece, what a
+ * read answers, such as a key update) records go straight below, and with
+ * bytes waiting the BIO asks OpenSSL to retry: a peer that does not read
+ * cannot make this stream keep more. close_notify joins the queue, after
+ * the last record.
  */
 #include "wh_tls.h"
 #include "wh_filter.h"
@@ -26,6 +37,7 @@
 
 typedef struct {
     wh_filter_t f;
+    wh_outbuf_t out;        /* records of a batch the lower stream did not take */
     SSL *ssl;
     uint8_t read_on;        /* lower events a stalled read (or handshake) waits for */
     uint8_t write_on;       /* lower events a stalled write waits for */
@@ -34,15 +46,56 @@ typedef struct {
 
 #define tls_of(s) wh_container_of(s, wh_tls_stream_t, f.s)
 
+/* the largest record OpenSSL writes, and how many a batch holds: a relay
+ * chunk of 64 KiB is four */
+#define WH_TLS_RECORD_MAX       (SSL3_RT_HEADER_LENGTH + SSL3_RT_MAX_ENCRYPTED_LENGTH)
+#define WH_TLS_BATCH_RECORDS    4
+
 static BIO_METHOD *bio_method;
+
+/* The batch being written: one at a time in a worker, so one buffer. */
+static struct {
+    wh_tls_stream_t *ts;        /* whose records these are; NULL: no batch */
+    size_t len;
+    uint8_t data[WH_TLS_BATCH_RECORDS * WH_TLS_RECORD_MAX];
+} batch;
+
+/* Ends the batch: writes it below, after what waits; the rest waits. */
+static int
+batch_end(void)
+{
+    wh_tls_stream_t *ts = batch.ts;
+    size_t len = batch.len;
+
+    batch.ts = NULL;
+    batch.len = 0;
+    if (len > 0 && wh_outbuf_send(&ts->out, ts->f.lower, batch.data, len) != WH_OK) {
+        ts->f.s.err = ts->f.lower->err;
+        return WH_ERROR;
+    }
+    return WH_OK;
+}
 
 static int
 bio_write(BIO *b, const char *buf, int len)
 {
-    wh_stream_t *lower = BIO_get_data(b);
-    ssize_t n = wh_stream_write(lower, buf, len);
+    wh_tls_stream_t *ts = BIO_get_data(b);
+    ssize_t n;
 
     BIO_clear_retry_flags(b);
+    if (batch.ts == ts) {
+        if (batch.len + len > sizeof(batch.data)) {
+            if (batch_end() != WH_OK) return -1;
+            batch.ts = ts;
+        }
+        if ((size_t) len > sizeof(batch.data)) {
+            return wh_filter_send(&ts->f, buf, len) == WH_OK ? len : -1;
+        }
+        memcpy(batch.data + batch.len, buf, len);
+        batch.len += len;
+        return len;
+    }
+    n = wh_outbuf_empty(&ts->out) ? wh_stream_write(ts->f.lower, buf, len) : WH_AGAIN;
     if (n == WH_AGAIN) {
         BIO_set_retry_write(b);
         return -1;
@@ -53,8 +106,8 @@ bio_write(BIO *b, const char *buf, int len)
 static int
 bio_read(BIO *b, char *buf, int len)
 {
-    wh_stream_t *lower = BIO_get_data(b);
-    ssize_t n = wh_stream_read(lower, buf, len);
+    wh_tls_stream_t *ts = BIO_get_data(b);
+    ssize_t n = wh_stream_read(ts->f.lower, buf, len);
 
     BIO_clear_retry_flags(b);
     if (n == WH_AGAIN) {
@@ -224,27 +277,50 @@ tls_read(wh_stream_t *s, void *buf, size_t size)
     }
 }
 
+/* Encrypts into the batch until buf is in or the batch is full, and writes
+ * the batch below in one call (see the top of the file); a write of one
+ * record goes below as OpenSSL makes it. With SSL_MODE_ENABLE_PARTIAL_WRITE
+ * one SSL_write makes one record. */
 static ssize_t
 tls_write(wh_stream_t *s, const void *buf, size_t size)
 {
     wh_tls_stream_t *ts = tls_of(s);
-    ssize_t rc;
+    size_t total = 0;
+    ssize_t rc = 1;         /* positive: nothing stopped the loop */
     uint8_t on = 0;
 
     if (s->err) return WH_ERROR;
-    rc = ssl_result(ts, SSL_write(ts->ssl, buf, (int) wh_min(size, (size_t) INT32_MAX)), &on);
-    if (rc == WH_AGAIN) {
-        ts->write_on = on;
-        wh_filter_await(&ts->f, WH_EV_WRITE, on);
+    switch (wh_filter_flush(&ts->f)) {
+    case WH_AGAIN:
+        ts->write_on |= WH_EV_WRITE;
+        return WH_AGAIN;
+    case WH_ERROR:
+        return WH_ERROR;
+    }
+    size = wh_min(size, (size_t) INT32_MAX);
+    /* one record goes straight below: in a batch it would only be copied */
+    if (size > SSL3_RT_MAX_PLAIN_LENGTH) batch.ts = ts;
+    while (total < size && batch.len + WH_TLS_RECORD_MAX <= sizeof(batch.data)) {
+        rc = ssl_result(ts, SSL_write(ts->ssl, (const uint8_t *) buf + total,
+                                      (int) (size - total)), &on);
+        if (rc <= 0) break;
+        total += rc;
+    }
+    if (batch.ts != NULL && batch_end() != WH_OK) {
+        rc = WH_ERROR;
     } else if (rc == 0) {
         s->err = wh_err_closed;
         rc = WH_ERROR;
-    } else if ((size_t) rc < size) {
-        /* partial: the record went out, the next may not; ask to be told */
-        ts->write_on = WH_EV_WRITE;
-        wh_filter_await(&ts->f, WH_EV_WRITE, WH_EV_WRITE);
     }
-    return rc;
+    if (rc == WH_AGAIN || !wh_outbuf_empty(&ts->out)) {
+        /* the lower stream promised on_writable */
+        ts->write_on = (rc == WH_AGAIN ? on : 0) | (wh_outbuf_empty(&ts->out) ? 0 : WH_EV_WRITE);
+        wh_filter_await(&ts->f, WH_EV_WRITE, ts->write_on);
+    }
+    if (total == 0) return rc;
+    /* what stopped us is seen again on the next call */
+    if (rc == WH_ERROR) s->err = NULL;
+    return total;
 }
 
 static int
@@ -252,9 +328,12 @@ tls_shutdown_write(wh_stream_t *s)
 {
     wh_tls_stream_t *ts = tls_of(s);
 
-    /* close_notify, best effort: the FIN below ends the stream anyway */
+    /* close_notify, best effort: the FIN below ends the stream anyway; it
+     * goes after the records that wait */
+    batch.ts = ts;
     SSL_shutdown(ts->ssl);
     ERR_clear_error();
+    if (batch_end() != WH_OK) return WH_ERROR;
     return wh_filter_shutdown(&ts->f);
 }
 
@@ -274,8 +353,7 @@ tls_release(wh_filter_t *f)
     SSL_free(wh_container_of(f, wh_tls_stream_t, f)->ssl);
 }
 
-/* Records leave through the BIO at once: what the peer lacks is below (the
- * base's flow, with no pending output). */
+/* What a batch left waits in out, written first by the base. */
 static const wh_filter_ops_t tls_ops = {
     .stream = {
         .name = "tls",
@@ -287,6 +365,7 @@ static const wh_filter_ops_t tls_ops = {
         .flow = wh_filter_flow,
         .destroy = wh_filter_destroy,
     },
+    .out = offsetof(wh_tls_stream_t, out),
     .lower_event = tls_lower_event,
     .release = tls_release,
 };
@@ -307,7 +386,7 @@ wh_tls_server(wh_stream_t *lower, wh_tls_conf_t *tls)
         return NULL;
     }
     ts->ssl = ssl;
-    BIO_set_data(bio, lower);
+    BIO_set_data(bio, ts);
     BIO_set_init(bio, 1);
     SSL_set_bio(ssl, bio, bio);
     SSL_set_accept_state(ssl);

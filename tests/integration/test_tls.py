@@ -862,3 +862,78 @@ def test_bad_clients_beside_a_good_transfer(wharf, upstream, pki):
     assert w.workers() == workers, "workers changed (crash?): %s -> %s\n%s" % (
         workers, w.workers(), w.log()[-3000:])
     assert "on signal" not in w.log(), w.log()[-3000:]
+
+
+# --------------------------------------------------------------------------
+# the write path: records leave in batches, and what a slow reader does not
+# take waits in the stream (see src/tls/wh_tls_stream.c)
+
+@pytest.mark.deadline(60)
+def test_slow_reader_download_exact_then_close_notify(wharf, upstream, pki):
+    size = 12 * MiB
+    data = random.Random(17).randbytes(size)
+
+    def source(conn, rec):
+        while len(rec.setdefault("got", b"")) < 2:
+            rec["got"] += conn.recv(2)
+        conn.sendall(data)
+        conn.close()
+
+    up = upstream(handler=source)
+    w, addr = start_tls(wharf, [cert_entry(pki["a"])], upstream=up.spec)
+    c = TLSClient(addr, sni="a.example")
+    c.send(b"go")
+    got = bytearray()
+    closed = False
+    deadline = time.monotonic() + 40
+    # stalls first, so the socket fills and records wait in the stream, then
+    # reads in small steps with pauses: the last records wait there too
+    time.sleep(1.0)
+    while time.monotonic() < deadline:
+        c._io(True, 0.2)
+        if not c._read_plain(got, limit=32768):
+            closed = True
+            break
+        if c.eof:
+            break
+        time.sleep(0.002)
+    c.close()
+    assert len(got) == size and hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), \
+        "%d of %d bytes, equal prefix: %s" % (len(got), size, data[:len(got)] == got)
+    # close_notify came after the last record, not a bare FIN
+    assert closed, "the stream ended without close_notify"
+    w.wait_stat("tls", "active", lambda v: v == 0, timeout=5)
+
+
+@pytest.mark.deadline(60)
+def test_many_idle_streams_resume_exact(wharf, upstream, pki):
+    up = upstream("echo")
+    w, addr = start_tls(wharf, [cert_entry(pki["a"])], upstream=up.spec)
+    n = 150
+    clients = []
+    try:
+        for i in range(n):
+            c = TLSClient(addr, sni="a.example")
+            assert c.echo(b"%d" % i, timeout=10) == b"%d" % i
+            clients.append(c)
+        time.sleep(0.5)
+        # every stream idle; then all move data at once, interleaved in the
+        # worker, each one's bytes its own
+        payloads = [random.Random(i).randbytes(48 * 1024 + i * 97) for i in range(n)]
+        for c, p in zip(clients, payloads):
+            c.send(p)
+        for i, (c, p) in enumerate(zip(clients, payloads)):
+            got = bytearray()
+            deadline = time.monotonic() + 20
+            while len(got) < len(p) and not c.eof and time.monotonic() < deadline:
+                c._io(True, 0.2)
+                if not c._read_plain(got):
+                    break
+            assert bytes(got) == p, "stream %d: %d of %d bytes, equal prefix: %s" % (
+                i, len(got), len(p), p[:len(got)] == bytes(got))
+    finally:
+        for c in clients:
+            c.close()
+    w.wait_stat("tls", "active", lambda v: v == 0, timeout=10)
+    st = stats_of(w)
+    assert st["bad_input"] == 0, st
