@@ -919,7 +919,7 @@ bind_tcp(wh_listener_t *ls)
 int
 wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
 {
-    int i, lock, unix_path;
+    int i, lock, local;
     char text[128];
 
     for (i = 0; i < c->nlisteners; i++) {
@@ -928,18 +928,22 @@ wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
         if (ls->addr.len == 0) {
             continue;       /* it takes only hand-offs */
         }
-        unix_path = wh_addr_unix_path(&ls->addr) != NULL;
+        /* a unix socket, a path or an abstract name, cannot be a
+         * SO_REUSEPORT group: one socket that every worker watches */
+        local = ls->addr.sa.ss_family == AF_UNIX;
         ls->fd = take_over(old, ls);
         if (ls->fd == -1) {
-            ls->fd = unix_path ? take_inherited(&ls->addr, &ls->lock_fd) : take_inherited_all(ls);
+            ls->fd = local ? take_inherited(&ls->addr, &ls->lock_fd) : take_inherited_all(ls);
         }
         if (ls->module->bind != NULL) {
             if (ls->module->bind(ls) != WH_OK) goto failed;
-        } else if (!unix_path) {
+        } else if (!local) {
             if (wh_listener_bind_each(ls, bind_tcp) != WH_OK) goto failed;
         } else if (ls->fd == -1) {
-            ls->lock_fd = lock_unix_path(&ls->addr, ls->addr_text);
-            if (ls->lock_fd == -1) goto failed;
+            if (wh_addr_unix_path(&ls->addr) != NULL) {
+                ls->lock_fd = lock_unix_path(&ls->addr, ls->addr_text);
+                if (ls->lock_fd == -1) goto failed;
+            }
             ls->fd = bind_stream(&ls->addr, ls->addr_text, ls->tcp_fast_open, ls->mark, 0);
             if (ls->fd == -1) goto failed;
         }

@@ -168,7 +168,9 @@ def test_abstract_unpadded(wharf, upstream):
     up = upstream("echo")
     name = abstract_name()
     addr = b"\0" + name.encode()
-    w = start_ds(wharf, [ds_listener("ds", up.spec, name, abstract=True, padding=False)], addr)
+    # two workers: an abstract name is one socket both watch (no SO_REUSEPORT group)
+    w = start_ds(wharf, [ds_listener("ds", up.spec, name, abstract=True, padding=False)], addr,
+                 conf={"worker_processes": 2})
     r = echo_ok(addr, os.urandom(200000))
     assert r["ok"], r["error"]
     assert try_connect(padded(name)) == errno.ECONNREFUSED, \
