@@ -45,4 +45,14 @@ extern const char wh_err_timeout[];      /* the peer did not answer in time */
 void *wh_xalloc(size_t size);
 char *wh_xstrdup(const char *s);
 
+/* A NUL-terminated text that grows as it is printed to (the /metrics
+ * answer, the environment of a binary upgrade); out of memory aborts, as
+ * wh_xalloc does. Starts as { NULL, 0, 0 }; the caller frees buf. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} wh_text_t;
+
+void wh_text_printf(wh_text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

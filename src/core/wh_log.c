@@ -59,6 +59,29 @@ wh_xstrdup(const char *s)
     return memcpy(wh_xalloc(n), s, n);
 }
 
+void
+wh_text_printf(wh_text_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t) n < t->cap - t->len) {
+            t->len += n;
+            return;
+        }
+        t->cap = t->cap * 2 + (n > 0 ? n : 0) + 256;
+        t->buf = realloc(t->buf, t->cap);
+        if (t->buf == NULL) {
+            wh_log(WH_LOG_EMERG, "out of memory allocating %zu bytes", t->cap);
+            abort();
+        }
+    }
+}
+
 int
 wh_log_level_parse(const char *name)
 {

@@ -17,7 +17,6 @@
 #include "wh_event.h"
 #include "wh_log.h"
 
-#include <stdarg.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,34 +35,6 @@ typedef struct {
 
 static ev_io accept_io;
 static int stats_fd = -1;
-
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} wh_text_t;
-
-static void
-text_printf(wh_text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-text_printf(wh_text_t *t, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && (size_t) n < t->cap - t->len) {
-            t->len += n;
-            return;
-        }
-        t->cap = t->cap * 2 + n + 256;
-        t->buf = realloc(t->buf, t->cap);
-        if (t->buf == NULL) abort();
-    }
-}
 
 /* A label value as the text format wants it: backslash, double quote and
  * line feed escaped (a tag or a member's unix path may hold any of them). */
@@ -202,7 +173,7 @@ upstream_row(const char *group, const char *member, const wh_stats_upstream_sum_
 static void
 family_head(wh_text_t *t, const char *name, const char *type, const char *help)
 {
-    text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    wh_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 static void
@@ -222,9 +193,9 @@ families(wh_text_t *t, const wh_family_t *f, size_t nf, const wh_rows_t *rows)
                 unsigned long long v = r->v[f->offset / sizeof(uint64_t) + k];
 
                 if (f->label == NULL) {
-                    text_printf(t, "%s{%s} %llu\n", f->name, r->labels, v);
+                    wh_text_printf(t, "%s{%s} %llu\n", f->name, r->labels, v);
                 } else {
-                    text_printf(t, "%s{%s,%s=\"%s\"} %llu\n", f->name, r->labels, f->label,
+                    wh_text_printf(t, "%s{%s,%s=\"%s\"} %llu\n", f->name, r->labels, f->label,
                                 f->values[k], v);
                 }
             }
@@ -242,25 +213,25 @@ master_families(wh_text_t *t)
 
     family_head(t, "wharf_build_info", "gauge", "Always 1: the version of wharf and of the "
                 "libraries it runs with, as labels.");
-    text_printf(t, "wharf_build_info{version=\"%s\",modules=\"%s\"", WH_VERSION,
+    wh_text_printf(t, "wharf_build_info{version=\"%s\",modules=\"%s\"", WH_VERSION,
                 WH_MODULE_NAMES);
     for (lib = wh_lib_versions(); lib->name != NULL; lib++) {
-        text_printf(t, ",%s=\"%s\"", lib->label,
+        wh_text_printf(t, ",%s=\"%s\"", lib->label,
                     label_value(lib->running ? lib->running : lib->built, v, sizeof(v)));
     }
-    text_printf(t, "} 1\n");
+    wh_text_printf(t, "} 1\n");
     family_head(t, "wharf_start_time_seconds", "gauge", "When the master started, in seconds "
                 "since the epoch.");
-    text_printf(t, "wharf_start_time_seconds %llu.%03llu\n",
+    wh_text_printf(t, "wharf_start_time_seconds %llu.%03llu\n",
                 (unsigned long long) m.start_ms / 1000, (unsigned long long) m.start_ms % 1000);
     family_head(t, "wharf_reloads_total", "counter", "Reloads that took effect.");
-    text_printf(t, "wharf_reloads_total %llu\n", (unsigned long long) m.reloads);
+    wh_text_printf(t, "wharf_reloads_total %llu\n", (unsigned long long) m.reloads);
     family_head(t, "wharf_reloads_failed_total", "counter", "Reloads refused (a bad "
                 "configuration or a failed bind): the running configuration stayed.");
-    text_printf(t, "wharf_reloads_failed_total %llu\n", (unsigned long long) m.reloads_failed);
+    wh_text_printf(t, "wharf_reloads_failed_total %llu\n", (unsigned long long) m.reloads_failed);
     family_head(t, "wharf_worker_restarts_total", "counter", "Workers that died unexpectedly "
                 "and were started again.");
-    text_printf(t, "wharf_worker_restarts_total %llu\n", (unsigned long long) m.worker_restarts);
+    wh_text_printf(t, "wharf_worker_restarts_total %llu\n", (unsigned long long) m.worker_restarts);
 }
 
 char *
@@ -321,12 +292,12 @@ respond(wh_stats_conn_t *sc)
 
     if (metrics) {
         body = wh_stats_prometheus(&body_len);
-        text_printf(&t, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+        wh_text_printf(&t, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
                         "Content-Length: %zu\r\nConnection: close\r\n\r\n%.*s",
                     body_len, (int) body_len, body);
         free(body);
     } else {
-        text_printf(&t, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
+        wh_text_printf(&t, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
                         "Content-Length: 10\r\nConnection: close\r\n\r\nnot found\n");
     }
     sc->out = t.buf;

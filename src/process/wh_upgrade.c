@@ -25,7 +25,6 @@
 
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <unistd.h>
 
 #define WH_UPGRADE_ENV "WHARF"
@@ -62,37 +61,6 @@ wh_upgrade_init(char *const *argv)
     }
 }
 
-typedef struct {
-    char *p;
-    size_t len, size;
-} wh_env_buf_t;
-
-static void
-add(wh_env_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-add(wh_env_buf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(b->p + b->len, b->size - b->len, fmt, ap);
-        va_end(ap);
-        if ((size_t) n < b->size - b->len) {
-            b->len += n;
-            return;
-        }
-        b->size = b->size * 2 + n;
-        b->p = realloc(b->p, b->size);
-        if (b->p == NULL) {
-            wh_log(WH_LOG_EMERG, "out of memory");
-            _exit(2);
-        }
-    }
-}
-
 /* In the child: the item's descriptor survives the exec. */
 static void
 keep(int fd)
@@ -103,7 +71,7 @@ keep(int fd)
 pid_t
 wh_upgrade_exec(wh_cycle_t *c, const wh_upgrade_mail_t *mail, int nmail, uint32_t serial)
 {
-    wh_env_buf_t env = { NULL, 0, 0 };
+    wh_text_t env = { NULL, 0, 0 };
     uint64_t seed;
     pid_t pid;
     int i, k, fd;
@@ -125,33 +93,33 @@ wh_upgrade_exec(wh_cycle_t *c, const wh_upgrade_mail_t *mail, int nmail, uint32_
         wh_listener_t *ls = &c->listeners[i];
 
         for (k = 0; k < ls->nfds; k++) {
-            add(&env, "%d;", ls->fds[k]);
+            wh_text_printf(&env, "%d;", ls->fds[k]);
             keep(ls->fds[k]);
         }
         if (ls->nfds == 0 && ls->fd != -1) {
-            add(&env, "%d;", ls->fd);
+            wh_text_printf(&env, "%d;", ls->fd);
             keep(ls->fd);
         }
         if (ls->lock_fd != -1 && ls->fd != -1) {
-            add(&env, "lock=%d:%d;", ls->lock_fd, ls->fd);
+            wh_text_printf(&env, "lock=%d:%d;", ls->lock_fd, ls->fd);
             keep(ls->lock_fd);
         }
     }
     if (c->stats_fd != -1) {
-        add(&env, "%d;", c->stats_fd);
+        wh_text_printf(&env, "%d;", c->stats_fd);
         keep(c->stats_fd);
     }
     fd = wh_udp_routes_export(&seed);
     if (fd != -1) {
-        add(&env, "routes=%d:%llx;", fd, (unsigned long long) seed);
+        wh_text_printf(&env, "routes=%d:%llx;", fd, (unsigned long long) seed);
         keep(fd);
     }
-    add(&env, "serial=%u;", serial);
+    wh_text_printf(&env, "serial=%u;", serial);
     for (i = 0; i < nmail; i++) {
-        add(&env, "mail=%u:%d;", mail[i].serial, mail[i].fd);
+        wh_text_printf(&env, "mail=%u:%d;", mail[i].serial, mail[i].fd);
         keep(mail[i].fd);
     }
-    setenv(WH_UPGRADE_ENV, env.p, 1);
+    setenv(WH_UPGRADE_ENV, env.buf, 1);
     execv(binary, saved_argv);
     wh_log(WH_LOG_ERROR, "execv() \"%s\" failed (%s): the old binary goes on", binary,
            strerror(errno));
