@@ -66,6 +66,99 @@ source_line(const char *file, int line, char *buf, size_t size)
     return found;
 }
 
+/*
+ * libconfig 1.5 opens an @include with fopen() and hands it to its flex
+ * scanner, which calls exit(2) when a read fails: a directory (also what an
+ * empty name or one cut short by a NUL byte names) would end the master, on
+ * a reload too, and a FIFO would block it. So every include, and theirs in
+ * turn, is looked at first, found where libconfig will look: the name after
+ * the configuration file's folder, any leading '/' dropped. The syntax is
+ * the scanner's: at a line's start, blanks, "@include", blanks, a string
+ * in which only \\ and \" are escapes; a NUL ends the name. A line in a
+ * block comment is taken too, which costs at most a refusal of a comment
+ * that names something other than a file. A name that is not there is
+ * refused here as well, with the path that was tried: libconfig says only
+ * "cannot open include file", and an absolute name is not where it looks.
+ */
+static int
+check_includes(wh_conf_t *cf, const char *dir, const char *file, int depth)
+{
+    char *text, *p, *end, *name, *path;
+    size_t len;
+    int line, rc;
+    struct stat st;
+    FILE *f;
+
+    f = fopen(file, "r");
+    if (f == NULL || fstat(fileno(f), &st) == -1 || !S_ISREG(st.st_mode)) {
+        if (f != NULL) {
+            fclose(f);
+        }
+        return WH_OK;       /* libconfig says what is wrong, in its words */
+    }
+    text = wh_xalloc(st.st_size + 1);
+    len = fread(text, 1, st.st_size, f);
+    fclose(f);
+    end = text + len;
+    name = wh_xalloc(len + 1);
+    rc = WH_OK;
+
+    for (p = text, line = 1; p < end && rc == WH_OK; line++) {
+        char *eol = memchr(p, '\n', end - p), *q = p, *o = name;
+        int at = line;
+
+        eol = eol ? eol + 1 : end;
+        while (q < end && (*q == ' ' || *q == '\t')) q++;
+        if ((size_t) (end - q) < 9 || memcmp(q, "@include", 8) != 0
+            || (q[8] != ' ' && q[8] != '\t'))
+        {
+            p = eol;
+            continue;
+        }
+        for (q += 8; q < end && (*q == ' ' || *q == '\t'); q++) { /* void */ }
+        if (q == end || *q != '"') {
+            p = eol;
+            continue;
+        }
+        for (q++; q < end && *q != '"'; q++) {
+            if (*q == '\\' && q + 1 < end && (q[1] == '\\' || q[1] == '"')) {
+                q++;
+            }
+            line += *q == '\n';
+            *o++ = *q;
+        }
+        *o = '\0';
+        if (q == end) {
+            break;          /* an unended string: libconfig's syntax error */
+        }
+        p = q + 1;
+
+        path = wh_xalloc(strlen(dir) + strlen(name) + 2);
+        sprintf(path, "%s/%s", dir, name[0] == '/' ? name + 1 : name);
+        if (stat(path, &st) == -1) {
+            wh_conf_error_at(cf, file, at, "@include \"%s\": stat() \"%s\" failed (%s)",
+                             name, path, strerror(errno));
+            rc = WH_ERROR;
+        } else if (!S_ISREG(st.st_mode)) {
+            wh_conf_error_at(cf, file, at, "@include \"%s\": \"%s\" is not a regular file",
+                             name, path);
+            rc = WH_ERROR;
+        } else if (depth > 10) {
+            /* libconfig's limit; stopping at it also keeps a file that
+             * includes itself twice from taking 2^10 reads */
+            wh_conf_error_at(cf, file, at, "@include \"%s\": includes nest more than 10 deep",
+                             name);
+            rc = WH_ERROR;
+        } else {
+            rc = check_includes(cf, dir, path, depth + 1);
+        }
+        free(path);
+    }
+    free(name);
+    free(text);
+    return rc;
+}
+
 int
 wh_conf_read(wh_conf_t *cf, config_t *cfg)
 {
@@ -83,8 +176,13 @@ wh_conf_read(wh_conf_t *cf, config_t *cfg)
         return WH_ERROR;
     }
     dir = wh_xstrdup(cf->file);
-    config_set_include_dir(cfg, dirname(dir));
+    p = dirname(dir);
+    config_set_include_dir(cfg, p);
+    err = check_includes(cf, p, cf->file, 1);
     free(dir);
+    if (err != WH_OK) {
+        return WH_ERROR;
+    }
     if (config_read_file(cfg, cf->file)) {
         return WH_OK;
     }

@@ -133,6 +133,37 @@ def test_reload_bad_config_keeps_old(wharf, upstream):
     assert r["ok"], "old listener after a refused reload: %s" % r["error"]
 
 
+@pytest.mark.deadline(90)
+@pytest.mark.parametrize("kind", ["directory", "empty", "nul", "fifo", "missing"])
+def test_reload_bad_include_keeps_old(wharf, upstream, kind):
+    """libconfig's scanner exits the process when an @include names
+    something it cannot read as a file (a directory, also what an empty or
+    NUL-cut name names), and blocks on a FIFO: each must be a refused
+    reload at file:line, never the end of the running master."""
+    up = upstream("echo")
+    w = wharf({"worker_processes": 1,
+               "listeners": [listener("t", up.spec, port=free_port())]})
+    before = w.workers()
+    folder = os.path.dirname(w.conf_path)
+    name = {"directory": "sub", "empty": "", "nul": "\0sub", "fifo": "pipe",
+            "missing": "/etc/wharf-none.conf"}[kind]
+    os.makedirs(os.path.join(folder, "sub"), exist_ok=True)
+    if kind == "fifo":
+        os.mkfifo(os.path.join(folder, "pipe"))
+    lines = w.conf_text.rstrip("\n").split("\n")
+    bad_text = "\n".join(lines + ['  @include "%s"' % name]) + "\n"
+    where = "in %s:%d" % (w.conf_path, len(lines) + 1)
+
+    w.reload(bad_text, expect_change=False)
+    assert wait_for(lambda: where in w.log(), 5), \
+        "error log lacks %r after a bad reload:\n%s" % (where, w.log()[-3000:])
+    time.sleep(0.5)
+    assert w.alive(), "the master ended on an @include of a %s" % kind
+    assert w.workers() == before, "workers changed after a refused reload"
+    r = echo_roundtrip(w.addr("t"), os.urandom(100000))
+    assert r["ok"], "old listener after a refused reload: %s" % r["error"]
+
+
 @pytest.mark.deadline(60)
 def test_listener_never_refuses_during_reload(wharf, upstream):
     up = upstream("echo")
