@@ -67,6 +67,7 @@ typedef struct {
     unsigned eof:1;             /* the source ended */
     unsigned shut:1;            /* the destination was told */
     unsigned bulk:1;            /* a read filled the scratch buffer: splice from now on */
+    unsigned armed:1;           /* the source is waited on: a read would find nothing */
 } wh_relay_dir_t;
 
 /* Only a stream whose upstream ended pays for this. */
@@ -462,6 +463,7 @@ pump_copy(wh_relay_t *r, int d, wh_stream_t *src, wh_stream_t *dst)
         return KEEP_GOING;
     }
 
+    if (dir->armed) return WH_AGAIN;
     n = wh_stream_read(src, scratch, sizeof(scratch));
     if (n == WH_AGAIN) return WH_AGAIN;
     if (n < 0) return side_error(r, src);
@@ -576,7 +578,10 @@ connected(wh_relay_t *r)
 static void
 client_readable(wh_stream_t *s)
 {
-    run(s->data, UP);
+    wh_relay_t *r = s->data;
+
+    r->dir[UP].armed = 0;
+    run(r, UP);
 }
 
 static void
@@ -760,6 +765,15 @@ wh_relay_start(wh_live_t *live, const wh_dest_t *dest, wh_stream_t *client,
         wh_log_ctx(WH_LOG_ERROR, relay_ctx(r, &ctx, 0), "out of memory for a relay buffer");
         relay_close(r, WH_CLOSE_ERROR);
         return;
+    }
+    /* A client whose bytes are all in its socket is waited on from here,
+     * so the first pump after the connect does not read it for nothing,
+     * and a handshake that has just stopped waiting on it hands the wait
+     * on within this callback: for libev no change, where waiting anew
+     * after the connect cost an epoll_ctl(2) that failed (EEXIST). */
+    if (wh_stream_splice_fd(client) != -1) {
+        r->dir[UP].armed = 1;
+        wh_stream_wait(client, WH_EV_READ);
     }
     connect_next(r);
 }
