@@ -512,10 +512,11 @@ pump(wh_relay_t *r, int d)
         if (dir->eof && dir->stash_len == 0 && dir->in_pipe == 0) {
             if (dir->shut) return KEEP_GOING;
             dir->shut = 1;
-            /* an upstream is a socket, which the close about to come ends
-             * as a shutdown would: one call less on every stream the
-             * client ends last */
-            if ((d == DOWN || !finished(&r->dir[DOWN]))
+            /* when the other direction is over, the close about to come
+             * ends a socket as a shutdown would: one call less on every
+             * stream. An upstream is a socket; a client above one (TLS, a
+             * websocket, an HTTP/2 stream) has its own end to send. */
+            if ((!finished(&r->dir[!d]) || (d == DOWN && wh_stream_splice_fd(dst) == -1))
                 && wh_stream_shutdown_write(dst) != WH_OK)
             {
                 return side_error(r, dst);
