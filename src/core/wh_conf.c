@@ -131,7 +131,9 @@ check_includes(wh_conf_t *cf, const char *dir, const char *file, int depth)
         if (q == end) {
             break;          /* an unended string: libconfig's syntax error */
         }
-        p = q + 1;
+        /* no other include starts on this line: "@include" must begin one */
+        eol = memchr(q, '\n', end - q);
+        p = eol ? eol + 1 : end;
 
         path = wh_xalloc(strlen(dir) + strlen(name) + 2);
         sprintf(path, "%s/%s", dir, name[0] == '/' ? name + 1 : name);

@@ -150,7 +150,11 @@ def test_reload_bad_include_keeps_old(wharf, upstream, kind):
     os.makedirs(os.path.join(folder, "sub"), exist_ok=True)
     if kind == "fifo":
         os.mkfifo(os.path.join(folder, "pipe"))
-    lines = w.conf_text.rstrip("\n").split("\n")
+    with open(os.path.join(folder, "empty.conf"), "w"):
+        pass
+    # a good include first, so that the line the error names is counted
+    # across an include
+    lines = w.conf_text.rstrip("\n").split("\n") + ['@include "empty.conf"']
     bad_text = "\n".join(lines + ['  @include "%s"' % name]) + "\n"
     where = "in %s:%d" % (w.conf_path, len(lines) + 1)
 
