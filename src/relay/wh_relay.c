@@ -67,7 +67,6 @@ typedef struct {
     unsigned eof:1;             /* the source ended */
     unsigned shut:1;            /* the destination was told */
     unsigned bulk:1;            /* a read filled the scratch buffer: splice from now on */
-    unsigned armed:1;           /* the source is waited on: a read would find nothing */
 } wh_relay_dir_t;
 
 /* Only a stream whose upstream ended pays for this. */
@@ -463,7 +462,6 @@ pump_copy(wh_relay_t *r, int d, wh_stream_t *src, wh_stream_t *dst)
         return KEEP_GOING;
     }
 
-    if (dir->armed) return WH_AGAIN;
     n = wh_stream_read(src, scratch, sizeof(scratch));
     if (n == WH_AGAIN) return WH_AGAIN;
     if (n < 0) return side_error(r, src);
@@ -579,10 +577,7 @@ connected(wh_relay_t *r)
 static void
 client_readable(wh_stream_t *s)
 {
-    wh_relay_t *r = s->data;
-
-    r->dir[UP].armed = 0;
-    run(r, UP);
+    run(s->data, UP);
 }
 
 static void
@@ -767,13 +762,13 @@ wh_relay_start(wh_live_t *live, const wh_dest_t *dest, wh_stream_t *client,
         relay_close(r, WH_CLOSE_ERROR);
         return;
     }
-    /* A client whose bytes are all in its socket is waited on from here,
-     * so the first pump after the connect does not read it for nothing,
-     * and a handshake that has just stopped waiting on it hands the wait
-     * on within this callback: for libev no change, where waiting anew
-     * after the connect cost an epoll_ctl(2) that failed (EEXIST). */
+    /* A client whose bytes are all in its socket is waited on from here:
+     * a handshake that has just stopped waiting on it hands the wait on
+     * within this callback, for libev no change, where waiting anew after
+     * the connect cost an epoll_ctl(2) that failed (EEXIST). Whether the
+     * first pump after the connect reads it for nothing is the socket
+     * stream's to know (its last read was short). */
     if (wh_stream_splice_fd(client) != -1) {
-        r->dir[UP].armed = 1;
         wh_stream_wait(client, WH_EV_READ);
     }
     connect_next(r);
