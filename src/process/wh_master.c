@@ -440,8 +440,10 @@ reload(void)
     wh_cycle_free(cycle);
     cycle = c;
 
-    restart_workers();
+    /* counted before the new workers start: they serve /metrics, and one
+     * that answers before the count would show the reload as not done */
     wh_stats_add(wh_stats_master()->reloads, 1);
+    restart_workers();
     wh_log(WH_LOG_INFO, "reconfigured: %d listeners, %d workers", cycle->nlisteners,
            cycle->worker_processes);
 }
