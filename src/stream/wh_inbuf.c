@@ -24,12 +24,9 @@ static struct {
 static int pool_n;
 static size_t pool_bytes;
 
-int
-wh_inbuf_append(wh_inbuf_t *ib, const void *p, size_t n)
+uint8_t *
+wh_inbuf_reserve(wh_inbuf_t *ib, size_t n, size_t *room)
 {
-    if (n == 0) {
-        return WH_OK;
-    }
     if (ib->data == NULL && pool_n > 0) {
         pool_n--;
         ib->data = pool[pool_n].data;
@@ -46,16 +43,44 @@ wh_inbuf_append(wh_inbuf_t *ib, const void *p, size_t n)
             ib->pos = 0;
         }
         while (cap < ib->len + n) cap *= 2;
-        d = realloc(ib->data, cap);
-        if (d == NULL) {
-            return WH_ERROR;
+        if (ib->len + n > ib->cap) {
+            d = realloc(ib->data, cap);
+            if (d == NULL) {
+                return NULL;
+            }
+            ib->data = d;
+            ib->cap = cap;
         }
-        ib->data = d;
-        ib->cap = cap;
     }
-    memcpy(ib->data + ib->len, p, n);
+    *room = ib->cap - ib->len;
+    return ib->data + ib->len;
+}
+
+int
+wh_inbuf_append(wh_inbuf_t *ib, const void *p, size_t n)
+{
+    size_t room;
+    uint8_t *tail;
+
+    if (n == 0) {
+        return WH_OK;
+    }
+    tail = wh_inbuf_reserve(ib, n, &room);
+    if (tail == NULL) {
+        return WH_ERROR;
+    }
+    memcpy(tail, p, n);
     ib->len += n;
     return WH_OK;
+}
+
+void
+wh_inbuf_drop(wh_inbuf_t *ib, size_t n)
+{
+    ib->pos += n;
+    if (ib->pos == ib->len) {
+        wh_inbuf_free(ib);      /* an idle stream holds no buffer */
+    }
 }
 
 int
@@ -80,10 +105,7 @@ wh_inbuf_read(wh_inbuf_t *ib, void *buf, size_t size)
     size_t n = wh_min(wh_inbuf_size(ib), size);
 
     memcpy(buf, ib->data + ib->pos, n);
-    ib->pos += n;
-    if (ib->pos == ib->len) {
-        wh_inbuf_free(ib);      /* an idle stream holds no buffer */
-    }
+    wh_inbuf_drop(ib, n);
     return n;
 }
 

@@ -35,6 +35,14 @@ int wh_inbuf_append(wh_inbuf_t *ib, const void *p, size_t n);
  * ahead (early data, a body read with its head). WH_OK, or WH_ERROR. */
 int wh_inbuf_set(wh_inbuf_t *ib, const void *p, size_t n);
 
+/* Room for at least n more bytes at the tail (from the pool, or grown):
+ * where to put them, and in *room how many fit; the caller adds what it
+ * put to len. NULL without memory. */
+uint8_t *wh_inbuf_reserve(wh_inbuf_t *ib, size_t n, size_t *room);
+
+/* Forgets the first n bytes; the memory goes once all are. */
+void wh_inbuf_drop(wh_inbuf_t *ib, size_t n);
+
 /* Moves up to size bytes to buf; the memory goes once all is read. */
 size_t wh_inbuf_read(wh_inbuf_t *ib, void *buf, size_t size);
 

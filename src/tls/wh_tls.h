@@ -41,6 +41,11 @@ int wh_tls_ncerts(const wh_tls_conf_t *tls);
 int wh_tls_cert_pem(const wh_tls_conf_t *tls, int i, char **cert, char **key);
 const unsigned char *wh_tls_alpn_list(const wh_tls_conf_t *tls, size_t *len);
 
+/* The key log callback through which a stream takes its TLS 1.3 traffic
+ * secrets (set by wh_tls_conf.c where no tickets follow the handshake). */
+struct ssl_st;
+void wh_tls_keylog(const struct ssl_st *ssl, const char *line);
+
 /* The listener's SSL_CTX (for wh_tls_stream.c). */
 struct ssl_ctx_st *wh_tls_ctx(wh_tls_conf_t *tls);
 

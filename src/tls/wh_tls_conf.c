@@ -530,10 +530,13 @@ wh_tls_parse(wh_conf_t *cf, const config_setting_t *tls, const config_setting_t 
     if (!resumption) {
         SSL_CTX_set_options(t->ctx, SSL_OP_NO_TICKET);
         SSL_CTX_set_num_tickets(t->ctx, 0);
+        /* nothing OpenSSL writes after the handshake: a TLS 1.3 stream
+         * can take its records over (wh_tls_stream.c) */
+        SSL_CTX_set_keylog_callback(t->ctx, wh_tls_keylog);
     }
     SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
-    /* whole socket reads instead of a 5-byte header and then the record */
-    SSL_CTX_set_read_ahead(t->ctx, 1);
+    /* no read-ahead: the stream reads ahead below OpenSSL instead, so that
+     * OpenSSL stops at the end of the handshake (wh_tls_stream.c) */
     SSL_CTX_set_cert_cb(t->ctx, cert_cb, t);
     SSL_CTX_set_alpn_select_cb(t->ctx, alpn_select, t);
     SSL_CTX_set_ex_data(t->ctx, conf_index, t);

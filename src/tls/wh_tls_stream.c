@@ -27,8 +27,18 @@
  * bytes waiting the BIO asks OpenSSL to retry: a peer that does not read
  * cannot make this stream keep more. close_notify joins the queue, after
  * the last record.
+ *
+ * After a TLS 1.3 handshake the records are this stream's own (wh_tls13.h):
+ * the key log callback hands over the traffic secrets, the SSL object is
+ * freed, and what an idle stream keeps is its two keyed ciphers. For that
+ * handover OpenSSL must not have read past the client's Finished, so it
+ * reads without read-ahead, a header and then a body, from the bytes this
+ * stream read below in one call (in): what is left there when the
+ * handshake ends are the first records of the session. The SNI and ALPN
+ * OpenSSL agreed are kept (names); the version can only be TLSv1.3.
  */
 #include "wh_tls.h"
+#include "wh_tls13.h"
 #include "wh_filter.h"
 #include "wh_log.h"
 
@@ -38,9 +48,17 @@
 typedef struct {
     wh_filter_t f;
     wh_outbuf_t out;        /* records of a batch the lower stream did not take */
-    SSL *ssl;
+    wh_inbuf_t in;          /* bytes read below, not yet opened */
+    SSL *ssl;               /* NULL once the records are this stream's own */
+    wh_tls13_t rec;         /* their keys, then */
+    char *names;            /* then: the SNI, a NUL, the ALPN protocol */
+    uint16_t plain;         /* an opened record's content waiting at in's start */
+    uint16_t skip;          /* and the bytes after it to drop once it is read */
     uint8_t read_on;        /* lower events a stalled read (or handshake) waits for */
     uint8_t write_on;       /* lower events a stalled write waits for */
+    uint8_t secrets;        /* the traffic secrets the key log gave: 1 client's, 2 server's */
+    uint8_t eof: 1;         /* the peer's close_notify (or FIN) is read */
+    uint8_t broken: 1;      /* a record failed after bytes were returned */
     unsigned long error;    /* OpenSSL error code of the failure */
 } wh_tls_stream_t;
 
@@ -50,6 +68,8 @@ typedef struct {
  * chunk of 64 KiB is four */
 #define WH_TLS_RECORD_MAX       (SSL3_RT_HEADER_LENGTH + SSL3_RT_MAX_ENCRYPTED_LENGTH)
 #define WH_TLS_BATCH_RECORDS    4
+/* what one read below asks room for: two of the longest records */
+#define WH_TLS_READ_ROOM        (2 * WH_TLS13_MAX_RECORD)
 
 static BIO_METHOD *bio_method;
 
@@ -103,18 +123,45 @@ bio_write(BIO *b, const char *buf, int len)
     return n < 0 ? -1 : (int) n;
 }
 
+/* Reads below into in, as much as fits: the count, 0 at EOF, WH_AGAIN or
+ * WH_ERROR (from below, or without memory). */
+static ssize_t
+in_fill(wh_tls_stream_t *ts)
+{
+    size_t room;
+    uint8_t *tail = wh_inbuf_reserve(&ts->in, WH_TLS_READ_ROOM, &room);
+    ssize_t n;
+
+    if (tail == NULL) {
+        ts->f.lower->err = wh_err_io;
+        return WH_ERROR;
+    }
+    n = wh_stream_read(ts->f.lower, tail, room);
+    if (n > 0) {
+        ts->in.len += (uint32_t) n;
+    } else if (wh_inbuf_size(&ts->in) == 0) {
+        wh_inbuf_free(&ts->in);     /* an idle stream holds no buffer */
+    }
+    return n;
+}
+
+/* OpenSSL reads without read-ahead (see the top of the file) */
 static int
 bio_read(BIO *b, char *buf, int len)
 {
     wh_tls_stream_t *ts = BIO_get_data(b);
-    ssize_t n = wh_stream_read(ts->f.lower, buf, len);
+    ssize_t n;
 
     BIO_clear_retry_flags(b);
-    if (n == WH_AGAIN) {
-        BIO_set_retry_read(b);
-        return -1;
+    if (wh_inbuf_size(&ts->in) == 0) {
+        n = in_fill(ts);
+        if (n == WH_AGAIN) {
+            BIO_set_retry_read(b);
+            return -1;
+        }
+        if (n <= 0) return n < 0 ? -1 : 0;
     }
-    return n < 0 ? -1 : (int) n;
+    return (int) wh_inbuf_read(&ts->in, buf, (size_t) len);
 }
 
 static long
@@ -187,6 +234,67 @@ tls_lower_event(wh_filter_t *f, int ev)
     return up;
 }
 
+void
+wh_tls_keylog(const SSL *ssl, const char *line)
+{
+    wh_tls_stream_t *ts = SSL_get_app_data(ssl);
+    const char *hex;
+    uint8_t *secret, bit;
+    long len;
+
+    if (ts == NULL) return;
+    if (strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0) {
+        secret = ts->rec.rx.secret;
+        bit = 1;
+    } else if (strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0) {
+        secret = ts->rec.tx.secret;
+        bit = 2;
+    } else {
+        return;
+    }
+    hex = strchr(line + 24, ' ');       /* after the client random */
+    if (hex != NULL && (len = (long) strlen(hex + 1)) > 0 && len <= 2 * WH_TLS13_SECRET_MAX
+        && OPENSSL_hexstr2buf_ex(secret, WH_TLS13_SECRET_MAX, NULL, hex + 1, '\0') == 1)
+    {
+        ts->secrets |= bit;
+    }
+}
+
+/* Takes the records over from OpenSSL where a TLS 1.3 session allows it
+ * (see the top of the file); otherwise OpenSSL keeps them. */
+static void
+own_records(wh_tls_stream_t *ts)
+{
+    SSL *ssl = ts->ssl;
+    const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+    const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    const unsigned char *alpn;
+    unsigned int alen;
+    size_t slen;
+    int suite;
+
+    if (ts->secrets != 3 || SSL_version(ssl) != TLS1_3_VERSION || SSL_has_pending(ssl)
+        || c == NULL || (suite = wh_tls13_suite(SSL_CIPHER_get_protocol_id(c))) < 0)
+    {
+        return;
+    }
+    SSL_get0_alpn_selected(ssl, &alpn, &alen);
+    if (sni == NULL) sni = "";
+    slen = strlen(sni);
+    ts->names = malloc(slen + 1 + alen + 1);
+    if (ts->names == NULL) return;
+    if (wh_tls13_init(&ts->rec, suite) != WH_OK) {
+        free(ts->names);
+        ts->names = NULL;
+        return;
+    }
+    memcpy(ts->names, sni, slen + 1);
+    memcpy(ts->names + slen + 1, alpn ? (const char *) alpn : "", alen);
+    ts->names[slen + 1 + alen] = '\0';
+    SSL_free(ssl);
+    ts->ssl = NULL;
+}
+
 int
 wh_tls_handshake(wh_stream_t *s)
 {
@@ -204,6 +312,7 @@ wh_tls_handshake(wh_stream_t *s)
         if (s->err == NULL) s->err = wh_err_closed;
         return WH_ERROR;
     }
+    own_records(ts);
     return WH_OK;
 }
 
@@ -211,7 +320,7 @@ const char *
 wh_tls_error(wh_stream_t *s)
 {
     wh_tls_stream_t *ts = tls_of(s);
-    const char *r = ts->error ? ERR_reason_error_string(ts->error) : NULL;
+    const char *r = ts->error ? ERR_reason_error_string(ts->error) : ts->rec.reason;
 
     return r ? r : (s->err ? s->err : "closed");
 }
@@ -224,6 +333,7 @@ wh_tls_alpn(wh_stream_t *s)
     unsigned int len;
     static char buf[256];
 
+    if (ts->ssl == NULL) return ts->names + strlen(ts->names) + 1;
     SSL_get0_alpn_selected(ts->ssl, &p, &len);
     memcpy(buf, p ? (const char *) p : "", len);
     buf[len] = '\0';
@@ -233,15 +343,147 @@ wh_tls_alpn(wh_stream_t *s)
 const char *
 wh_tls_servername(wh_stream_t *s)
 {
-    const char *name = SSL_get_servername(tls_of(s)->ssl, TLSEXT_NAMETYPE_host_name);
+    wh_tls_stream_t *ts = tls_of(s);
+    const char *name;
 
+    if (ts->ssl == NULL) return ts->names;
+    name = SSL_get_servername(ts->ssl, TLSEXT_NAMETYPE_host_name);
     return name != NULL ? name : "";
 }
 
 const char *
 wh_tls_version(wh_stream_t *s)
 {
-    return SSL_get_version(tls_of(s)->ssl);
+    wh_tls_stream_t *ts = tls_of(s);
+
+    return ts->ssl != NULL ? SSL_get_version(ts->ssl) : "TLSv1.3";
+}
+
+/* A record that failed: WH_ERROR now, or after the bytes already opened. */
+static ssize_t
+rec_fail(wh_tls_stream_t *ts, size_t total)
+{
+    if (total > 0) {
+        ts->broken = 1;
+        return (ssize_t) total;
+    }
+    ts->f.s.err = wh_err_bad_input;
+    return WH_ERROR;
+}
+
+/* Opens records into buf, as many as are in and fit, reading below once
+ * when none is whole. A record longer than what buf has left is opened
+ * where it lies and read from there (plain). */
+static ssize_t
+rec_read(wh_tls_stream_t *ts, uint8_t *buf, size_t size)
+{
+    size_t total = 0, have, n;
+    uint8_t *p, *to, type, answer[WH_TLS13_KEY_UPDATE_LEN];
+    ssize_t len, rc;
+    int ctl;
+
+    if (ts->broken) return rec_fail(ts, 0);
+    for (;;) {
+        if (ts->plain > 0) {
+            n = wh_min((size_t) ts->plain, size - total);
+            memcpy(buf + total, ts->in.data + ts->in.pos, n);
+            total += n;
+            ts->plain -= (uint16_t) n;
+            if (ts->plain == 0) {
+                n += ts->skip;
+                ts->skip = 0;
+            }
+            wh_inbuf_drop(&ts->in, n);
+            if (total == size) return (ssize_t) total;
+            continue;
+        }
+        if (ts->eof) return (ssize_t) total;
+        have = wh_inbuf_size(&ts->in);
+        p = ts->in.data + ts->in.pos;
+        len = have > 0 ? wh_tls13_record_len(&ts->rec, p, have) : 0;
+        if (len < 0) return rec_fail(ts, total);
+        if (len == 0 || (size_t) len > have) {
+            if (total > 0) return (ssize_t) total;
+            rc = in_fill(ts);
+            if (rc > 0) continue;
+            if (rc == 0) {
+                /* a FIN without close_notify ends it as one would
+                 * (SSL_OP_IGNORE_UNEXPECTED_EOF) */
+                ts->eof = 1;
+                return 0;
+            }
+            if (rc == WH_AGAIN) {
+                ts->read_on = WH_EV_READ;
+                wh_filter_await(&ts->f, WH_EV_READ, WH_EV_READ);
+                return WH_AGAIN;
+            }
+            ts->f.s.err = ts->f.lower->err ? ts->f.lower->err : wh_err_io;
+            return WH_ERROR;
+        }
+        n = (size_t) len - WH_TLS13_HEADER - WH_TLS13_TAG;
+        to = n <= size - total ? buf + total : p + WH_TLS13_HEADER;
+        rc = wh_tls13_open(&ts->rec, p, (size_t) len, to, &type);
+        if (rc < 0) return rec_fail(ts, total);
+        if (type == WH_TLS13_DATA) {
+            if (to == buf + total) {
+                total += (size_t) rc;
+                wh_inbuf_drop(&ts->in, (size_t) len);
+                if (total == size) return (ssize_t) total;
+            } else {
+                ts->plain = (uint16_t) rc;
+                ts->skip = (uint16_t) ((size_t) len - WH_TLS13_HEADER - (size_t) rc);
+                wh_inbuf_drop(&ts->in, WH_TLS13_HEADER);
+            }
+            continue;
+        }
+        ctl = wh_tls13_control(&ts->rec, type, to, (size_t) rc);
+        wh_inbuf_drop(&ts->in, (size_t) len);
+        if (ctl == WH_DECLINED) {
+            ts->eof = 1;
+        } else if (ctl != WH_OK) {
+            return rec_fail(ts, total);
+        } else if (ts->rec.answer) {
+            /* before our next record, which the new key seals */
+            n = wh_tls13_key_update(&ts->rec, answer);
+            if (n == 0 || wh_filter_send(&ts->f, answer, n) != WH_OK) {
+                if (n == 0) ts->rec.reason = "key update failed";
+                return rec_fail(ts, total);
+            }
+        }
+    }
+}
+
+/* Seals buf into the batch, records of 16 KiB, and writes it below in one
+ * call; what the lower stream does not take waits in out. */
+static ssize_t
+rec_write(wh_tls_stream_t *ts, const uint8_t *buf, size_t size)
+{
+    size_t total = 0, len = 0, n, r;
+
+    while (total < size
+           && len + WH_TLS13_KEY_UPDATE_LEN + WH_TLS13_MAX_PLAIN + WH_TLS13_OVERHEAD
+              <= sizeof(batch.data))
+    {
+        if (wh_tls13_tx_due(&ts->rec)) {
+            r = wh_tls13_key_update(&ts->rec, batch.data + len);
+            if (r == 0) break;
+            len += r;
+        }
+        n = wh_min(size - total, (size_t) WH_TLS13_MAX_PLAIN);
+        r = wh_tls13_seal(&ts->rec, WH_TLS13_DATA, buf + total, n, batch.data + len);
+        if (r == 0) break;
+        len += r;
+        total += n;
+    }
+    if (total == 0 || wh_outbuf_send(&ts->out, ts->f.lower, batch.data, len) != WH_OK) {
+        ts->f.s.err = total == 0 ? wh_err_io : ts->f.lower->err;
+        return WH_ERROR;
+    }
+    if (!wh_outbuf_empty(&ts->out)) {
+        ts->write_on = WH_EV_WRITE;
+        wh_filter_await(&ts->f, WH_EV_WRITE, WH_EV_WRITE);
+    }
+    return (ssize_t) total;
 }
 
 /* Fills buf with as many records as are there: one SSL_read gives one
@@ -256,6 +498,7 @@ tls_read(wh_stream_t *s, void *buf, size_t size)
     uint8_t on = 0;
 
     if (s->err) return WH_ERROR;
+    if (ts->ssl == NULL) return rec_read(ts, buf, size);
     size = wh_min(size, (size_t) INT32_MAX);
     for (;;) {
         rc = ssl_result(ts, SSL_read(ts->ssl, (uint8_t *) buf + total, (int) (size - total)), &on);
@@ -297,6 +540,7 @@ tls_write(wh_stream_t *s, const void *buf, size_t size)
     case WH_ERROR:
         return WH_ERROR;
     }
+    if (ts->ssl == NULL) return rec_write(ts, buf, size);
     size = wh_min(size, (size_t) INT32_MAX);
     /* one record goes straight below: in a batch it would only be copied */
     if (size > SSL3_RT_MAX_PLAIN_LENGTH) batch.ts = ts;
@@ -327,7 +571,17 @@ static int
 tls_shutdown_write(wh_stream_t *s)
 {
     wh_tls_stream_t *ts = tls_of(s);
+    static const uint8_t close_notify[2] = { SSL3_AL_WARNING, SSL_AD_CLOSE_NOTIFY };
+    uint8_t rec[WH_TLS13_KEY_UPDATE_LEN + sizeof(close_notify) + WH_TLS13_OVERHEAD];
+    size_t len = 0;
 
+    if (ts->ssl == NULL) {
+        if (wh_tls13_tx_due(&ts->rec)) len = wh_tls13_key_update(&ts->rec, rec);
+        len += wh_tls13_seal(&ts->rec, WH_TLS13_ALERT, close_notify, sizeof(close_notify),
+                             rec + len);
+        if (wh_filter_send(&ts->f, rec, len) != WH_OK) return WH_ERROR;
+        return wh_filter_shutdown(&ts->f);
+    }
     /* close_notify, best effort: the FIN below ends the stream anyway; it
      * goes after the records that wait */
     batch.ts = ts;
@@ -350,7 +604,11 @@ tls_wait(wh_stream_t *s, int events)
 static void
 tls_release(wh_filter_t *f)
 {
-    SSL_free(wh_container_of(f, wh_tls_stream_t, f)->ssl);
+    wh_tls_stream_t *ts = wh_container_of(f, wh_tls_stream_t, f);
+
+    SSL_free(ts->ssl);
+    free(ts->names);
+    wh_tls13_free(&ts->rec);
 }
 
 /* What a batch left waits in out, written first by the base. */
@@ -366,6 +624,7 @@ static const wh_filter_ops_t tls_ops = {
         .destroy = wh_filter_destroy,
     },
     .out = offsetof(wh_tls_stream_t, out),
+    .ahead = offsetof(wh_tls_stream_t, in),
     .lower_event = tls_lower_event,
     .release = tls_release,
 };
@@ -386,6 +645,7 @@ wh_tls_server(wh_stream_t *lower, wh_tls_conf_t *tls)
         return NULL;
     }
     ts->ssl = ssl;
+    SSL_set_app_data(ssl, ts);
     BIO_set_data(bio, ts);
     BIO_set_init(bio, 1);
     SSL_set_bio(ssl, bio, bio);

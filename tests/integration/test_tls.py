@@ -937,3 +937,92 @@ def test_many_idle_streams_resume_exact(wharf, upstream, pki):
     w.wait_stat("tls", "active", lambda v: v == 0, timeout=10)
     st = stats_of(w)
     assert st["bad_input"] == 0, st
+
+
+# --------------------------------------------------------------------------
+# the records after a TLS 1.3 handshake are the stream's own (wharf keeps no
+# SSL object for them; src/tls/wh_tls13.c): key updates, and records that
+# do not authenticate
+
+def s_client_session(addr, sni="a.example"):
+    """An interactive `openssl s_client -tls1_3`: its stdin lines are sent
+    as data, except its commands ("K": a KeyUpdate asking for one back,
+    "k": one not asking)."""
+    argv = ["openssl", "s_client", "-connect", "%s:%d" % addr, "-servername", sni, "-tls1_3"]
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+
+
+def read_until(p, token, timeout=10):
+    """Reads p's stdout until token shows up; returns all it read."""
+    got = b""
+    deadline = time.monotonic() + timeout
+    os.set_blocking(p.stdout.fileno(), False)
+    while token not in got:
+        left = deadline - time.monotonic()
+        assert left > 0, "no %r from s_client; it printed:\n%s" % (token, got.decode(errors="replace"))
+        select.select([p.stdout], [], [], min(left, 0.2))
+        d = p.stdout.read()
+        if d:
+            got += d
+        elif p.poll() is not None:
+            raise AssertionError("s_client ended (%d) before %r:\n%s"
+                                 % (p.returncode, token, got.decode(errors="replace")))
+    return got
+
+
+@pytest.mark.deadline(60)
+def test_key_updates_both_ways(wharf, upstream, pki):
+    up = upstream("echo")
+    w, addr = start_tls(wharf, [cert_entry(pki["a"])], upstream=up.spec)
+    p = s_client_session(addr)
+    try:
+        read_until(p, b"Verify return code")
+        for i, cmd in enumerate([b"", b"K", b"k", b"K", b"K"]):
+            if cmd:
+                # the client's next record is under its new key; after "K"
+                # the echo comes under ours, which the answer changed (a
+                # command is a read of stdin of its own)
+                p.stdin.write(cmd + b"\n")
+                p.stdin.flush()
+                read_until(p, b"KEYUPDATE")
+            token = b"echo-%d-%s" % (i, os.urandom(6).hex().encode())
+            p.stdin.write(token + b"\n")
+            p.stdin.flush()
+            read_until(p, token)
+        p.stdin.close()
+        p.wait(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    st = stats_of(w)
+    assert st["bad_input"] == 0, st
+    assert w.alive()
+
+
+@pytest.mark.deadline(60)
+def test_bad_record_closes_only_its_stream(wharf, upstream, pki):
+    up = upstream("echo")
+    w, addr = start_tls(wharf, [cert_entry(pki["a"])], upstream=up.spec)
+    good = TLSClient(addr, sni="a.example")
+    assert good.echo(b"before") == b"before"
+    for where in ("header", "body", "tag"):
+        c = TLSClient(addr, sni="a.example", version=ssl.TLSVersion.TLSv1_3)
+        assert c.echo(b"ping") == b"ping"
+        c.obj.write(b"x" * 100)
+        rec = bytearray(c.out.read())
+        assert rec[0] == 0x17 and len(rec) == 5 + 100 + 1 + 16, rec[:5]
+        # a header with another version (3.1) is refused before the tag
+        rec[{"header": 2, "body": 40, "tag": len(rec) - 1}[where]] ^= 0x02
+        c.sock.setblocking(True)
+        c.sock.sendall(bytes(rec))
+        assert c.wait_closed(timeout=10), "%s: the stream stayed open" % where
+        assert c.recv_some(timeout=1) == b"", where
+        c.close()
+    # the good stream, and new ones, go on
+    assert good.echo(b"after" * 1000) == b"after" * 1000
+    good.close()
+    w.wait_stat("tls", "active", lambda v: v == 0, timeout=5)
+    st = stats_of(w)
+    assert st["bad_input"] == 3, st
