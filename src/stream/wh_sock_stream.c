@@ -12,7 +12,11 @@
  * the next read waits for the readable event instead of asking the kernel
  * only to hear EAGAIN (nginx's habit): one call less per message on
  * request/response traffic. The poll is level-triggered, so bytes that
- * came in between are reported at once and nothing waits longer.
+ * came in between are reported at once and nothing waits longer. A
+ * readable event that one poll reported for bytes a read in the same loop
+ * iteration has already taken (the upstream's connect, handled first,
+ * read the request) is stale: it is left to the next poll, which reports
+ * the socket again if anything came since.
  */
 #include "wh_sock_stream.h"
 #include "wh_event.h"
@@ -31,7 +35,8 @@ typedef struct {
     int fd;
     uint8_t want;           /* WH_EV_* the relay waits for */
     uint8_t connecting;
-    uint8_t drained;        /* the last read was short: empty until readable */
+    uint32_t drained;       /* the last read was short: empty until readable; the
+                             * loop iteration it was in, plus one */
 } wh_sock_stream_t;
 
 static void
@@ -67,6 +72,9 @@ io_cb(struct ev_loop *loop, ev_io *w, int revents)
             ss->s.err = strerror(err);
             events = ss->want;          /* whoever waits learns of it */
         }
+    }
+    if ((revents & EV_READ) && ss->drained == ev_iteration(loop) + 1) {
+        revents &= ~EV_READ;        /* stale (see the top of the file) */
     }
     if (revents & EV_READ) ss->drained = 0;
     if ((revents & EV_READ) && (ss->want & WH_EV_READ)) events |= WH_EV_READ;
@@ -106,7 +114,7 @@ sock_read(wh_stream_t *s, void *buf, size_t size)
         n = recv(ss->fd, buf, size, 0);
     } while (n == -1 && errno == EINTR);
     if (n > 0) {
-        ss->drained = (size_t) n < size;
+        ss->drained = (size_t) n < size ? ev_iteration(wh_loop) + 1 : 0;
         return n;
     }
     if (n == 0) return 0;
