@@ -17,6 +17,7 @@
 #include "wh_syslog.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -210,6 +211,31 @@ put_line(int fd, int level, const char *body, size_t n)
     (void) !writev(fd, iov, 2);
 }
 
+static pid_t pid;
+
+static void
+pid_forgotten(void)
+{
+    pid = 0;
+}
+
+/* The pid, asked once per process (nginx's ngx_pid): glibc does not cache
+ * it, and an info log writes a line for every stream. */
+static pid_t
+log_pid(void)
+{
+    static int hooked;
+
+    if (pid == 0) {
+        if (!hooked) {
+            pthread_atfork(NULL, NULL, pid_forgotten);
+            hooked = 1;
+        }
+        pid = getpid();
+    }
+    return pid;
+}
+
 void
 wh_log(int level, const char *fmt, ...)
 {
@@ -223,7 +249,7 @@ wh_log(int level, const char *fmt, ...)
     }
     /* nginx's "pid#tid": a process has one thread, 0 as in nginx's
      * builds without threads, so the pid is not printed twice */
-    len = snprintf(line, sizeof(line), "[%s] %d#0: ", level_names[level], (int) getpid());
+    len = snprintf(line, sizeof(line), "[%s] %d#0: ", level_names[level], (int) log_pid());
     n = (size_t) len;
     va_start(ap, fmt);
     len = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
