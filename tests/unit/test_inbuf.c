@@ -82,6 +82,44 @@ test_exact_copy(void **state)
     wh_inbuf_free(&ib);                 /* twice is harmless */
 }
 
+/* A reader that reads below straight into the buffer (TLS records):
+ * room at the tail, compaction instead of growth when the head is read,
+ * and nothing held once the last byte is dropped. */
+static void
+test_reserve_and_drop(void **state)
+{
+    wh_inbuf_t ib = { 0 };
+    uint8_t *src = pattern(40000, 9), *tail;
+    size_t room;
+
+    tail = wh_inbuf_reserve(&ib, 30000, &room);
+    assert_non_null(tail);
+    assert_true(room >= 30000);
+    memcpy(tail, src, 30000);
+    ib.len += 30000;
+    wh_inbuf_drop(&ib, 25000);
+    assert_int_equal(wh_inbuf_size(&ib), 5000);
+    /* the read head is moved down rather than the buffer grown */
+    {
+        uint32_t cap = ib.cap;
+
+        tail = wh_inbuf_reserve(&ib, cap - 5000, &room);
+        assert_int_equal(ib.cap, cap);
+        assert_int_equal(ib.pos, 0);
+        assert_int_equal(room, cap - 5000);
+    }
+    memcpy(tail, src + 30000, 10000);
+    ib.len += 10000;
+    assert_memory_equal(ib.data + ib.pos, src + 25000, 15000);
+    /* a reservation that finds nothing to put leaves the bytes as they were */
+    tail = wh_inbuf_reserve(&ib, 100000, &room);
+    assert_true(room >= 100000);
+    assert_memory_equal(ib.data + ib.pos, src + 25000, 15000);
+    wh_inbuf_drop(&ib, 15000);
+    assert_null(ib.data);
+    free(src);
+}
+
 int
 main(void)
 {
@@ -89,6 +127,7 @@ main(void)
         cmocka_unit_test(test_order_across_growth),
         cmocka_unit_test(test_drained_buffer_reused),
         cmocka_unit_test(test_exact_copy),
+        cmocka_unit_test(test_reserve_and_drop),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
