@@ -28,7 +28,8 @@ static const struct {
 #define NSUITES (sizeof(suites) / sizeof(suites[0]))
 
 static EVP_CIPHER *ciphers[NSUITES];
-static EVP_KDF *hkdf;
+static EVP_KDF_CTX *hkdf[NSUITES];     /* HKDF-Expand with the suite's hash: made once,
+                                        * as a new context per key costs more than the key */
 
 int
 wh_tls13_suite(unsigned protocol_id)
@@ -53,11 +54,24 @@ expand_label(int suite, const uint8_t *secret, const char *label, uint8_t *out, 
 {
     uint8_t info[2 + 1 + 6 + 16 + 1];
     size_t ll = strlen(label), il = 0;
-    int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY, ok;
-    OSSL_PARAM params[5];
-    EVP_KDF_CTX *kctx;
+    int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
+    OSSL_PARAM params[3];
 
-    if (hkdf == NULL && (hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL)) == NULL) return WH_ERROR;
+    if (hkdf[suite] == NULL) {
+        EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+
+        params[0] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
+        params[1] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+                                                     (char *) suites[suite].md, 0);
+        params[2] = OSSL_PARAM_construct_end();
+        hkdf[suite] = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
+        EVP_KDF_free(kdf);                          /* the context holds its own */
+        if (hkdf[suite] == NULL || EVP_KDF_CTX_set_params(hkdf[suite], params) != 1) {
+            EVP_KDF_CTX_free(hkdf[suite]);
+            hkdf[suite] = NULL;
+            return WH_ERROR;
+        }
+    }
     info[il++] = (uint8_t) (len >> 8);
     info[il++] = (uint8_t) len;
     info[il++] = (uint8_t) (6 + ll);
@@ -66,16 +80,12 @@ expand_label(int suite, const uint8_t *secret, const char *label, uint8_t *out, 
     memcpy(info + il, label, ll);
     il += ll;
     info[il++] = 0;                 /* no context */
-    params[0] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
-    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *) suites[suite].md, 0);
-    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *) secret,
+    /* both replace what the last derivation set */
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *) secret,
                                                   suites[suite].secret_len);
-    params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, il);
-    params[4] = OSSL_PARAM_construct_end();
-    kctx = EVP_KDF_CTX_new(hkdf);
-    ok = kctx != NULL && EVP_KDF_derive(kctx, out, len, params) == 1;
-    EVP_KDF_CTX_free(kctx);
-    return ok ? WH_OK : WH_ERROR;
+    params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, il);
+    params[2] = OSSL_PARAM_construct_end();
+    return EVP_KDF_derive(hkdf[suite], out, len, params) == 1 ? WH_OK : WH_ERROR;
 }
 
 /* Keys d from d->secret: a new key and IV, sequence 0. */

@@ -240,7 +240,7 @@ wh_tls_keylog(const SSL *ssl, const char *line)
     wh_tls_stream_t *ts = SSL_get_app_data(ssl);
     const char *hex;
     uint8_t *secret, bit;
-    long len;
+    size_t len;
 
     if (ts == NULL) return;
     if (strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0) {
@@ -253,8 +253,9 @@ wh_tls_keylog(const SSL *ssl, const char *line)
         return;
     }
     hex = strchr(line + 24, ' ');       /* after the client random */
-    if (hex != NULL && (len = (long) strlen(hex + 1)) > 0 && len <= 2 * WH_TLS13_SECRET_MAX
-        && OPENSSL_hexstr2buf_ex(secret, WH_TLS13_SECRET_MAX, NULL, hex + 1, '\0') == 1)
+    /* refused, and the records left to OpenSSL, if longer than the room */
+    if (hex != NULL && OPENSSL_hexstr2buf_ex(secret, WH_TLS13_SECRET_MAX, &len, hex + 1, '\0') == 1
+        && len > 0)
     {
         ts->secrets |= bit;
     }
@@ -267,10 +268,8 @@ own_records(wh_tls_stream_t *ts)
 {
     SSL *ssl = ts->ssl;
     const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
-    const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    const unsigned char *alpn;
-    unsigned int alen;
-    size_t slen;
+    const char *sni, *alpn;
+    size_t slen, alen;
     int suite;
 
     if (ts->secrets != 3 || SSL_version(ssl) != TLS1_3_VERSION || SSL_has_pending(ssl)
@@ -278,9 +277,11 @@ own_records(wh_tls_stream_t *ts)
     {
         return;
     }
-    SSL_get0_alpn_selected(ssl, &alpn, &alen);
-    if (sni == NULL) sni = "";
+    /* what wh_tls_servername() and wh_tls_alpn() answer once ssl is gone */
+    sni = wh_tls_servername(&ts->f.s);
+    alpn = wh_tls_alpn(&ts->f.s);
     slen = strlen(sni);
+    alen = strlen(alpn);
     ts->names = malloc(slen + 1 + alen + 1);
     if (ts->names == NULL) return;
     if (wh_tls13_init(&ts->rec, suite) != WH_OK) {
@@ -289,8 +290,7 @@ own_records(wh_tls_stream_t *ts)
         return;
     }
     memcpy(ts->names, sni, slen + 1);
-    memcpy(ts->names + slen + 1, alpn ? (const char *) alpn : "", alen);
-    ts->names[slen + 1 + alen] = '\0';
+    memcpy(ts->names + slen + 1, alpn, alen + 1);
     SSL_free(ssl);
     ts->ssl = NULL;
 }
