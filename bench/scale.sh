@@ -164,7 +164,12 @@ for MODE in $MODES; do
         export TAGS CONN_PORTS
         for peer in $PEERS; do
             for f in $FIGS; do R[$f,$peer]=""; done
-            run_case || err "$peer: $MODE W=$W skipped"
+            # a server that did not come up (its output is printed above) gets one more try, on
+            # fresh ports, so one bad start does not leave its row empty
+            if ! run_case; then
+                err "$peer: $MODE W=$W did not start; trying once more"
+                run_case || err "$peer: $MODE W=$W skipped"
+            fi
             for f in $FIGS; do T[$MODE,$W,$f,$peer]=${R[$f,$peer]:-}; done
         done
     done
