@@ -26,7 +26,7 @@
 #define WH_LISTEN_BACKLOG 511
 
 static const char *const top_names[] = {
-    "daemon", "user", "worker_processes", "worker_connections", "worker_rlimit_nofile", "pid", "error_log", "log_level",
+    "daemon", "user", "worker_processes", "worker_cpu_affinity", "worker_connections", "worker_rlimit_nofile", "pid", "error_log", "log_level",
     "log_format", "access_log",
     "shutdown_timeout", "upstreamFailTimeout", "policy", "stats", "listeners", NULL
 };
@@ -154,6 +154,9 @@ parse_top(wh_conf_t *cf, wh_cycle_t *c, config_setting_t *root)
         rc = wh_conf_int(cf, root, "worker_processes", 1, 64, &n);
         if (rc == WH_ERROR) return WH_ERROR;
         if (rc == WH_OK) c->worker_processes = (int) n;
+    }
+    if (wh_affinity_conf(cf, root, c->worker_processes, &c->affinity) != WH_OK) {
+        return WH_ERROR;
     }
 
     rc = wh_conf_int(cf, root, "worker_connections", 1, 1 << 24, &n);
@@ -939,6 +942,7 @@ wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
             if (ls->module->bind(ls) != WH_OK) goto failed;
         } else if (!local) {
             if (wh_listener_bind_each(ls, bind_tcp) != WH_OK) goto failed;
+            wh_affinity_steer(&c->affinity, c->worker_processes, ls);
         } else if (ls->fd == -1) {
             if (wh_addr_unix_path(&ls->addr) != NULL) {
                 ls->lock_fd = lock_unix_path(&ls->addr, ls->addr_text);
@@ -1038,6 +1042,7 @@ wh_cycle_free(wh_cycle_t *c)
     }
     free(c->listeners);
     wh_access_logs_free(c->access_logs);
+    wh_affinity_free(&c->affinity);
     config_destroy(&c->cfg);
     free(c->prefix);
     free(c->conf_file);

@@ -18,6 +18,7 @@
 #include "wh_upstream.h"
 #include "wh_fallback.h"
 #include "wh_access_log.h"
+#include "wh_affinity.h"
 
 typedef struct {
     double handshake;       /* V2Ray policy names and defaults (spec 1.3), seconds */
@@ -71,6 +72,7 @@ typedef struct wh_cycle_s {
     uid_t uid;
     gid_t gid;
     int worker_processes;
+    wh_affinity_t affinity;     /* worker_cpu_affinity */
     int worker_connections;     /* clients per worker (wh_limit.h) */
     long worker_rlimit_nofile;  /* 0: as inherited */
     char *pid_path;             /* absolute */

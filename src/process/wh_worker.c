@@ -236,6 +236,7 @@ wh_worker_run(wh_cycle_t *c, int slot, const wh_worker_ctx_t *ctx)
         if (i != SIGKILL && i != SIGSTOP && i != SIGPIPE) signal(i, SIG_DFL);
     }
     set_nofile(c);
+    wh_affinity_apply(&c->affinity, ctx->index);
     drop_privileges(c);
     /* after the drop: changing credentials clears it */
     prctl(PR_SET_PDEATHSIG, SIGQUIT);   /* a killed master: free the ports, drain */

@@ -1,13 +1,16 @@
 """Accepting: a TCP listener is one SO_REUSEPORT socket per worker (so a
 connection wakes one worker), the sockets outlive reloads that change
 worker_processes (none is closed while workers come and go: what is queued
-on it would be reset), and every socket keeps a reader."""
+on it would be reset), and every socket keeps a reader. With
+worker_cpu_affinity each worker is bound to its CPU and a connection goes to
+the worker on the CPU it arrived on."""
 import os
 import socket
 
 import pytest
 
-from conftest import connect, echo_roundtrip, free_port, listener, wait_for
+from conftest import (connect, echo_roundtrip, free_port, listener, server_side_inode,
+                      socket_inode_owner, wait_for)
 
 
 def listening_sockets(port):
@@ -114,3 +117,76 @@ def test_unix_listener_shared(wharf, upstream, sockdir):
     s.settimeout(5)
     s.connect(path)
     s.close()
+
+
+def cpus_allowed(pid):
+    """The CPUs pid may run on, from /proc/PID/status ("0-1,4")."""
+    with open("/proc/%d/status" % pid) as f:
+        text = [l.split()[1] for l in f if l.startswith("Cpus_allowed_list:")][0]
+    cpus = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def owners_from(cpu, addr, workers, n):
+    """The workers that accepted n connections made from a thread on cpu
+    (on loopback the SYN is taken on the connecting thread's CPU)."""
+    before = os.sched_getaffinity(0)
+    held = []
+    try:
+        os.sched_setaffinity(0, {cpu})
+        for i in range(n):
+            s = connect(addr, timeout=5)
+            held.append(s)
+            s.sendall(b"x")
+            assert s.recv(1) == b"x"
+        owner = socket_inode_owner(workers)
+        return [owner.get(server_side_inode(addr[1], s.getsockname()[1])) for s in held]
+    finally:
+        os.sched_setaffinity(0, before)
+        for s in held:
+            s.close()
+
+
+@pytest.mark.deadline(60)
+def test_worker_cpu_affinity_steers_connections(wharf, upstream):
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs")
+    up = upstream("echo")
+    port = free_port()
+    conf = lambda aff: {"worker_processes": 2, "worker_cpu_affinity": aff,
+                        "listeners": [listener("t", up.spec, port=port)]}
+    w = wharf(conf("auto"))
+    addr = ("127.0.0.1", port)
+
+    # "auto": worker k on the k-th CPU; every connection made on a CPU is
+    # accepted by the worker bound to it (hashed, 20 would all land on one
+    # worker with odds 2^-19)
+    workers = w.workers()
+    bound = {pid: cpus_allowed(pid) for pid in workers}
+    assert sorted(bound.values(), key=min) == [{cpus[0]}, {cpus[1]}], bound
+    for cpu in cpus[:2]:
+        got = owners_from(cpu, addr, workers, 20)
+        assert all(bound.get(pid) == {cpu} for pid in got), (cpu, got, bound)
+
+    # masks, the other way round: still each connection to its CPU's worker
+    mask = lambda c: "1" + "0" * c
+    w.reload(conf([mask(cpus[1]), mask(cpus[0])]))
+    wait_for(lambda: len(w.workers()) == 2, 10, what="old workers gone")
+    workers = w.workers()
+    bound = {pid: cpus_allowed(pid) for pid in workers}
+    assert sorted(bound.values(), key=min) == [{cpus[0]}, {cpus[1]}], bound
+    got = owners_from(cpus[0], addr, workers, 20)
+    assert all(bound.get(pid) == {cpus[0]} for pid in got), (got, bound)
+
+    # "off": the program is gone, the hash spreads connections from one CPU
+    # over both workers again
+    w.reload(conf("off"))
+    wait_for(lambda: len(w.workers()) == 2, 10, what="old workers gone")
+    workers = w.workers()
+    assert all(cpus_allowed(pid) == set(cpus) for pid in workers)
+    got = owners_from(cpus[0], addr, workers, 40)
+    assert None not in got and len(set(got)) == 2, got

@@ -115,6 +115,15 @@ listeners = (
         replace_line(GOOD, 'network = "tcp"', 'network = "carrier-pigeon";'),
     "worker_processes_zero":
         replace_line(GOOD, "worker_processes", "worker_processes = 0;"),
+    "worker_cpu_affinity_word":
+        insert_after(GOOD, "worker_processes", 'worker_cpu_affinity = "all";'),
+    "worker_cpu_affinity_mask_digit":
+        insert_after(GOOD, "worker_processes", 'worker_cpu_affinity = [ "01", "012" ];'),
+    "worker_cpu_affinity_mask_no_cpu":
+        insert_after(GOOD, "worker_processes",
+                     'worker_cpu_affinity = [ "1' + "0" * 1023 + '" ];'),
+    "worker_cpu_affinity_mask_not_string":
+        insert_after(GOOD, "worker_processes", "worker_cpu_affinity = [ 1 ];"),
     "log_level_unknown":
         replace_line(GOOD, "log_level", 'log_level = "loud";'),
     "policy_conn_idle_negative":

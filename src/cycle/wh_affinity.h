@@ -1,0 +1,44 @@
+/*
+ * wh_affinity.h -- worker_cpu_affinity: each worker bound to CPUs, as
+ * nginx's directive of that name does, and each TCP connection accepted by
+ * the worker on the CPU it arrived on.
+ *
+ * A worker reads its own SO_REUSEPORT socket of each TCP listener
+ * (wh_cycle.c). Without affinity the kernel picks the socket by a hash of
+ * the connection, so a connection often lands on a worker that runs on
+ * another CPU, or on a busy one while another idles. When every worker is
+ * bound to one CPU of its own, the master attaches a classic BPF program
+ * to each TCP listener's group that picks the socket of the worker on the
+ * CPU that took the SYN (the NIC queue's, or on loopback the client's); a
+ * connection arriving on a CPU no worker is bound to falls back to the
+ * hash. Connections then stay on one CPU from the wire to the worker.
+ */
+#ifndef WH_AFFINITY_H
+#define WH_AFFINITY_H
+
+#include "wh_conf.h"
+
+#include <sched.h>
+
+typedef struct {
+    int n;                      /* 0: not set, no binding */
+    cpu_set_t *sets;            /* worker k: sets[k < n ? k : n - 1] */
+} wh_affinity_t;
+
+struct wh_listener_s;
+
+/* worker_cpu_affinity from root: "auto" (worker k on the k-th CPU wharf may
+ * run on, round), "off", or a list of masks ("0101": CPUs 0 and 2). WH_OK,
+ * or WH_ERROR recorded in cf. */
+int wh_affinity_conf(wh_conf_t *cf, const config_setting_t *root, int workers, wh_affinity_t *a);
+void wh_affinity_free(wh_affinity_t *a);
+
+/* In worker index, before it drops privileges; a failure is logged. */
+void wh_affinity_apply(const wh_affinity_t *a, int index);
+
+/* In the master, once ls (a TCP listener) has a socket per worker: the
+ * steering program on its group, or none. A failure is logged: the kernel's
+ * hash still spreads the connections. */
+void wh_affinity_steer(const wh_affinity_t *a, int workers, struct wh_listener_s *ls);
+
+#endif
