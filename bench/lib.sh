@@ -431,7 +431,8 @@ nginx_stream_module() {
 
 # nginx_start LISTEN_OPTS [DIRECTIVE...]: nginx, WORKERS workers (default 1), a stream server for each
 # of TAGS (default up, down and rr; "listen $HOST:PORT LISTEN_OPTS"), the DIRECTIVEs at the top of the stream block;
-# worker_connections NGINX_WORKER_CONNECTIONS (default 20000)
+# worker_connections NGINX_WORKER_CONNECTIONS (default 20000); the main-context directives in NGINX_GLOBALS
+# (lines; none when unset)
 nginx_start() {
     local opts=$1 t
     shift
@@ -439,6 +440,7 @@ nginx_start() {
         [ -n "$NGINX_LOAD" ] && printf '%s\n' "$NGINX_LOAD"
         printf 'daemon off;\nmaster_process on;\nworker_processes %s;\nworker_rlimit_nofile %s;\n' \
             "${WORKERS:-1}" "$(ulimit -n)"
+        [ -n "${NGINX_GLOBALS:-}" ] && printf '%s\n' "$NGINX_GLOBALS"
         printf 'pid %s/nginx.pid;\nerror_log %s/error.log error;\n' "$D" "$D"
         printf 'events { worker_connections %s; }\nstream {\n' "${NGINX_WORKER_CONNECTIONS:-20000}"
         for t in "$@"; do printf '    %s\n' "$t"; done

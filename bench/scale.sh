@@ -11,6 +11,10 @@
 #                        upstream, so that TIME_WAIT spreads over that many port pairs (default 4)
 #        MODES           subset of "tcp tls"          (default both)
 #        PEERS           subset of "wharf nginx haproxy" (default all three)
+#        AFFINITY        "off" (default): workers and threads left to the scheduler; "auto": each
+#                        relay's worker k (haproxy: thread k) bound to CPU k, as each one's own
+#                        directive does it (worker_cpu_affinity auto, cpu-map auto:1/1-W 0-(W-1));
+#                        wharf then also hands each connection to the worker of its CPU
 #
 # For each mode, W and peer: the server with W workers on 127.0.0.1, W processes of each upstream
 # sharing its port (bench/loadgen.c, SO_REUSEPORT: the upstream is not the limit), then
@@ -36,11 +40,13 @@ CONN_SECONDS=${CONN_SECONDS:-5}
 CONN_PORTS=${CONN_PORTS:-4}
 MODES=${MODES:-tcp tls}
 PEERS=${PEERS:-wharf nginx haproxy}
+AFFINITY=${AFFINITY:-off}
 ALL_PEERS="wharf nginx haproxy"
 
 BULK_BYTES=$(to_bytes "$BULK_BYTES") || exit 1
 check_list peer "$PEERS" "$ALL_PEERS"
 check_list mode "$MODES" "tcp tls"
+check_list affinity "$AFFINITY" "off auto"
 for w in $WS; do
     case $w in ''|*[!0-9]*|0) err "WS: '$w' is not a worker count"; exit 1 ;; esac
 done
@@ -68,17 +74,18 @@ start_tls_nginx() {
     nginx_start " ssl" "ssl_certificate $CERT;" "ssl_certificate_key $KEY;" \
         "ssl_protocols TLSv1.2 TLSv1.3;" "ssl_session_tickets off;"
 }
-start_tcp_haproxy() { haproxy_start ""; }
+start_tcp_haproxy() { haproxy_start "" ${HAPROXY_CPU_MAP:+"$HAPROXY_CPU_MAP"}; }
 start_tls_haproxy() {
-    haproxy_start " ssl crt $WORK/haproxy.pem" "ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets"
+    haproxy_start " ssl crt $WORK/haproxy.pem" "ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets" \
+        ${HAPROXY_CPU_MAP:+"$HAPROXY_CPU_MAP"}
 }
 
 # ------------------------------------------------------------------ run
 
 say "wharf multi-core benchmark"
-say "command: WS=\"$WS\" BULK_BYTES=$BULK_BYTES PROBES=$PROBES CONN_SECONDS=$CONN_SECONDS CONN_PORTS=$CONN_PORTS MODES=\"$MODES\" PEERS=\"$PEERS\" bench/scale.sh${*:+ $*}"
+say "command: WS=\"$WS\" BULK_BYTES=$BULK_BYTES PROBES=$PROBES CONN_SECONDS=$CONN_SECONDS CONN_PORTS=$CONN_PORTS MODES=\"$MODES\" PEERS=\"$PEERS\" AFFINITY=$AFFINITY bench/scale.sh${*:+ $*}"
 machine_header aes loadavg
-say "setup: 127.0.0.1 only; W workers (haproxy nbthread W), W processes of each upstream, 2xW bulk connections, 2xW connecting threads over $CONN_PORTS ports"
+say "setup: 127.0.0.1 only; W workers (haproxy nbthread W), W processes of each upstream, 2xW bulk connections, 2xW connecting threads over $CONN_PORTS ports; affinity $AFFINITY"
 say ""
 
 has_peer nginx && { nginx_stream_module ssl || exit 1; }
@@ -161,6 +168,12 @@ for MODE in $MODES; do
     [ "$MODE" = tls ] && LGOPT=(--tls)
     for W in $WS; do
         export WORKERS=$W UPSTREAM_PROCS=$W
+        WHARF_GLOBALS="" NGINX_GLOBALS="" HAPROXY_CPU_MAP=""
+        if [ "$AFFINITY" = auto ]; then
+            WHARF_GLOBALS='worker_cpu_affinity = "auto";'
+            NGINX_GLOBALS='worker_cpu_affinity auto;'
+            HAPROXY_CPU_MAP="cpu-map auto:1/1-$W 0-$(( W - 1 ))"
+        fi
         export TAGS CONN_PORTS
         for peer in $PEERS; do
             for f in $FIGS; do R[$f,$peer]=""; done
