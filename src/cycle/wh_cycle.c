@@ -942,7 +942,6 @@ wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
             if (ls->module->bind(ls) != WH_OK) goto failed;
         } else if (!local) {
             if (wh_listener_bind_each(ls, bind_tcp) != WH_OK) goto failed;
-            wh_affinity_steer(&c->affinity, c->worker_processes, ls);
         } else if (ls->fd == -1) {
             if (wh_addr_unix_path(&ls->addr) != NULL) {
                 ls->lock_fd = lock_unix_path(&ls->addr, ls->addr_text);
@@ -966,6 +965,13 @@ wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
     }
     if (wh_access_logs_open(c->access_logs, geteuid() == 0 ? c->uid : (uid_t) -1, c->gid) != WH_OK) {
         goto failed;
+    }
+    /* only now: a refused configuration leaves the running one's steering */
+    for (i = 0; i < c->nlisteners; i++) {
+        wh_listener_t *ls = &c->listeners[i];
+        if (ls->module->bind == NULL && ls->nfds > 0) {
+            wh_affinity_steer(&c->affinity, c->worker_processes, ls);
+        }
     }
     return WH_OK;
 
