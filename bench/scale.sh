@@ -14,7 +14,7 @@
 #        AFFINITY        "off" (default): workers and threads left to the scheduler; "auto": each
 #                        relay's worker k (haproxy: thread k) bound to CPU k, as each one's own
 #                        directive does it (worker_cpu_affinity auto, cpu-map auto:1/1-W 0-(W-1));
-#                        wharf then also hands each connection to the worker of its CPU
+#                        wharf also hands each connection to the worker of its CPU (accept_by_cpu)
 #
 # For each mode, W and peer: the server with W workers on 127.0.0.1, W processes of each upstream
 # sharing its port (bench/loadgen.c, SO_REUSEPORT: the upstream is not the limit), then
@@ -170,7 +170,7 @@ for MODE in $MODES; do
         export WORKERS=$W UPSTREAM_PROCS=$W
         WHARF_GLOBALS="" NGINX_GLOBALS="" HAPROXY_CPU_MAP=""
         if [ "$AFFINITY" = auto ]; then
-            WHARF_GLOBALS='worker_cpu_affinity = "auto";'
+            WHARF_GLOBALS='worker_cpu_affinity = "auto"; accept_by_cpu = true;'
             NGINX_GLOBALS='worker_cpu_affinity auto;'
             HAPROXY_CPU_MAP="cpu-map auto:1/1-$W 0-$(( W - 1 ))"
         fi

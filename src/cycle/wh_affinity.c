@@ -1,6 +1,6 @@
 /*
- * wh_affinity.c -- worker_cpu_affinity and connection steering (see
- * wh_affinity.h).
+ * wh_affinity.c -- worker_cpu_affinity and accept_by_cpu's connection
+ * steering (see wh_affinity.h).
  *
  * The steering program is classic BPF, not eBPF: it needs no privilege and
  * no map, and its one input, the CPU, is an ancillary load (SKF_AD_CPU). It
@@ -51,19 +51,47 @@ parse_mask(const char *text, cpu_set_t *set, const cpu_set_t *allowed)
     return NULL;
 }
 
-int
-wh_affinity_conf(wh_conf_t *cf, const config_setting_t *root, int workers, wh_affinity_t *a)
+static const cpu_set_t *
+worker_set(const wh_affinity_t *a, int index)
 {
-    config_setting_t *s = config_setting_get_member(root, "worker_cpu_affinity"), *e;
+    return &a->sets[index < a->n ? index : a->n - 1];
+}
+
+/* The one CPU of each worker, or WH_DECLINED when some worker has several
+ * or shares its CPU: then there is no worker "of" a CPU to steer to. */
+static int
+worker_cpus(const wh_affinity_t *a, int workers, int *cpus)
+{
+    cpu_set_t seen;
+    int k, cpu;
+
+    if (a->n == 0) {
+        return WH_DECLINED;
+    }
+    CPU_ZERO(&seen);
+    for (k = 0; k < workers; k++) {
+        if (CPU_COUNT(worker_set(a, k)) != 1) {
+            return WH_DECLINED;
+        }
+        for (cpu = 0; !CPU_ISSET(cpu, worker_set(a, k)); cpu++) { /* void */ }
+        if (CPU_ISSET(cpu, &seen)) {
+            return WH_DECLINED;
+        }
+        CPU_SET(cpu, &seen);
+        cpus[k] = cpu;
+    }
+    return WH_OK;
+}
+
+/* worker_cpu_affinity alone */
+static int
+binding_conf(wh_conf_t *cf, config_setting_t *s, int workers, wh_affinity_t *a)
+{
+    config_setting_t *e;
     cpu_set_t allowed;
     const char *text, *err;
     int i, cpu, k;
 
-    a->n = 0;
-    a->sets = NULL;
-    if (s == NULL) {
-        return WH_OK;
-    }
     if (allowed_cpus(&allowed) != WH_OK) {
         wh_conf_error(cf, s, "\"worker_cpu_affinity\": sched_getaffinity() failed (%s)",
                       strerror(errno));
@@ -106,19 +134,45 @@ wh_affinity_conf(wh_conf_t *cf, const config_setting_t *root, int workers, wh_af
         e = config_setting_get_elem(s, i);
         if (config_setting_type(e) != CONFIG_TYPE_STRING) {
             wh_conf_error(cf, e, "a \"worker_cpu_affinity\" mask must be a string, like \"0101\"");
-            goto failed;
+            return WH_ERROR;
         }
         text = config_setting_get_string(e);
         if ((err = parse_mask(text, &a->sets[i], &allowed)) != NULL) {
             wh_conf_error(cf, e, "\"worker_cpu_affinity\" mask \"%.64s\" %s", text, err);
-            goto failed;
+            return WH_ERROR;
         }
     }
     return WH_OK;
+}
 
-failed:
-    wh_affinity_free(a);
-    return WH_ERROR;
+int
+wh_affinity_conf(wh_conf_t *cf, const config_setting_t *root, int workers, wh_affinity_t *a)
+{
+    config_setting_t *s = config_setting_get_member(root, "worker_cpu_affinity");
+    int *cpus, rc;
+
+    a->n = 0;
+    a->sets = NULL;
+    a->steer = 0;
+    if ((s != NULL && binding_conf(cf, s, workers, a) != WH_OK)
+        || wh_conf_bool(cf, root, "accept_by_cpu", &a->steer) == WH_ERROR)
+    {
+        wh_affinity_free(a);
+        return WH_ERROR;
+    }
+    if (a->steer) {
+        cpus = wh_xalloc(workers * sizeof(int));
+        rc = worker_cpus(a, workers, cpus);
+        free(cpus);
+        if (rc != WH_OK) {
+            wh_conf_error(cf, config_setting_get_member(root, "accept_by_cpu"),
+                          "\"accept_by_cpu\" needs \"worker_cpu_affinity\" to bind each worker "
+                          "to one CPU of its own");
+            wh_affinity_free(a);
+            return WH_ERROR;
+        }
+    }
+    return WH_OK;
 }
 
 void
@@ -127,12 +181,6 @@ wh_affinity_free(wh_affinity_t *a)
     free(a->sets);
     a->sets = NULL;
     a->n = 0;
-}
-
-static const cpu_set_t *
-worker_set(const wh_affinity_t *a, int index)
-{
-    return &a->sets[index < a->n ? index : a->n - 1];
 }
 
 void
@@ -144,32 +192,6 @@ wh_affinity_apply(const wh_affinity_t *a, int index)
     }
 }
 
-/* The one CPU of each worker, or WH_DECLINED when some worker has several
- * or shares its CPU: then there is no worker "of" a CPU to steer to. */
-static int
-worker_cpus(const wh_affinity_t *a, int workers, int *cpus)
-{
-    cpu_set_t seen;
-    int k, cpu;
-
-    if (a->n == 0) {
-        return WH_DECLINED;
-    }
-    CPU_ZERO(&seen);
-    for (k = 0; k < workers; k++) {
-        if (CPU_COUNT(worker_set(a, k)) != 1) {
-            return WH_DECLINED;
-        }
-        for (cpu = 0; !CPU_ISSET(cpu, worker_set(a, k)); cpu++) { /* void */ }
-        if (CPU_ISSET(cpu, &seen)) {
-            return WH_DECLINED;
-        }
-        CPU_SET(cpu, &seen);
-        cpus[k] = cpu;
-    }
-    return WH_OK;
-}
-
 void
 wh_affinity_steer(const wh_affinity_t *a, int workers, wh_listener_t *ls)
 {
@@ -179,7 +201,7 @@ wh_affinity_steer(const wh_affinity_t *a, int workers, wh_listener_t *ls)
     int *cpus, k, n = 0, zero = 0;
 
     cpus = wh_xalloc(workers * sizeof(int));
-    if (ls->nfds < 2 || worker_cpus(a, workers, cpus) != WH_OK) {
+    if (!a->steer || ls->nfds < 2 || worker_cpus(a, workers, cpus) != WH_OK) {
         free(cpus);
         /* a program a previous configuration attached goes; ENOENT: none
          * (the value is ignored, but the kernel wants an int's room) */

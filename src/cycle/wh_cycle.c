@@ -26,7 +26,7 @@
 #define WH_LISTEN_BACKLOG 511
 
 static const char *const top_names[] = {
-    "daemon", "user", "worker_processes", "worker_cpu_affinity", "worker_connections", "worker_rlimit_nofile", "pid", "error_log", "log_level",
+    "daemon", "user", "worker_processes", "worker_cpu_affinity", "accept_by_cpu", "worker_connections", "worker_rlimit_nofile", "pid", "error_log", "log_level",
     "log_format", "access_log",
     "shutdown_timeout", "upstreamFailTimeout", "policy", "stats", "listeners", NULL
 };

@@ -2,8 +2,8 @@
 connection wakes one worker), the sockets outlive reloads that change
 worker_processes (none is closed while workers come and go: what is queued
 on it would be reset), and every socket keeps a reader. With
-worker_cpu_affinity each worker is bound to its CPU and a connection goes to
-the worker on the CPU it arrived on."""
+worker_cpu_affinity each worker is bound to its CPU, and with accept_by_cpu
+as well a connection goes to the worker on the CPU it arrived on."""
 import os
 import socket
 
@@ -157,8 +157,9 @@ def test_worker_cpu_affinity_steers_connections(wharf, upstream):
         pytest.skip("needs two CPUs")
     up = upstream("echo")
     port = free_port()
-    conf = lambda aff: {"worker_processes": 2, "worker_cpu_affinity": aff,
-                        "listeners": [listener("t", up.spec, port=port)]}
+    conf = lambda aff, steer=True: {"worker_processes": 2, "worker_cpu_affinity": aff,
+                                    "accept_by_cpu": steer,
+                                    "listeners": [listener("t", up.spec, port=port)]}
     w = wharf(conf("auto"))
     addr = ("127.0.0.1", port)
 
@@ -182,11 +183,17 @@ def test_worker_cpu_affinity_steers_connections(wharf, upstream):
     got = owners_from(cpus[0], addr, workers, 20)
     assert all(bound.get(pid) == {cpus[0]} for pid in got), (got, bound)
 
-    # "off": the program is gone, the hash spreads connections from one CPU
-    # over both workers again
-    w.reload(conf("off"))
+    # bound but not steering: the program is gone, the hash spreads
+    # connections from one CPU over both workers again
+    w.reload(conf("auto", steer=False))
     wait_for(lambda: len(w.workers()) == 2, 10, what="old workers gone")
     workers = w.workers()
-    assert all(cpus_allowed(pid) == set(cpus) for pid in workers)
+    bound = {pid: cpus_allowed(pid) for pid in workers}
+    assert sorted(bound.values(), key=min) == [{cpus[0]}, {cpus[1]}], bound
     got = owners_from(cpus[0], addr, workers, 40)
     assert None not in got and len(set(got)) == 2, got
+
+    # "off": the workers run anywhere
+    w.reload(conf("off", steer=False))
+    wait_for(lambda: len(w.workers()) == 2, 10, what="old workers gone")
+    assert all(cpus_allowed(pid) == set(cpus) for pid in w.workers())

@@ -124,6 +124,11 @@ listeners = (
                      'worker_cpu_affinity = [ "1' + "0" * 1023 + '" ];'),
     "worker_cpu_affinity_mask_not_string":
         insert_after(GOOD, "worker_processes", "worker_cpu_affinity = [ 1 ];"),
+    # steering needs each worker bound to one CPU of its own
+    "accept_by_cpu_unbound":
+        insert_after(GOOD, "worker_processes", "accept_by_cpu = true;"),
+    "accept_by_cpu_not_bool":
+        insert_after(GOOD, "worker_processes", 'accept_by_cpu = "yes";'),
     "log_level_unknown":
         replace_line(GOOD, "log_level", 'log_level = "loud";'),
     "policy_conn_idle_negative":
