@@ -12,7 +12,6 @@
 #include "wh_cycle.h"
 #include "wh_log.h"
 
-#include <linux/filter.h>
 #include <sys/socket.h>
 
 static int
@@ -149,29 +148,39 @@ int
 wh_affinity_conf(wh_conf_t *cf, const config_setting_t *root, int workers, wh_affinity_t *a)
 {
     config_setting_t *s = config_setting_get_member(root, "worker_cpu_affinity");
-    int *cpus, rc;
+    int *cpus, k;
 
-    a->n = 0;
-    a->sets = NULL;
-    a->steer = 0;
+    *a = (wh_affinity_t) { .n = 0 };
     if ((s != NULL && binding_conf(cf, s, workers, a) != WH_OK)
         || wh_conf_bool(cf, root, "accept_by_cpu", &a->steer) == WH_ERROR)
     {
         wh_affinity_free(a);
         return WH_ERROR;
     }
-    if (a->steer) {
-        cpus = wh_xalloc(workers * sizeof(int));
-        rc = worker_cpus(a, workers, cpus);
-        free(cpus);
-        if (rc != WH_OK) {
-            wh_conf_error(cf, config_setting_get_member(root, "accept_by_cpu"),
-                          "\"accept_by_cpu\" needs \"worker_cpu_affinity\" to bind each worker "
-                          "to one CPU of its own");
-            wh_affinity_free(a);
-            return WH_ERROR;
-        }
+    if (!a->steer) {
+        return WH_OK;
     }
+    cpus = wh_xalloc(workers * sizeof(int));
+    if (worker_cpus(a, workers, cpus) != WH_OK) {
+        wh_conf_error(cf, config_setting_get_member(root, "accept_by_cpu"),
+                      "\"accept_by_cpu\" needs \"worker_cpu_affinity\" to bind each worker "
+                      "to one CPU of its own");
+        free(cpus);
+        wh_affinity_free(a);
+        return WH_ERROR;
+    }
+    /* the program, made once for every listener: socket k of a group is
+     * worker k's (ls->fds, in the order they joined it; sockets only ever
+     * join at the end) */
+    a->code = wh_xalloc((2 * workers + 2) * sizeof(*a->code));
+    a->code[a->ncode++] = (struct sock_filter) BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                                        SKF_AD_OFF + SKF_AD_CPU);
+    for (k = 0; k < workers; k++) {
+        a->code[a->ncode++] = (struct sock_filter) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, cpus[k], 0, 1);
+        a->code[a->ncode++] = (struct sock_filter) BPF_STMT(BPF_RET | BPF_K, k);
+    }
+    a->code[a->ncode++] = (struct sock_filter) BPF_STMT(BPF_RET | BPF_K, 0xffffffff);
+    free(cpus);
     return WH_OK;
 }
 
@@ -179,8 +188,8 @@ void
 wh_affinity_free(wh_affinity_t *a)
 {
     free(a->sets);
-    a->sets = NULL;
-    a->n = 0;
+    free(a->code);
+    *a = (wh_affinity_t) { .n = 0 };
 }
 
 void
@@ -193,16 +202,13 @@ wh_affinity_apply(const wh_affinity_t *a, int index)
 }
 
 void
-wh_affinity_steer(const wh_affinity_t *a, int workers, wh_listener_t *ls)
+wh_affinity_steer(const wh_affinity_t *a, wh_listener_t *ls)
 {
 #if defined(SO_ATTACH_REUSEPORT_CBPF) && defined(SO_DETACH_REUSEPORT_BPF)
-    struct sock_filter *code;
-    struct sock_fprog prog;
-    int *cpus, k, n = 0, zero = 0;
+    struct sock_fprog prog = { .len = a->ncode, .filter = a->code };
+    int zero = 0;
 
-    cpus = wh_xalloc(workers * sizeof(int));
-    if (!a->steer || ls->nfds < 2 || worker_cpus(a, workers, cpus) != WH_OK) {
-        free(cpus);
+    if (a->code == NULL || ls->nfds < 2) {
         /* a program a previous configuration attached goes; ENOENT: none
          * (the value is ignored, but the kernel wants an int's room) */
         if (setsockopt(ls->fds[0], SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &zero, sizeof(zero)) == -1
@@ -213,21 +219,9 @@ wh_affinity_steer(const wh_affinity_t *a, int workers, wh_listener_t *ls)
         }
         return;
     }
-    /* socket k of the group is worker k's (ls->fds, in the order they
-     * joined it; sockets only ever join at the end) */
-    code = wh_xalloc((2 * workers + 2) * sizeof(*code));
-    code[n++] = (struct sock_filter) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_CPU);
-    for (k = 0; k < workers; k++) {
-        code[n++] = (struct sock_filter) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, cpus[k], 0, 1);
-        code[n++] = (struct sock_filter) BPF_STMT(BPF_RET | BPF_K, k);
-    }
-    code[n++] = (struct sock_filter) BPF_STMT(BPF_RET | BPF_K, 0xffffffff);
-    prog = (struct sock_fprog) { .len = n, .filter = code };
     if (setsockopt(ls->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) == -1) {
         wh_log(WH_LOG_ERROR, "attaching the steering program to %s failed (%s): connections "
                "go to workers by hash", ls->addr_text, strerror(errno));
     }
-    free(code);
-    free(cpus);
 #endif
 }

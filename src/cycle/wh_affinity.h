@@ -21,12 +21,15 @@
 
 #include "wh_conf.h"
 
+#include <linux/filter.h>
 #include <sched.h>
 
 typedef struct {
     int n;                      /* 0: not set, no binding */
     cpu_set_t *sets;            /* worker k: sets[k < n ? k : n - 1] */
     int steer;                  /* accept_by_cpu */
+    struct sock_filter *code;   /* its steering program; NULL: none */
+    unsigned short ncode;
 } wh_affinity_t;
 
 struct wh_listener_s;
@@ -44,6 +47,6 @@ void wh_affinity_apply(const wh_affinity_t *a, int index);
 /* In the master, once ls (a TCP listener) has a socket per worker: the
  * steering program on its group (accept_by_cpu), or none. A failure is
  * logged: the kernel's hash still spreads the connections. */
-void wh_affinity_steer(const wh_affinity_t *a, int workers, struct wh_listener_s *ls);
+void wh_affinity_steer(const wh_affinity_t *a, struct wh_listener_s *ls);
 
 #endif

@@ -970,7 +970,7 @@ wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
     for (i = 0; i < c->nlisteners; i++) {
         wh_listener_t *ls = &c->listeners[i];
         if (ls->module->bind == NULL && ls->nfds > 0) {
-            wh_affinity_steer(&c->affinity, c->worker_processes, ls);
+            wh_affinity_steer(&c->affinity, ls);
         }
     }
     return WH_OK;
