@@ -10,11 +10,14 @@ V2Ray's server gets the same downloads, and wharf must do at least as
 well on each (V2Ray's websocket server loses the tail of slow downloads,
 its mKCP server some of the concurrent ones). A sanitizer run sets
 WHARF_SKIP_REFERENCE=1: the reference measures V2Ray, not wharf.
+The same downloads run through the TCP transports with accept_by_cpu on,
+across reloads that take the steering program off and put it back.
 """
 import json
 import os
 import shutil
 import subprocess
+import threading
 
 import pytest
 
@@ -103,4 +106,46 @@ def test_downloads_end_intact(case, wharf, spawn, tmp_path):
             report, load, output, w.diagnostics())
         if ref:
             assert exact >= ref[load][0], report
+    assert st["bad_input"] == 0 and st["upstream"] == 0 and st["error"] == 0, st
+
+
+@pytest.mark.deadline(240)
+@pytest.mark.parametrize("case", ["tcp", "tcp-tls", "ws-tls", "h2"])
+def test_steered_downloads_survive_reloads(case, wharf, spawn, tmp_path):
+    """accept_by_cpu only picks the worker that accepts; what the stream
+    then carries must be as exact as without it, and a reload that detaches
+    or attaches the program must not touch the streams already running."""
+    if V2RAY is None:
+        pytest.skip("v2ray is not installed (apt-get install v2ray)")
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs")
+    up_port = free_port()
+    env = dict(os.environ, CASE=case, SERVER_HOST="127.0.0.1", SERVER_PORT=str(free_port()),
+               UPSTREAM_PORT=str(up_port), LOCAL_PORT="0")
+    case_env(case, tmp_path, env)
+    up = spawn([PYTHON, DOWNLOAD, "serve", up_port, "--lifetime", "230"], "upstream",
+               stdout=subprocess.PIPE)
+    assert up.stdout.readline().startswith(b"ready")
+    ls = {"tag": "v2", "upstream": "127.0.0.1:%d" % up_port, "listen": "127.0.0.1",
+          "port": int(env["SERVER_PORT"]),
+          "streamSettings": server_stream_settings(case, env, tmp_path)}
+    conf = lambda steer: {"worker_processes": 2, "worker_cpu_affinity": "auto",
+                          "accept_by_cpu": steer, "listeners": [ls]}
+    w = wharf(conf(True))
+
+    got = {}
+    t = threading.Thread(target=lambda: got.update(downloads(spawn, tmp_path, env, "wharf")))
+    t.start()
+    # while the downloads run (the slow ones take over 5 s): steering off, then on
+    for steer in (False, True):
+        wait_for(lambda: w.stats()["v2"]["active"] > 0, 30, what="streams running")
+        w.reload(conf(steer))
+    t.join(180)
+    assert not t.is_alive(), "downloads did not end"
+    w.wait_stat("v2", "active", lambda v: v == 0, timeout=15)
+    st = w.stats()["v2"]
+    for load in LOADS:
+        exact, total, output = got[load]
+        assert exact == total, "%s: %d/%d exact\n%s\n%s" % (load, exact, total, output,
+                                                               w.diagnostics())
     assert st["bad_input"] == 0 and st["upstream"] == 0 and st["error"] == 0, st
