@@ -150,6 +150,19 @@ def owners_from(cpu, addr, workers, n):
             s.close()
 
 
+def bindings(w):
+    """w's workers and the CPUs each may run on."""
+    workers = w.workers()
+    return workers, {pid: cpus_allowed(pid) for pid in workers}
+
+
+def reload_bound(w, conf):
+    """Reloads w to conf (two workers); the new workers' bindings."""
+    w.reload(conf)
+    wait_for(lambda: len(w.workers()) == 2, 10, what="old workers gone")
+    return bindings(w)
+
+
 @pytest.mark.deadline(60)
 def test_worker_cpu_affinity_steers_connections(wharf, upstream):
     cpus = sorted(os.sched_getaffinity(0))
@@ -166,8 +179,7 @@ def test_worker_cpu_affinity_steers_connections(wharf, upstream):
     # "auto": worker k on the k-th CPU; every connection made on a CPU is
     # accepted by the worker bound to it (hashed, 20 would all land on one
     # worker with odds 2^-19)
-    workers = w.workers()
-    bound = {pid: cpus_allowed(pid) for pid in workers}
+    workers, bound = bindings(w)
     assert sorted(bound.values(), key=min) == [{cpus[0]}, {cpus[1]}], bound
     for cpu in cpus[:2]:
         got = owners_from(cpu, addr, workers, 20)
@@ -175,25 +187,18 @@ def test_worker_cpu_affinity_steers_connections(wharf, upstream):
 
     # masks, the other way round: still each connection to its CPU's worker
     mask = lambda c: "1" + "0" * c
-    w.reload(conf([mask(cpus[1]), mask(cpus[0])]))
-    wait_for(lambda: len(w.workers()) == 2, 10, what="old workers gone")
-    workers = w.workers()
-    bound = {pid: cpus_allowed(pid) for pid in workers}
+    workers, bound = reload_bound(w, conf([mask(cpus[1]), mask(cpus[0])]))
     assert sorted(bound.values(), key=min) == [{cpus[0]}, {cpus[1]}], bound
     got = owners_from(cpus[0], addr, workers, 20)
     assert all(bound.get(pid) == {cpus[0]} for pid in got), (got, bound)
 
     # bound but not steering: the program is gone, the hash spreads
     # connections from one CPU over both workers again
-    w.reload(conf("auto", steer=False))
-    wait_for(lambda: len(w.workers()) == 2, 10, what="old workers gone")
-    workers = w.workers()
-    bound = {pid: cpus_allowed(pid) for pid in workers}
+    workers, bound = reload_bound(w, conf("auto", steer=False))
     assert sorted(bound.values(), key=min) == [{cpus[0]}, {cpus[1]}], bound
     got = owners_from(cpus[0], addr, workers, 40)
     assert None not in got and len(set(got)) == 2, got
 
     # "off": the workers run anywhere
-    w.reload(conf("off", steer=False))
-    wait_for(lambda: len(w.workers()) == 2, 10, what="old workers gone")
-    assert all(cpus_allowed(pid) == set(cpus) for pid in w.workers())
+    _, bound = reload_bound(w, conf("off", steer=False))
+    assert all(b == set(cpus) for b in bound.values()), bound

@@ -59,9 +59,9 @@ def downloads(spawn, tmp_path, env, name):
     return out
 
 
-@pytest.mark.deadline(240)
-@pytest.mark.parametrize("case", CASES)
-def test_downloads_end_intact(case, wharf, spawn, tmp_path):
+def serve_case(case, spawn, tmp_path):
+    """The download upstream and what a wharf listener for case needs:
+    (env for the fixtures, the unix address or None, the listener)."""
     if V2RAY is None:
         pytest.skip("v2ray is not installed (apt-get install v2ray)")
     up_port = free_port()
@@ -72,11 +72,17 @@ def test_downloads_end_intact(case, wharf, spawn, tmp_path):
     up = spawn([PYTHON, DOWNLOAD, "serve", up_port, "--lifetime", "230"], "upstream",
                stdout=subprocess.PIPE)
     assert up.stdout.readline().startswith(b"ready")
-
     ls = {"tag": "v2", "upstream": "127.0.0.1:%d" % up_port,
           "streamSettings": server_stream_settings(case, env, tmp_path)}
     if unix_addr is None:
         ls.update(listen="127.0.0.1", port=int(env["SERVER_PORT"]))
+    return env, unix_addr, ls
+
+
+@pytest.mark.deadline(240)
+@pytest.mark.parametrize("case", CASES)
+def test_downloads_end_intact(case, wharf, spawn, tmp_path):
+    env, unix_addr, ls = serve_case(case, spawn, tmp_path)
     w = wharf({"worker_processes": 2, "listeners": [ls]}, start=False)
     w.start(wait=False)
     assert server_ready(case, env, unix_addr), w.diagnostics()
@@ -115,20 +121,9 @@ def test_steered_downloads_survive_reloads(case, wharf, spawn, tmp_path):
     """accept_by_cpu only picks the worker that accepts; what the stream
     then carries must be as exact as without it, and a reload that detaches
     or attaches the program must not touch the streams already running."""
-    if V2RAY is None:
-        pytest.skip("v2ray is not installed (apt-get install v2ray)")
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two CPUs")
-    up_port = free_port()
-    env = dict(os.environ, CASE=case, SERVER_HOST="127.0.0.1", SERVER_PORT=str(free_port()),
-               UPSTREAM_PORT=str(up_port), LOCAL_PORT="0")
-    case_env(case, tmp_path, env)
-    up = spawn([PYTHON, DOWNLOAD, "serve", up_port, "--lifetime", "230"], "upstream",
-               stdout=subprocess.PIPE)
-    assert up.stdout.readline().startswith(b"ready")
-    ls = {"tag": "v2", "upstream": "127.0.0.1:%d" % up_port, "listen": "127.0.0.1",
-          "port": int(env["SERVER_PORT"]),
-          "streamSettings": server_stream_settings(case, env, tmp_path)}
+    env, _, ls = serve_case(case, spawn, tmp_path)
     conf = lambda steer: {"worker_processes": 2, "worker_cpu_affinity": "auto",
                           "accept_by_cpu": steer, "listeners": [ls]}
     w = wharf(conf(True))
