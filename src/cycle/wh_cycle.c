@@ -28,7 +28,7 @@
 static const char *const top_names[] = {
     "daemon", "user", "worker_processes", "worker_cpu_affinity", "accept_by_cpu", "worker_connections", "worker_rlimit_nofile", "pid", "error_log", "log_level",
     "log_format", "access_log",
-    "shutdown_timeout", "upstreamFailTimeout", "policy", "stats", "listeners", NULL
+    "shutdown_timeout", "upstreamFailTimeout", "receive_coalesce", "policy", "stats", "listeners", NULL
 };
 /* V2Ray's policy names and defaults (spec 1.3) */
 static const wh_directive_t policy_directives[] = {
@@ -122,7 +122,8 @@ parse_top(wh_conf_t *cf, wh_cycle_t *c, config_setting_t *root)
         || wh_conf_bool(cf, root, "daemon", &c->daemon) == WH_ERROR
         || wh_conf_seconds(cf, root, "shutdown_timeout", 0, 86400, &c->shutdown_timeout) == WH_ERROR
         || wh_conf_seconds(cf, root, "upstreamFailTimeout", 0, 86400,
-                           &c->upstream_fail_timeout) == WH_ERROR)
+                           &c->upstream_fail_timeout) == WH_ERROR
+        || wh_conf_seconds(cf, root, "receive_coalesce", 0, 0.1, &c->receive_coalesce) == WH_ERROR)
     {
         return WH_ERROR;
     }
@@ -572,6 +573,7 @@ wh_cycle_load(wh_conf_t *cf, const char *prefix, const char *conf_file)
     c->worker_connections = 4096;
     c->log_level = WH_LOG_INFO;
     c->shutdown_timeout = 30;
+    c->receive_coalesce = 0.001;
     c->upstream_fail_timeout = 10;
     c->stats_fd = -1;
 

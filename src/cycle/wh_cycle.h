@@ -81,6 +81,7 @@ typedef struct wh_cycle_s {
     double shutdown_timeout;
     wh_policy_t policy;
     double upstream_fail_timeout;   /* upstreamFailTimeout: a failed member is down */
+    double receive_coalesce;    /* the longest a streaming client's reads are held */
     wh_upstream_conf_t *upstreams;  /* every group, each listener's and others' */
 
     int stats_enabled;

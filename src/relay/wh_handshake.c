@@ -538,6 +538,10 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             wh_live_refused(ls, WH_CLOSE_ERROR);
             continue;
         }
+        /* a unix socket's poll knows no low-water mark */
+        if (ls->addr.sa.ss_family != AF_UNIX) {
+            wh_sock_stream_coalesce(s, ls->cycle->receive_coalesce);
+        }
         wh_live_open(&live, ls, WH_LIVE_STREAM);
         live.slot = slot;
         wh_handshake_start(&live, s, (struct sockaddr *) &peer, peerlen);

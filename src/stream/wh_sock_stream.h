@@ -13,6 +13,10 @@
  * progress; the stream answers WH_AGAIN until it completes. */
 wh_stream_t *wh_sock_stream_create(int fd, int connecting);
 
+/* Lets a client's socket hold its reads while it streams, up to delay
+ * seconds each (receive_coalesce; see wh_sock_stream.c); 0: never. */
+void wh_sock_stream_coalesce(wh_stream_t *s, double delay);
+
 /* The local address of the socket that carries s under the filters over
  * it (TLS, a WebSocket, the tcp "http" header): the address a client
  * connected to. WH_DECLINED when no socket of its own carries s (an

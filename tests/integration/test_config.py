@@ -150,6 +150,12 @@ listeners = (
         replace_line(GOOD, "daemon", 'daemon = "yes";'),
     "shutdown_timeout_wrong_type":
         replace_line(GOOD, "shutdown_timeout", 'shutdown_timeout = "soon";'),
+    "receive_coalesce_wrong_type":
+        insert_after(GOOD, "shutdown_timeout", 'receive_coalesce = "1ms";'),
+    "receive_coalesce_too_long":
+        insert_after(GOOD, "shutdown_timeout", "receive_coalesce = 0.5;"),
+    "receive_coalesce_negative":
+        insert_after(GOOD, "shutdown_timeout", "receive_coalesce = -0.001;"),
 }
 
 
