@@ -2,7 +2,7 @@
 """Downloads whose upstream answers and closes, as real upstreams do.
 
 usage: download.py serve PORT [--lifetime SECONDS]
-       download.py fetch PORT [--streams K] [--bytes N] [--slow]
+       download.py fetch PORT [--streams K] [--bytes N] [--slow | --upload]
                               [--timeout SECONDS] [--wait-port SECONDS]
        download.py loop PORT [--streams K] [--bytes N] [--timeout SECONDS]
                              [--progress FILE] [--wait-port SECONDS]
@@ -16,6 +16,13 @@ port), asks each for N bytes and reads until end of stream; with --slow
 the reader takes 64 KiB and sleeps 20 ms (DOWNLOAD_SLOW_SLEEP seconds), so
 the server's side has to wait for it. Exit 0 when every stream got exactly its bytes; one line per
 failed stream and a summary line are printed.
+
+An upload goes the other way, as a file posted through the tunnel does:
+with --upload, fetch sends "SEED SIZE up\n" and SIZE bytes, and serve
+reads exactly SIZE bytes, answers with their SHA-256 in hex and closes at
+once; the stream is exact when the answer is the digest of what was sent.
+The answer can only come once the upload's last byte has reached the
+upstream, so a server that holds the tail of an upload fails it.
 
 loop (bench/soak.sh) keeps K streams going, one after another on each of K
 threads, each asking for between N/2 and N bytes, until SIGTERM or SIGINT;
@@ -58,8 +65,21 @@ def serve(port, lifetime):
                 if not b:
                     return
                 line += b
-            seed, size = (int(x) for x in line.split())
-            c.sendall(content(seed, size))
+            line, rest = line.split(b"\n", 1)     # an upload's first bytes may be in rest
+            words = line.split()
+            seed, size = int(words[0]), int(words[1])
+            if words[2:] == [b"up"]:
+                got = hashlib.sha256(rest)
+                size -= len(rest)
+                while size > 0:
+                    b = c.recv(min(size, 65536))
+                    if not b:
+                        return
+                    got.update(b)
+                    size -= len(b)
+                c.sendall(got.hexdigest().encode() + b"\n")
+            else:
+                c.sendall(content(seed, size))
         except (OSError, ValueError):
             pass
         finally:
@@ -83,6 +103,27 @@ def wait_port(port, seconds):
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.1)
+
+
+def upload_once(port, seed, size, timeout):
+    """One upload of size bytes of seed's content: (exact, bytes the
+    upstream acknowledged, how it ended)."""
+    data = content(seed, size)
+    want = hashlib.sha256(data).hexdigest().encode() + b"\n"
+    answer = b""
+    err = "end of stream"
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        s.sendall(b"%d %d up\n" % (seed, size) + data)
+        while True:
+            b = s.recv(256)
+            if not b:
+                break
+            answer += b
+        s.close()
+    except OSError as e:
+        err = repr(e)
+    return answer == want, size if answer == want else 0, err
 
 
 def stream_once(port, seed, size, slow, timeout, counted=None):
@@ -113,15 +154,19 @@ def stream_once(port, seed, size, slow, timeout, counted=None):
     return n == size and got.hexdigest() == want, n, err
 
 
-def fetch_one(idx, port, size, slow, timeout, results):
-    ok, n, err = stream_once(port, random.getrandbits(48), size, slow, timeout)
+def fetch_one(idx, port, size, slow, timeout, results, upload):
+    if upload:
+        ok, n, err = upload_once(port, random.getrandbits(48), size, timeout)
+    else:
+        ok, n, err = stream_once(port, random.getrandbits(48), size, slow, timeout)
     results[idx] = (ok, "stream %d: %d of %d bytes, %s, %s" % (
         idx, n, size, "exact" if ok else "WRONG", err))
 
 
-def fetch(port, streams, size, slow, timeout):
+def fetch(port, streams, size, slow, timeout, upload=False):
     results = [None] * streams
-    threads = [threading.Thread(target=fetch_one, args=(i, port, size, slow, timeout, results))
+    threads = [threading.Thread(target=fetch_one,
+                                args=(i, port, size, slow, timeout, results, upload))
                for i in range(streams)]
     t0 = time.monotonic()
     for t in threads:
@@ -192,6 +237,7 @@ def main():
     ap.add_argument("--streams", type=int, default=20)
     ap.add_argument("--bytes", type=int, default=4 << 20)
     ap.add_argument("--slow", action="store_true")
+    ap.add_argument("--upload", action="store_true")
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--wait-port", type=float, default=0)
     ap.add_argument("--progress")
@@ -204,7 +250,7 @@ def main():
         return 1
     if a.mode == "loop":
         return 0 if loop(a.port, a.streams, a.bytes, a.timeout, a.progress) else 1
-    return 0 if fetch(a.port, a.streams, a.bytes, a.slow, a.timeout) else 1
+    return 0 if fetch(a.port, a.streams, a.bytes, a.slow, a.timeout, a.upload) else 1
 
 
 if __name__ == "__main__":

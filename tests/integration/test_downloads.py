@@ -8,7 +8,11 @@ each case: 20 concurrent downloads of 4 MiB, then 4 of 16 MiB whose reader
 is slow (64 KiB, then 20 ms asleep), every one byte-exact through wharf;
 V2Ray's server gets the same downloads, and wharf must do at least as
 well on each (V2Ray's websocket server loses the tail of slow downloads,
-its mKCP server some of the concurrent ones). A sanitizer run sets
+its mKCP server some of the concurrent ones). Then 8 uploads of 8 MiB,
+each answered by the upstream with the digest of what reached it, and
+closed: the answer comes only once the last byte is through, which a
+server that holds an upload's tail (receive_coalesce) must not delay
+forever. A sanitizer run sets
 WHARF_SKIP_REFERENCE=1: the reference measures V2Ray, not wharf.
 The same downloads run through the TCP transports with accept_by_cpu on,
 across reloads that take the steering program off and put it back.
@@ -30,6 +34,7 @@ CASES = sorted(os.listdir(INTEROP / "cases"))
 LOADS = {
     "concurrent": ["--streams", "20", "--bytes", str(4 << 20)],
     "slow": ["--streams", "4", "--bytes", str(16 << 20), "--slow"],
+    "upload": ["--streams", "8", "--bytes", str(8 << 20), "--upload"],
 }
 UDP = ("quic", "kcp")
 
