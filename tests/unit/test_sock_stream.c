@@ -110,6 +110,20 @@ stream_writes(int count)
     }
 }
 
+/* n bytes sent are reported, and read, at once */
+static void
+read_at_once(size_t n)
+{
+    double t;
+
+    send_all(n);
+    t = wait_readable(2);
+    assert_true(t >= 0 && t < AT_ONCE);
+    got = 0;
+    drain();
+    assert_int_equal(got, n);
+}
+
 static void
 open_pair(double delay)
 {
@@ -188,12 +202,7 @@ test_pause_is_read_after_delay_then_held_only_on_more_evidence(void **state)
 
     /* the wait ran out: 5 more such reads (the run is now 8) hold nothing */
     stream_writes(5);
-    send_all(100);
-    t = wait_readable(2);
-    assert_true(t >= 0 && t < AT_ONCE);
-    got = 0;
-    drain();
-    assert_int_equal(got, 100);
+    read_at_once(100);
 }
 
 static void
@@ -220,16 +229,9 @@ test_end_of_stream_is_reported_at_once(void **state)
 static void
 test_no_delay_holds_nothing(void **state)
 {
-    double t;
-
     open_pair(0);
     stream_writes(20);
-    send_all(100);
-    t = wait_readable(2);
-    assert_true(t >= 0 && t < AT_ONCE);
-    got = 0;
-    drain();
-    assert_int_equal(got, 100);
+    read_at_once(100);
 }
 
 int
