@@ -165,15 +165,16 @@ p256_cert() {
 # ---------------------------------------------------------------------------------- helpers
 
 # free TCP port below the ephemeral range, not listening and not used before in this run; from
-# PORT_MIN (default 20000), among PORT_COUNT ports (default 12000)
-USED_PORTS=" "
+# PORT_MIN (default 20000), among PORT_COUNT ports (default 12000). Callers take it as $(free_port),
+# a subshell, so the ports handed out are remembered in a file of the run, not in a variable.
 free_port() {
-    local p listening
+    local p listening used
     listening=$(ss -Htan 2>/dev/null | awk '{n=split($4,a,":"); print a[n]}' | sort -u | tr '\n' ' ')
+    used=$(tr '\n' ' ' 2>/dev/null <"$WORK/ports.used")
     while :; do
         p=$(( ${PORT_MIN:-20000} + RANDOM % ${PORT_COUNT:-12000} ))
-        case " $listening $USED_PORTS " in *" $p "*) continue ;; esac
-        USED_PORTS="$USED_PORTS$p "
+        case " $listening $used " in *" $p "*) continue ;; esac
+        echo "$p" >>"$WORK/ports.used"
         echo "$p"
         return
     done

@@ -230,21 +230,29 @@ def _ephemeral_low():
         return 32768
 
 
+_HANDED_OUT = set()
+
+
 def free_port(host="127.0.0.1"):
     """A port free a moment ago for both TCP and UDP, below the kernel's
     ephemeral range: a port the kernel hands out (port 0, outgoing
     connections) cannot take it between this call and the bind that
-    follows, which made a v2ray client fail to listen now and then."""
+    follows, which made a v2ray client fail to listen now and then.
+    Never the same port twice in one run: a test takes several ports
+    before it binds any of them."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     low = _ephemeral_low()
     for _ in range(200):
         port = random.randrange(10000, low)
+        if port in _HANDED_OUT:
+            continue
         try:
             for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
                 with socket.socket(fam, kind) as s:
                     s.bind((host, port))
         except OSError:
             continue
+        _HANDED_OUT.add(port)
         return port
     raise RuntimeError("no free port below %d" % low)
 
