@@ -433,6 +433,7 @@ start_stream(wh_h2_conn_t *c, wh_h2_stream_t *st)
     c->relayed++;
     st->counted = 1;
     wh_mux_relayed(&st->m);
+    wh_mux_coalesce(&st->m, c->ls->cycle->receive_coalesce);
     wh_live_open(&live, c->ls, WH_LIVE_STREAM);
     wh_relay_start(&live, &c->ls->dest, &st->m.ps.s, (struct sockaddr *) &peer, peerlen,
                    NULL, 0, f);

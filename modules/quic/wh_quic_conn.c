@@ -529,6 +529,7 @@ start_streams(wh_quic_conn_t *c)
         if (!st->fresh) continue;
         st->fresh = 0;
         if (f == NULL) f = conn_facts(c, &facts);
+        wh_mux_coalesce(&st->m, c->ls->cycle->receive_coalesce);
         wh_live_open(&live, c->ls, WH_LIVE_STREAM);
         wh_relay_start(&live, &c->ls->dest, &st->m.ps.s, (struct sockaddr *) &c->peer.sa,
                        c->peer.len, NULL, 0, f);

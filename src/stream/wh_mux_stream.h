@@ -12,7 +12,10 @@
  * Incoming bytes wait in `in` until the relay reads them; each read tells
  * the carrier (consumed) so it opens the client's window by as much, which
  * bounds `in` by the window. Readiness is posted (wh_posted_stream_t): the
- * protocol library's callbacks never run the relay on their stack.
+ * protocol library's callbacks never run the relay on their stack. A
+ * client that streams (wh_coalesce.h) is held: the relay hears of its
+ * bytes once a batch is in, or when the hold's timer runs out, not after
+ * every packet or frame, so the upstream gets one send per batch.
  * Outgoing bytes are framed differently by each carrier (HTTP/2 copies
  * them into a buffer a data provider drains; QUIC keeps them in chunks
  * until acknowledged), so write and flow are the carrier's own ops; read,
@@ -21,6 +24,7 @@
 #ifndef WH_MUX_STREAM_H
 #define WH_MUX_STREAM_H
 
+#include "wh_coalesce.h"
 #include "wh_inbuf.h"
 #include "wh_stream.h"
 
@@ -51,6 +55,7 @@ typedef struct {
 struct wh_mux_stream_s {
     wh_posted_stream_t ps;
     wh_inbuf_t in;              /* received, not yet read by the relay */
+    wh_coalesce_t co;           /* on: the relay hears of `in` a batch at a time */
     uint8_t owners;             /* WH_MUX_* */
     unsigned in_eof:1;          /* the client ended its side */
     unsigned out_eof:1;         /* the relay ended its side */
@@ -66,6 +71,14 @@ static inline void
 wh_mux_relayed(wh_mux_stream_t *m)
 {
     m->owners |= WH_MUX_RELAY;
+}
+
+/* A client stream: it may be held while it streams, up to delay seconds
+ * at a time (receive_coalesce); 0: never. */
+static inline void
+wh_mux_coalesce(wh_mux_stream_t *m, double delay)
+{
+    wh_coalesce_delay(&m->co, delay);
 }
 
 /* Bytes from the client (fin: its last). WH_ERROR without memory. */

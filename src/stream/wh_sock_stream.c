@@ -18,19 +18,17 @@
  * read the request) is stale: it is left to the next poll, which reports
  * the socket again if anything came since.
  *
- * A client that streams (the reads keep bringing WH_COALESCE_READ bytes or
- * more) would otherwise wake the worker once per write it makes: a V2Ray
- * client uploading through a WebSocket writes a few KiB at a time, and the
- * wake-ups, not the bytes, are then most of the cost. Such a client's
- * socket gets a receive low-water mark (SO_RCVLOWAT), so the poll reports
- * it once a batch is queued, and a timer (receive_coalesce) that reads
- * what is there when the batch does not fill in time. The mark is only
- * set on the stream's own evidence, and a wait that runs out clears it
- * and doubles the evidence asked next time, so request/response traffic,
- * even with large requests, is almost never held. End of stream, an error
- * or a nearly closed window are reported at once, whatever the mark.
+ * A client that streams (wh_coalesce.h) would otherwise wake the worker
+ * once per write it makes: a V2Ray client uploading through a WebSocket
+ * writes a few KiB at a time, and the wake-ups, not the bytes, are then
+ * most of the cost. Such a client's socket gets a receive low-water mark
+ * (SO_RCVLOWAT), so the poll reports it once a batch is queued, and the
+ * timer (receive_coalesce) reads what is there when the batch does not
+ * fill in time; a pause clears the mark. End of stream, an error or a
+ * nearly closed window are reported at once, whatever the mark.
  */
 #include "wh_sock_stream.h"
+#include "wh_coalesce.h"
 #include "wh_event.h"
 #include "wh_filter.h"
 
@@ -41,11 +39,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define WH_COALESCE_READ    4096    /* a read this big says the peer streams */
-#define WH_COALESCE_RUN     4       /* such reads in a row before the mark is set */
-#define WH_COALESCE_BYTES   65536   /* the batch a coalesced wake-up waits for */
-#define WH_COALESCE_BACKOFF 6       /* a wait that ran out doubles the run, up to 4 << 6 */
-
 typedef struct {
     wh_stream_t s;
     ev_io io;
@@ -54,13 +47,10 @@ typedef struct {
     uint8_t connecting;
     uint32_t drained;       /* the last read was short: empty until readable; the
                              * loop iteration it was in, plus one */
-    uint8_t coalescing;     /* SO_RCVLOWAT is set */
-    uint8_t backoff;        /* waits that ran out since the last full batch */
-    uint16_t run;           /* reads of WH_COALESCE_READ or more in a row */
-    ev_timer flush;         /* repeat: receive_coalesce, 0 = never */
+    wh_coalesce_t co;       /* on: SO_RCVLOWAT is set */
 } wh_sock_stream_t;
 
-static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void deliver(wh_sock_stream_t *ss, int revents, int polled);
 
 static void
 set_lowat(wh_sock_stream_t *ss, int on)
@@ -74,38 +64,28 @@ set_lowat(wh_sock_stream_t *ss, int on)
         v = wh_min(WH_COALESCE_BYTES, rcvbuf / 4);
     }
     if (setsockopt(ss->fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == -1) {
-        ss->flush.repeat = 0;
+        wh_coalesce_delay(&ss->co, 0);
         on = 0;
     }
-    ss->coalescing = on;
-    ss->run = 0;
-    if (!on && ev_is_active(&ss->flush)) ev_timer_stop(wh_loop, &ss->flush);
+    if (on) {
+        ss->co.on = 1;
+    } else {
+        wh_coalesce_stop(&ss->co);
+    }
 }
 
-/* The client paused with less than a batch queued: read it now, and ask
- * twice the evidence before holding this stream's reads again. */
+/* Less than a batch came in time: read what there is now; a pause also
+ * clears the mark. */
 static void
 flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     wh_sock_stream_t *ss = w->data;
+    int queued;
 
-    if (ss->backoff < WH_COALESCE_BACKOFF) ss->backoff++;
-    set_lowat(ss, 0);
+    if (ioctl(ss->fd, FIONREAD, &queued) == -1) queued = 0;
+    if (!wh_coalesce_expired(&ss->co, (size_t) wh_max(queued, 0))) set_lowat(ss, 0);
     ss->drained = 0;
-    io_cb(loop, &ss->io, EV_READ);
-}
-
-static void
-track_read(wh_sock_stream_t *ss, size_t n, size_t size)
-{
-    /* a small buffer says nothing; once set, only a wait that runs out
-     * ends it (a short read is then the rest of a batch) */
-    if (size < WH_COALESCE_READ || ss->coalescing) return;
-    if (n < WH_COALESCE_READ) {
-        ss->run = 0;
-    } else if (++ss->run >= (WH_COALESCE_RUN << ss->backoff)) {
-        set_lowat(ss, 1);
-    }
+    deliver(ss, EV_READ, 0);
 }
 
 static void
@@ -128,7 +108,14 @@ sync_watcher(wh_sock_stream_t *ss)
 static void
 io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    wh_sock_stream_t *ss = w->data;
+    deliver(w->data, revents, 1);
+}
+
+/* revents for the relay; polled: the poll reported them (not the timer) */
+static void
+deliver(wh_sock_stream_t *ss, int revents, int polled)
+{
+    struct ev_loop *loop = wh_loop;
     int events = 0;
 
     if (ss->connecting && (revents & EV_WRITE)) {
@@ -147,10 +134,7 @@ io_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
     if (revents & EV_READ) {
         ss->drained = 0;
-        if (ev_is_active(&ss->flush)) {
-            ev_timer_stop(loop, &ss->flush);    /* a batch came in time */
-            ss->backoff = 0;
-        }
+        if (polled && ev_is_active(&ss->co.timer)) wh_coalesce_batch(&ss->co);
     }
     if ((revents & EV_READ) && (ss->want & WH_EV_READ)) events |= WH_EV_READ;
     if ((revents & EV_WRITE) && (ss->want & WH_EV_WRITE)) events |= WH_EV_WRITE;
@@ -171,9 +155,7 @@ sock_wait(wh_stream_t *s, int events)
     wh_sock_stream_t *ss = wh_stream_impl(s, wh_sock_stream_t);
 
     ss->want |= events;
-    if ((events & WH_EV_READ) && ss->coalescing && !ev_is_active(&ss->flush)) {
-        ev_timer_again(wh_loop, &ss->flush);
-    }
+    if ((events & WH_EV_READ) && ss->co.on) wh_coalesce_wait(&ss->co);
     sync_watcher(ss);
 }
 
@@ -193,7 +175,7 @@ sock_read(wh_stream_t *s, void *buf, size_t size)
     } while (n == -1 && errno == EINTR);
     if (n > 0) {
         ss->drained = (size_t) n < size ? ev_iteration(wh_loop) + 1 : 0;
-        if (ss->flush.repeat > 0) track_read(ss, n, size);
+        if (wh_coalesce_read(&ss->co, n, size)) set_lowat(ss, 1);
         return n;
     }
     if (n == 0) return 0;
@@ -280,7 +262,7 @@ sock_destroy(wh_stream_t *s)
     wh_sock_stream_t *ss = wh_stream_impl(s, wh_sock_stream_t);
 
     if (ev_is_active(&ss->io)) ev_io_stop(wh_loop, &ss->io);
-    if (ev_is_active(&ss->flush)) ev_timer_stop(wh_loop, &ss->flush);
+    wh_coalesce_stop(&ss->co);
     close(ss->fd);
     free(ss);
 }
@@ -309,8 +291,7 @@ wh_sock_stream_create(int fd, int connecting)
     ss->connecting = connecting;
     ev_io_init(&ss->io, io_cb, fd, 0);
     ss->io.data = ss;
-    ev_timer_init(&ss->flush, flush_cb, 0., 0.);
-    ss->flush.data = ss;
+    wh_coalesce_init(&ss->co, flush_cb, ss);
     if (connecting) sync_watcher(ss);
     return &ss->s;
 }
@@ -319,7 +300,7 @@ void
 wh_sock_stream_coalesce(wh_stream_t *s, double delay)
 {
     if (s->ops == &sock_ops) {
-        wh_stream_impl(s, wh_sock_stream_t)->flush.repeat = delay;
+        wh_coalesce_delay(&wh_stream_impl(s, wh_sock_stream_t)->co, delay);
     }
 }
 
