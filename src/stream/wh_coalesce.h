@@ -13,9 +13,9 @@
  * the evidence asked next time, so request/response traffic, even with
  * large requests, is almost never held. A hold that runs out finding more
  * is a client that streams slower than a batch per delay: it stays held,
- * and its relay hears of it once per delay. How a stream holds is its own: a socket
- * with a receive low-water mark, a multiplexed stream by not signalling
- * its relay until a batch is in.
+ * and its relay hears of it once per delay. How a stream holds is its
+ * own: a socket with a receive low-water mark, a multiplexed stream by not
+ * signalling its relay until a batch is in.
  */
 #ifndef WH_COALESCE_H
 #define WH_COALESCE_H
@@ -32,7 +32,7 @@
 typedef struct {
     ev_timer timer;         /* repeat: the delay; 0 = never hold */
     uint16_t run;           /* reads of WH_COALESCE_READ or more in a row */
-    uint8_t backoff;        /* pauses since the last batch that came in time */
+    uint8_t backoff;        /* pauses since the client last streamed a hold's worth */
     uint8_t on;             /* holding */
 } wh_coalesce_t;
 
