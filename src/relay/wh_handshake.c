@@ -46,6 +46,8 @@ typedef struct wh_acceptor_s wh_acceptor_t;
 struct wh_acceptor_s {
     wh_listener_t *ls;
     ev_timer resume;            /* accepting paused after EMFILE/ENFILE */
+    uint32_t seen;              /* the loop iteration it was last ready in */
+    uint8_t drain;              /* accept until the queue is empty */
     wh_acceptor_t *next;
     int nio;
     ev_io io[];                 /* this worker's share of ls->fds, or ls->fd */
@@ -499,6 +501,12 @@ watch(wh_acceptor_t *a, int on)
     }
 }
 
+/* Connections that come one at a time are taken one per wake-up (nginx's
+ * multi_accept off): a second accept4(2) would only hear EAGAIN, one call
+ * per connection for nothing. A listener still ready in the next loop
+ * iteration has a queue, and is drained (WH_ACCEPT_BATCH at most per
+ * wake-up) until a drain finds one connection or none. The poll is
+ * level-triggered, so a connection left queued is reported at once. */
 static void
 accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -509,12 +517,17 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     wh_conn_slot_t slot;
     wh_stream_t *s;
     wh_live_t live;
-    int i, fd;
+    int i, fd, batch;
+    uint32_t iter = ev_iteration(loop);
 
-    for (i = 0; i < WH_ACCEPT_BATCH && !wh_limit_full(); i++) {
+    if (a->seen + 1 == iter) a->drain = 1;
+    a->seen = iter;
+    batch = a->drain ? WH_ACCEPT_BATCH : 1;
+    for (i = 0; i < batch && !wh_limit_full(); i++) {
         peerlen = sizeof(peer);
         fd = accept4(w->fd, (struct sockaddr *) &peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1) {
+            if (errno == EAGAIN && i <= 1) a->drain = 0;
             if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
             wh_log_listener(WH_LOG_ERROR, ls->tag, "accept() on %s failed (%s)", ls->addr_text,
                             strerror(errno));

@@ -633,15 +633,20 @@ connect_next(wh_relay_t *r)
     wh_upstream_member_t *m;
     wh_log_ctx_t ctx;
     const char *err;
+    int now_connected;
 
     while (left > 0 && (m = wh_upstream_pick(u, &r->tried, now)) != NULL) {
         r->member = m;
         r->dialled = now;
-        r->upstream = wh_upstream_connect(u, m, &err);
+        r->upstream = wh_upstream_connect(u, m, &now_connected, &err);
         if (r->upstream != NULL) {
             r->upstream->data = r;
             r->upstream->on_readable = upstream_readable;
             r->upstream->on_writable = upstream_writable;
+            if (now_connected) {
+                connected(r);
+                return;
+            }
             /* this one and those not tried yet share what is left */
             set_timeout(r, left / (u->nmembers - __builtin_popcountll(r->tried) + 1));
             wh_stream_wait(r->upstream, WH_EV_WRITE);

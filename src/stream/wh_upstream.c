@@ -11,6 +11,14 @@
  * Picking costs a pass over the members of a group (64 at most) per
  * connect attempt, no allocation: the members a stream has tried are a bit
  * mask the relay keeps.
+ *
+ * A connect to this host (the usual upstream: a V2Ray or web server beside
+ * wharf) has finished by the time connect() returns, its handshake having
+ * run in the kernel on the way out; the stream then starts at once rather
+ * than a poll later, which saves each connection a loop iteration and an
+ * epoll_ctl(2). One getsockopt(2) tells, in place of the SO_ERROR one the
+ * writable event would have cost; for a connect still under way (another
+ * host) it is one call more, against a round trip.
  */
 #include "wh_upstream.h"
 #include "wh_sock_stream.h"
@@ -193,13 +201,24 @@ wh_upstream_failed(wh_upstream_conf_t *u, wh_upstream_member_t *m, double now)
     }
 }
 
+static int
+established(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && len > 0
+           && ti.tcpi_state == TCP_ESTABLISHED;
+}
+
 wh_stream_t *
 wh_upstream_connect(const wh_upstream_conf_t *u, const wh_upstream_member_t *m,
-                    const char **err)
+                    int *connected, const char **err)
 {
     wh_stream_t *s;
     int fd, rc, one = 1;
 
+    *connected = 1;
     if (u->kind == WH_UPSTREAM_ECHO) {
         s = wh_echo_stream_create();
         if (s == NULL) *err = "out of memory";
@@ -223,7 +242,9 @@ wh_upstream_connect(const wh_upstream_conf_t *u, const wh_upstream_member_t *m,
         close(fd);
         return NULL;
     }
-    s = wh_sock_stream_create(fd, rc == -1);
+    /* a unix socket's connect is over when it returns */
+    *connected = rc == 0 || established(fd);
+    s = wh_sock_stream_create(fd, !*connected);
     if (s == NULL) {
         *err = "out of memory";
         close(fd);

@@ -76,12 +76,14 @@ wh_upstream_member_t *wh_upstream_pick(wh_upstream_conf_t *u, uint64_t *tried, d
 void wh_upstream_connected(wh_upstream_member_t *m);
 void wh_upstream_failed(wh_upstream_conf_t *u, wh_upstream_member_t *m, double now);
 
-/* Starts a non-blocking connect to m; the stream answers WH_AGAIN until it
- * is connected and reports a failure through its err field (strerror() of
- * the connect's SO_ERROR).
+/* Starts a non-blocking connect to m. *connected: it is over already (the
+ * echo service, a unix socket, a TCP connect to this host), so the stream
+ * is ready now. Otherwise the stream answers WH_AGAIN until it is connected
+ * (its writable event) and reports a failure through its err field
+ * (strerror() of the connect's SO_ERROR).
  * NULL when even the socket could not be made (*err set). */
 wh_stream_t *wh_upstream_connect(const wh_upstream_conf_t *u, const wh_upstream_member_t *m,
-                                 const char **err);
+                                 int *connected, const char **err);
 
 /* The built-in echo service (wh_echo_stream.c). */
 wh_stream_t *wh_echo_stream_create(void);

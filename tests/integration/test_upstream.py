@@ -10,8 +10,10 @@ socket listener, the real V2Ray client over WebSocket, and over QUIC.
 
 Groups: a member that refuses is skipped and retried after the fail
 timeout; one that never answers gets its share of policy.handshake and the
-stream goes on to the next; live members split streams evenly; `wharf -S`
-and /metrics show each member; bad groups are refused with FILE:LINE.
+stream goes on to the next; one whose connect completes only later (most
+connects to this host are over when connect() returns) carries what the
+client sent meanwhile; live members split streams evenly; `wharf -S` and
+/metrics show each member; bad groups are refused with FILE:LINE.
 """
 import os
 import re
@@ -368,6 +370,49 @@ def test_group_member_that_never_answers(wharf, upstream):
     finally:
         filler.close()
         hole.close()
+
+
+@pytest.mark.deadline(60)
+def test_connect_that_completes_later(wharf):
+    """A loopback connect is usually over when connect() returns, and the
+    relay starts at once. This one's first SYN is dropped (the accept queue
+    is full until the test takes the connection that fills it), so it
+    completes a second later, reported by the writable event: the client's
+    early bytes reach the upstream then, and the answer comes back."""
+    hole = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)
+    filler = socket.create_connection(hole.getsockname(), timeout=5)
+    spec = "127.0.0.1:%d" % hole.getsockname()[1]
+    w = wharf({"policy": {"handshake": 10},
+               "listeners": [listener("late", spec, port=free_port())]})
+    c = connect(w.addr("late"))
+    try:
+        c.settimeout(10)
+        c.sendall(b"early bytes")
+        time.sleep(0.3)
+        first, _ = hole.accept()        # the filler's: the queue has room again
+        first.close()
+        hole.settimeout(10)
+        t0 = time.monotonic()
+        up, _ = hole.accept()
+        up.settimeout(10)
+        got = b""
+        while len(got) < 11:
+            d = up.recv(64)
+            assert d, got
+            got += d
+        assert got == b"early bytes"
+        assert time.monotonic() - t0 > 0.2   # it did wait for the SYN sent again
+        up.sendall(b"answer")
+        assert c.recv(64) == b"answer"
+        up.close()
+        assert c.recv(64) == b""
+    finally:
+        c.close()
+        filler.close()
+        hole.close()
+    assert member_stats(w)[("late", spec)] == {"connects": 1, "failures": 0, "down": 0}
 
 
 @pytest.mark.deadline(60)
