@@ -242,6 +242,7 @@ quic_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
         ls->runtime = NULL;
         goto failed;
     }
+    wh_udp_coalesce(ls, ls->cycle->receive_coalesce);
     return WH_OK;
 
 failed:

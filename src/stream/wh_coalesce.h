@@ -15,7 +15,8 @@
  * is a client that streams slower than a batch per delay: it stays held,
  * and its relay hears of it once per delay. How a stream holds is its
  * own: a socket with a receive low-water mark, a multiplexed stream by not
- * signalling its relay until a batch is in.
+ * signalling its relay until a batch is in, a QUIC listener's socket
+ * (wh_udp.c) by being read once per delay rather than polled.
  */
 #ifndef WH_COALESCE_H
 #define WH_COALESCE_H

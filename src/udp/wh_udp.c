@@ -8,9 +8,21 @@
  * carries a small header (listener address, peer address) and the
  * datagram; the owner finds its listener by address, since the listener
  * of the old configuration may carry another tag.
+ *
+ * A QUIC client that uploads sends a full packet at a time, and a worker
+ * faster than it wakes for each one or two: a wake-up, a recvmmsg(2) and
+ * an acknowledgement per packet or so, most of the cost of the upload.
+ * Such a socket is held (receive_coalesce, wh_coalesce.h): not polled,
+ * but read once per delay, a few dozen packets a time, acknowledged
+ * together. A hold that finds more than a wake-up reads ends (the client
+ * outruns the delay, and waiting would overflow the buffer); one that
+ * finds a pause ends too. Small packets (acknowledgements, requests)
+ * never count as evidence, so downloads and request/response traffic are
+ * not held.
  */
 #include "wh_udp.h"
 #include "wh_udp_route.h"
+#include "wh_coalesce.h"
 #include "wh_event.h"
 #include "wh_log.h"
 
@@ -43,8 +55,14 @@ typedef struct {
 #define WH_UDP_CTL_SIZE (CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t)))
 
 typedef struct {
+    ev_io io;
+    wh_coalesce_t co;           /* on: read by the timer, not polled */
     wh_listener_t *ls;
-    ev_io *reads;               /* this worker's share of ls->fds */
+} wh_udp_reader_t;
+
+typedef struct {
+    wh_listener_t *ls;
+    wh_udp_reader_t *reads;     /* this worker's share of ls->fds */
     int nreads;
     int send_fd;
     int wildcard;               /* bound to 0.0.0.0 or ::: replies need IP_PKTINFO */
@@ -317,17 +335,19 @@ mailbox_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-static void
-read_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* A few batches, then the other sockets and timers run. The bytes read;
+ * *more: the last batch was full, the socket may hold more. */
+static size_t
+read_socket(wh_listener_t *ls, int fd, int *more)
 {
-    wh_listener_t *ls = w->data;
     wh_udp_listener_t *u = ls->udp;
     struct mmsghdr msgs[WH_UDP_BATCH];
     struct iovec iov[WH_UDP_BATCH];
     wh_udp_packet_t pkts[WH_UDP_BATCH];
     int i, n, rounds = 0;
+    size_t bytes = 0;
 
-    /* a few batches per wake-up, then let the other sockets and timers run */
+    *more = 0;
     do {
         memset(msgs, 0, sizeof(msgs));
         for (i = 0; i < WH_UDP_BATCH; i++) {
@@ -342,13 +362,13 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
                 msgs[i].msg_hdr.msg_controllen = sizeof(batch_ctl[i].buf);
             }
         }
-        n = recvmmsg(w->fd, msgs, WH_UDP_BATCH, MSG_DONTWAIT, NULL);
+        n = recvmmsg(fd, msgs, WH_UDP_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0) {
             if (n == -1 && errno != EAGAIN && errno != EINTR) {
                 wh_log(WH_LOG_ERROR, "recvmmsg() on udp %s failed (%s)", ls->addr_text,
                        strerror(errno));
             }
-            return;
+            return bytes;
         }
         wh_stats_add(ls->stats->datagrams_in, n);
         for (i = 0; i < n; i++) {
@@ -364,9 +384,41 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
             pkts[i].data = batch_buf[i];
             pkts[i].len = msgs[i].msg_len;
             pkts[i].forwarded = 0;
+            bytes += pkts[i].len;
             ls->module->datagram(ls, &pkts[i]);
         }
     } while (n == WH_UDP_BATCH && ++rounds < 4);
+    *more = n == WH_UDP_BATCH;
+    return bytes;
+}
+
+static void
+read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    wh_udp_reader_t *r = wh_container_of(w, wh_udp_reader_t, io);
+    int more;
+    size_t n = read_socket(r->ls, w->fd, &more);
+
+    if (wh_coalesce_read(&r->co, n, WH_UDP_BATCH * WH_UDP_MAX_DATAGRAM)) {
+        r->co.on = 1;
+        ev_io_stop(loop, &r->io);
+        wh_coalesce_wait(&r->co);
+    }
+}
+
+static void
+hold_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    wh_udp_reader_t *r = w->data;
+    int more;
+    size_t n = read_socket(r->ls, r->io.fd, &more);
+
+    if (wh_coalesce_expired(&r->co, n) && !more) {
+        wh_coalesce_wait(&r->co);
+        return;
+    }
+    wh_coalesce_stop(&r->co);
+    ev_io_start(loop, &r->io);
 }
 
 int
@@ -381,7 +433,7 @@ wh_udp_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
     }
     worker = ctx;
     u->ls = ls;
-    u->reads = calloc(ls->nfds, sizeof(ev_io));
+    u->reads = calloc(ls->nfds, sizeof(*u->reads));
     if (u->reads == NULL) {
         free(u);
         return WH_ERROR;
@@ -392,10 +444,11 @@ wh_udp_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
      * worker_processes every socket still has a reader */
     for (k = 0; k < ls->nfds; k++) {
         if (k % ctx->count != ctx->index) continue;
-        ev_io *io = &u->reads[u->nreads++];
-        ev_io_init(io, read_cb, ls->fds[k], EV_READ);
-        io->data = ls;
-        ev_io_start(ctx->loop, io);
+        wh_udp_reader_t *r = &u->reads[u->nreads++];
+        r->ls = ls;
+        ev_io_init(&r->io, read_cb, ls->fds[k], EV_READ);
+        ev_io_start(ctx->loop, &r->io);
+        wh_coalesce_init(&r->co, hold_cb, r);
         if (u->send_fd == -1) u->send_fd = ls->fds[k];
     }
     if (u->send_fd == -1) {
@@ -420,7 +473,19 @@ wh_udp_stop(wh_listener_t *ls)
     /* the sockets stay open: the live sessions still send from them, and
      * the next generation reads them */
     for (i = 0; u != NULL && i < u->nreads; i++) {
-        ev_io_stop(wh_loop, &u->reads[i]);
+        ev_io_stop(wh_loop, &u->reads[i].io);
+        wh_coalesce_stop(&u->reads[i].co);
+    }
+}
+
+void
+wh_udp_coalesce(wh_listener_t *ls, double delay)
+{
+    wh_udp_listener_t *u = ls->udp;
+    int i;
+
+    for (i = 0; i < u->nreads; i++) {
+        wh_coalesce_delay(&u->reads[i].co, delay);
     }
 }
 

@@ -70,6 +70,10 @@ void wh_udp_forget(uint32_t worker_serial);
 int wh_udp_start(wh_listener_t *ls, wh_worker_ctx_t *ctx);
 /* worker: stop reading ls's sockets (draining); sending still works */
 void wh_udp_stop(wh_listener_t *ls);
+/* worker, after wh_udp_start: while a client streams full datagrams, read
+ * ls's sockets once per delay seconds rather than on every arrival
+ * (receive_coalesce; see wh_udp.c); 0: never */
+void wh_udp_coalesce(wh_listener_t *ls, double delay);
 
 /* Sends one datagram to peer from the listener's address (from local,
  * the session's last packet's, when the listener is a wildcard; NULL:
