@@ -40,7 +40,9 @@ datagram(wh_listener_t *ls, wh_udp_packet_t *pkt)
 
 static const wh_module_t counter = { .name = "counter", .datagram = datagram };
 
-static wh_listener_t ls;
+/* one listener per test, kept, as a worker keeps its reading state */
+static wh_listener_t listeners[8], *ls;
+static int nlisteners;
 static wh_stats_counters_t counters;
 static wh_worker_ctx_t ctx = { .index = 0, .count = 1, .mailbox = -1 };
 static int sock = -1, client = -1;
@@ -124,10 +126,12 @@ open_listener(double delay)
     int buf = 4 << 20;
 
     if (sock != -1) {
-        wh_udp_stop(&ls);
+        wh_udp_stop(ls);
         close(sock);
         close(client);
     }
+    assert_true(nlisteners < 8);
+    ls = &listeners[nlisteners++];
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     sock = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     assert_true(sock >= 0);
@@ -140,18 +144,17 @@ open_listener(double delay)
     client = socket(AF_INET, SOCK_DGRAM, 0);
     assert_int_equal(connect(client, (struct sockaddr *) &sa, sizeof(sa)), 0);
 
-    memset(&ls, 0, sizeof(ls));
-    ls.addr.len = len;
-    memcpy(&ls.addr.sa, &sa, len);
-    snprintf(ls.addr_text, sizeof(ls.addr_text), "127.0.0.1:%d", ntohs(sa.sin_port));
-    ls.module = &counter;
-    ls.fd = sock;
-    ls.fds = &sock;
-    ls.nfds = 1;
-    ls.stats = &counters;
+    ls->addr.len = len;
+    memcpy(&ls->addr.sa, &sa, len);
+    snprintf(ls->addr_text, sizeof(ls->addr_text), "127.0.0.1:%d", ntohs(sa.sin_port));
+    ls->module = &counter;
+    ls->fd = sock;
+    ls->fds = &ls->fd;
+    ls->nfds = 1;
+    ls->stats = &counters;
     ctx.loop = wh_loop;
-    assert_int_equal(wh_udp_start(&ls, &ctx), WH_OK);
-    wh_udp_coalesce(&ls, delay);
+    assert_int_equal(wh_udp_start(ls, &ctx), WH_OK);
+    wh_udp_coalesce(ls, delay);
 }
 
 static int
