@@ -17,10 +17,9 @@
 #include "wh_core.h"
 
 #include <openssl/evp.h>
-#include <openssl/rand.h>
-
 #include "wh_kcp_crypt.h"
 #include "wh_kcp_segment.h"
+#include "wh_random.h"
 
 #define WH_KCP_FNV_OFFSET  0x811c9dc5u
 #define WH_KCP_FNV_PRIME   0x01000193u
@@ -180,7 +179,7 @@ wh_kcp_crypt_seal(wh_kcp_crypt_t *c, uint8_t *out, size_t size,
 
     if (nonce != NULL) {
         memcpy(out, nonce, WH_KCP_SEED_NONCE_LEN);
-    } else if (RAND_bytes(out, WH_KCP_SEED_NONCE_LEN) != 1) {
+    } else if (wh_random_nonce(out, WH_KCP_SEED_NONCE_LEN) != WH_OK) {
         return -1;
     }
 

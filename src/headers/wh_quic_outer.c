@@ -11,7 +11,7 @@
 
 #include <limits.h>
 
-#include <openssl/rand.h>
+#include "wh_random.h"
 
 static const char wh_quic_salt[] = "v2ray-quic-salt";
 
@@ -210,7 +210,7 @@ wh_quic_outer_seal(wh_quic_outer_t *o, uint8_t *buf, size_t buf_size,
         return (ssize_t) (prefix + inner_len);
     }
 
-    if (RAND_bytes(nonce, WH_QUIC_OUTER_NONCE_LEN) != 1
+    if (wh_random_nonce(nonce, WH_QUIC_OUTER_NONCE_LEN) != WH_OK
         || EVP_EncryptInit_ex(o->enc, NULL, NULL, NULL, nonce) != 1
         || EVP_EncryptUpdate(o->enc, body, &n, body, (int) inner_len) != 1
         || EVP_EncryptFinal_ex(o->enc, body + n, &fin) != 1
