@@ -105,6 +105,7 @@ struct wh_quic_conn_s {
     wh_udp_local_t dst;         /* where the client sends to (wildcard listeners) */
     ngtcp2_path path;
     ev_timer timer;
+    ngtcp2_tstamp ts;           /* conn_ts(): the last clock reading given to ngtcp2 */
     wh_posted_t write_ev;
     wh_quic_stream_t *streams;
     wh_quic_stream_t *sq_head, **sq_tail;
@@ -117,6 +118,7 @@ struct wh_quic_conn_s {
     unsigned nstreams;
     unsigned closing:1;
     unsigned handshake_done:1;
+    unsigned ts_held:1;         /* from a packet's read to the write after it */
 };
 
 /* module */

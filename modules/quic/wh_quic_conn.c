@@ -3,7 +3,9 @@
  * of relayed streams (spec 8.4-8.7).
  *
  * Every event ends the way ngtcp2's examples end one: write what ngtcp2
- * has, then re-arm the one ev_timer from ngtcp2_conn_get_expiry. Writing
+ * has, then re-arm the one ev_timer from ngtcp2_conn_get_expiry. Unlike
+ * theirs, the clock stands still from a packet's read to that write, so a
+ * request's ACK is carried by its reply (conn_ts). Writing
  * walks a send queue of streams with bytes (or a FIN) not yet given to
  * ngtcp2, round robin, so one busy stream does not starve the others; a
  * stream that flow control blocks leaves the rotation until the next
@@ -28,6 +30,7 @@
 #define WH_QUIC_BATCH      (64 * 1024)
 #define WH_QUIC_GSO_MAX    64
 #define WH_QUIC_MAX_PKTS   64
+#define WH_QUIC_ACK_WAIT   0.001   /* seconds: libev's grain on epoll */
 
 static uint8_t batch[WH_QUIC_BATCH];
 static size_t batch_off, batch_seg;
@@ -151,14 +154,38 @@ batch_add(wh_quic_conn_t *c, size_t inner_len)
     if ((size_t) len < batch_seg) batch_flush(c);      /* the short one ends a GSO run */
 }
 
-static void
-timer_update(wh_quic_conn_t *c)
+/* The clock every ngtcp2 call of the connection gets. From a packet's read
+ * to the write after it (posted: the next loop pass) it stands still at
+ * the read. ngtcp2 delays the ACK of a lone packet by srtt/8, a few
+ * microseconds with a nearby client; with a fresh reading the write after
+ * the read found that much processing gone by and sent the ACK alone, and
+ * the reply the client waits for went out in a second packet an upstream's
+ * round trip later. Standing still, the ACK waits for the reply to carry
+ * it, or for its timer. */
+static ngtcp2_tstamp
+conn_ts(wh_quic_conn_t *c)
 {
-    ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->conn), now = wh_quic_now();
+    if (!c->ts_held) c->ts = wh_quic_now();
+    return c->ts;
+}
+
+/* now: the time the write that ends every event gave ngtcp2 */
+static void
+timer_update(wh_quic_conn_t *c, ngtcp2_tstamp now)
+{
+    ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->conn);
+    double after;
 
     ev_timer_stop(wh_loop, &c->timer);
     if (expiry == UINT64_MAX) return;
-    ev_timer_set(&c->timer, expiry <= now ? 0. : (double) (expiry - now) / NGTCP2_SECONDS, 0.);
+    after = expiry <= now ? 0. : (double) (expiry - now) / NGTCP2_SECONDS;
+    /* With nothing of ours queued, a deadline under the poll's own grain
+     * is a delayed ACK's or the pacer's, which lets a packet go a grain
+     * early anyway (loss timers are a millisecond or more): it gets the
+     * grain. So the reply has its chance to carry the ACK, and no loop
+     * pass is spent on a pacer with nothing to send. */
+    if (after > 0. && after < WH_QUIC_ACK_WAIT && c->sq_head == NULL) after = WH_QUIC_ACK_WAIT;
+    ev_timer_set(&c->timer, after, 0.);
     ev_timer_start(wh_loop, &c->timer);
 }
 
@@ -183,13 +210,42 @@ conn_close(wh_quic_conn_t *c, int liberr)
         ngtcp2_path_storage_zero(&ps);
         n = ngtcp2_conn_write_connection_close(c->conn, &ps.path, &pi, batch_room(c),
                                                wh_quic_outer_max_inner(c->outer, 0), &ccerr,
-                                               wh_quic_now());
+                                               conn_ts(c));
         if (n > 0) {
             batch_add(c, n);
             batch_flush(c);
         }
     }
     conn_free(c);
+}
+
+/* ngtcp2's deadlines that are due at ts. WH_ERROR: the connection is gone. */
+static int
+conn_expire(wh_quic_conn_t *c, ngtcp2_tstamp ts)
+{
+    int rv = ngtcp2_conn_handle_expiry(c->conn, ts);
+
+    if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT
+        || (rv == NGTCP2_ERR_IDLE_CLOSE && !ngtcp2_conn_get_handshake_completed(c->conn)))
+    {
+        /* V2Ray's 8 s (quic-go's HandshakeTimeout), from the first packet:
+         * packets trickling in do not move it */
+        wh_log_ctx_t ctx;
+
+        wh_log_ctx(WH_LOG_INFO, conn_ctx(c, &ctx), "quic handshake timed out");
+        wh_live_refused(c->ls, WH_CLOSE_TIMEOUT);
+        conn_free(c);               /* no CONNECTION_CLOSE, as for the idle timeout */
+        return WH_ERROR;
+    }
+    if (rv == NGTCP2_ERR_IDLE_CLOSE) {
+        conn_free(c);               /* silently, as the idle timeout wants */
+        return WH_ERROR;
+    }
+    if (rv != 0) {
+        conn_close(c, rv);
+        return WH_ERROR;
+    }
+    return WH_OK;
 }
 
 static void
@@ -199,9 +255,13 @@ conn_write(wh_quic_conn_t *c)
     size_t max_pkts, npkts = 0, payload;
     ngtcp2_path_storage ps;
     ngtcp2_pkt_info pi;
-    ngtcp2_tstamp ts = wh_quic_now();
+    ngtcp2_tstamp ts = conn_ts(c);
 
     if (c->closing) return;
+    /* A deadline already past (the pacer's, set by the last reply) is met
+     * at this write's time: its timer would fire at once, at a later time,
+     * and find a held ACK's delay run out. */
+    if (ngtcp2_conn_get_expiry(c->conn) <= ts && conn_expire(c, ts) != WH_OK) return;
     if (c->rt->draining && c->nstreams == 0 && c->handshake_done) {
         /* A draining worker keeps no idle connection: the client opens a
          * new one to a worker that accepts. But QUIC has no GOAWAY: while
@@ -276,7 +336,8 @@ conn_write(wh_quic_conn_t *c)
     }
     batch_flush(c);
     ngtcp2_conn_update_pkt_tx_time(c->conn, ts);
-    timer_update(c);
+    timer_update(c, ts);
+    c->ts_held = 0;
 }
 
 static void
@@ -316,29 +377,8 @@ static void
 timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     wh_quic_conn_t *c = w->data;
-    int rv = ngtcp2_conn_handle_expiry(c->conn, wh_quic_now());
 
-    if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT
-        || (rv == NGTCP2_ERR_IDLE_CLOSE && !ngtcp2_conn_get_handshake_completed(c->conn)))
-    {
-        /* V2Ray's 8 s (quic-go's HandshakeTimeout), from the first packet:
-         * packets trickling in do not move it */
-        wh_log_ctx_t ctx;
-
-        wh_log_ctx(WH_LOG_INFO, conn_ctx(c, &ctx), "quic handshake timed out");
-        wh_live_refused(c->ls, WH_CLOSE_TIMEOUT);
-        conn_free(c);               /* no CONNECTION_CLOSE, as for the idle timeout */
-        return;
-    }
-    if (rv == NGTCP2_ERR_IDLE_CLOSE) {
-        conn_free(c);               /* silently, as the idle timeout wants */
-        return;
-    }
-    if (rv != 0) {
-        conn_close(c, rv);
-        return;
-    }
-    conn_write(c);
+    if (conn_expire(c, conn_ts(c)) == WH_OK) conn_write(c);
 }
 
 /* --- ngtcp2 callbacks --------------------------------------------------- */
@@ -542,7 +582,9 @@ wh_quic_conn_read(wh_quic_conn_t *c, const uint8_t *pkt, size_t len)
 {
     ngtcp2_pkt_info pi = { 0 };
     wh_quic_stream_t *st;
-    int rv = ngtcp2_conn_read_pkt(c->conn, &c->path, &pi, pkt, len, wh_quic_now());
+    int rv = ngtcp2_conn_read_pkt(c->conn, &c->path, &pi, pkt, len, conn_ts(c));
+
+    c->ts_held = 1;
 
     if (rv != 0) {
         if (rv == NGTCP2_ERR_DRAINING || rv == NGTCP2_ERR_DROP_CONN || rv == NGTCP2_ERR_RETRY) {

@@ -18,7 +18,8 @@ import time
 
 import pytest
 
-from conftest import INTEROP, PUSH, PYTHON, datagram_stats, free_port, pid_alive, udp_bound, wait_for
+from conftest import (INTEROP, PUSH, PYTHON, connect, datagram_stats, free_port, pid_alive, recv_exact,
+                      udp_bound, wait_for)
 from test_interop import case_env, server_stream_settings
 
 V2RAY = shutil.which("v2ray")
@@ -141,6 +142,34 @@ def test_default_quic_settings(client, wharf, spawn, tmp_path):
     spawn([V2RAY, "-config", s["client_json"]], "v2ray")
     p = push(s["local_port"], nbytes=1048576)
     assert p.returncode == 0, p.stdout + w.diagnostics()
+
+
+@pytest.mark.deadline(120)
+def test_reply_carries_the_ack(wharf, spawn, tmp_path):
+    """Request and response through the V2Ray client: the ACK of a request
+    rides on the reply, so wharf sends one datagram per round trip, not an
+    ACK alone and then the reply (ngtcp2 delays the ACK of a lone packet
+    by srtt/8, which the processing between read and write used to spend)."""
+    s = setup_case("quic", tmp_path, spawn)
+    ls = {"tag": "q", "listen": "127.0.0.1", "port": s["server_port"],
+          "upstream": "127.0.0.1:%d" % s["up_port"], "streamSettings": s["ss"]}
+    w = start_wharf(wharf, {"listeners": [ls]}, s["server_port"])
+    spawn([V2RAY, "-config", s["client_json"]], "v2ray")
+    p = push(s["local_port"], nbytes=65536, streams=1)     # the connection is up
+    assert p.returncode == 0, p.stdout + w.diagnostics()
+    msg, rounds = b"r" * 64, 300
+    with connect(("127.0.0.1", s["local_port"])) as c:
+        for i in range(50 + rounds):    # 50 first: the stream's own packets
+            if i == 50:
+                time.sleep(0.1)
+                before = datagram_stats(w)["q"]
+            c.sendall(msg)
+            assert recv_exact(c, len(msg)) == msg
+        after = datagram_stats(w)["q"]
+    sent = after["datagrams_out"] - before["datagrams_out"]
+    # one per round trip, and slack for an echo that answers after the
+    # ACK's timer; an ACK alone before each reply made it two
+    assert rounds <= sent <= rounds * 1.3, (sent, before, after)
 
 
 def quic_initial_like(rng):
