@@ -17,6 +17,7 @@
 #include "wh_core.h"
 
 #include <openssl/evp.h>
+
 #include "wh_kcp_crypt.h"
 #include "wh_kcp_segment.h"
 #include "wh_random.h"
