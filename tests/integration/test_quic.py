@@ -1,7 +1,7 @@
 """The quic transport with the real Debian v2ray client (spec 8): the four
 QUIC interop cases (../shared/interop/cases), the header obfuscators, two
-workers, bad datagrams and a flood of Initials, and a reload in the middle
-of a transfer.
+workers, bad datagrams and a flood of Initials, a reload in the middle of
+a transfer, and the ACK of a request carried by its reply.
 
 Each run renders the fixture's client.json (and server.json, whose
 streamSettings wharf.conf takes as they are), starts wharf with an
