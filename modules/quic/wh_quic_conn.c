@@ -259,9 +259,9 @@ conn_write(wh_quic_conn_t *c)
 
     if (c->closing) return;
     /* A deadline already past (the pacer's, set by the last reply) is met
-     * at this write's time: its timer would fire at once, at a later time,
-     * and find a held ACK's delay run out. */
-    if (ngtcp2_conn_get_expiry(c->conn) <= ts && conn_expire(c, ts) != WH_OK) return;
+     * at the held time: its timer would fire at once, at a later time, and
+     * find the held ACK's delay run out. */
+    if (c->ts_held && ngtcp2_conn_get_expiry(c->conn) <= ts && conn_expire(c, ts) != WH_OK) return;
     if (c->rt->draining && c->nstreams == 0 && c->handshake_done) {
         /* A draining worker keeps no idle connection: the client opens a
          * new one to a worker that accepts. But QUIC has no GOAWAY: while
