@@ -7,6 +7,7 @@
 #        BULK_BYTES      bytes each way at each W, over 2xW parallel connections (default 1g)
 #        PROBES          64-byte round trips on one more connection during each bulk (default 2000)
 #        CONN_SECONDS    duration of the connection-rate test (default 5)
+#        BESIDE_SECONDS  duration of the connection-rate test beside a download (default 3)
 #        CONN_PORTS      listeners the connection-rate clients spread over, each with its own echo
 #                        upstream, so that TIME_WAIT spreads over that many port pairs (default 4)
 #        MODES           subset of "tcp tls"          (default both)
@@ -23,10 +24,13 @@
 #     64-byte round trips started with the transfers (the worse of the two directions);
 #   connection rate: connect, 64-byte echo, close for CONN_SECONDS with 2xW client threads (TLS: a
 #     full handshake each, no resumption); conn/s, the p99 of one connection's time and the relay's
-#     CPU per connection.
+#     CPU per connection;
+#   beside a download (W >= 2): the same for BESIDE_SECONDS with one client thread, while one bulk
+#     download keeps the worker that took it busy; conn/s and p99. A relay that hands connections
+#     out by hash gives 1/W of them to the busy worker, where they wait.
 # TLS is 1.3, TLS_AES_128_GCM_SHA256, a P-256 certificate, no tickets (as bench/tls.sh).
-# The whole run is about (3 + CONN_SECONDS + 2 x bulk seconds) per case, 24 cases by default:
-# under 7 minutes on a 16-core machine.
+# The whole run is about (3 + CONN_SECONDS + 2 x bulk seconds) per case, and BESIDE_SECONDS + 1
+# more where W >= 2, 24 cases by default: under 7 minutes on a 16-core machine.
 # Exit status: 0 when the run completed (target misses are reported, not failed), 1 on setup errors.
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC2317  # (SC2317: start_* are called indirectly)
@@ -37,6 +41,7 @@ WS=${WS:-$(for w in 1 2 4 8; do [ "$w" -le "$NPROC" ] && printf '%s ' "$w"; done
 BULK_BYTES=${BULK_BYTES:-1g}
 PROBES=${PROBES:-2000}
 CONN_SECONDS=${CONN_SECONDS:-5}
+BESIDE_SECONDS=${BESIDE_SECONDS:-3}
 CONN_PORTS=${CONN_PORTS:-4}
 MODES=${MODES:-tcp tls}
 PEERS=${PEERS:-wharf nginx haproxy}
@@ -83,7 +88,7 @@ start_tls_haproxy() {
 # ------------------------------------------------------------------ run
 
 say "wharf multi-core benchmark"
-say "command: WS=\"$WS\" BULK_BYTES=$BULK_BYTES PROBES=$PROBES CONN_SECONDS=$CONN_SECONDS CONN_PORTS=$CONN_PORTS MODES=\"$MODES\" PEERS=\"$PEERS\" AFFINITY=$AFFINITY bench/scale.sh${*:+ $*}"
+say "command: WS=\"$WS\" BULK_BYTES=$BULK_BYTES PROBES=$PROBES CONN_SECONDS=$CONN_SECONDS BESIDE_SECONDS=$BESIDE_SECONDS CONN_PORTS=$CONN_PORTS MODES=\"$MODES\" PEERS=\"$PEERS\" AFFINITY=$AFFINITY bench/scale.sh${*:+ $*}"
 machine_header aes loadavg
 say "setup: 127.0.0.1 only; W workers (haproxy nbthread W), W processes of each upstream, 2xW bulk connections, 2xW connecting threads over $CONN_PORTS ports; affinity $AFFINITY"
 say ""
@@ -115,6 +120,22 @@ parallel() {
     R[$key,$peer]=$(calc '%.0f' "$each * $n / 1048576 / ($t1 - $t0)")
     R[cpu$key,$peer]=$(calc '%.3f' "($c1 - $c0) / $CLK_TCK / ($each * $n / 1073741824)")
     R[p99$key,$peer]=$(kv p99_us <"$D/$key.rr")
+}
+
+# beside_download PORTS: R[bcps,$peer], R[bp99,$peer]: connrate with one thread while one bulk
+# download (more than it can finish) runs
+beside_download() {
+    local out bpid
+    timeout 120 "$LG" "${LGOPT[@]}" bulk-down "$HOST" "$P_DOWN" $(( 64 * BULK_BYTES )) >/dev/null 2>&1 &
+    bpid=$!
+    sleep 0.5
+    # shellcheck disable=SC2086  # the ports
+    out=$(timeout $(( BESIDE_SECONDS + 60 )) "$LG" "${LGOPT[@]}" connrate "$HOST" "$1" "$BESIDE_SECONDS" 1) ||
+        err "$peer: connrate beside a download failed"
+    kill "$bpid" 2>/dev/null
+    wait "$bpid" 2>/dev/null
+    R[bcps,$peer]=$(printf '%s\n' "$out" | kv cps)
+    R[bp99,$peer]=$(printf '%s\n' "$out" | kv p99_us)
 }
 
 run_case() {
@@ -151,17 +172,19 @@ run_case() {
     R[cps,$peer]=$(printf '%s\n' "$out" | kv cps)
     R[cp99,$peer]=$(printf '%s\n' "$out" | kv p99_us)
     [ "${ok:-0}" -gt 0 ] && R[cus,$peer]=$(calc '%.1f' "($c1 - $c0) / $CLK_TCK * 1e6 / $ok")
+    [ "$W" -ge 2 ] && beside_download "$ports"
 
     say "$(printf '%-4s W=%-2s %-8s' "$MODE" "$W" "$peer") up $(val up "$peer") down $(val down "$peer") MiB/s," \
         "relay s/GiB $(val cpuup "$peer")/$(val cpudown "$peer"), probe p99 $(val p99 "$peer") us;" \
-        "$(val cps "$peer") conn/s, p99 $(val cp99 "$peer") us, relay $(val cus "$peer") us/conn" \
+        "$(val cps "$peer") conn/s, p99 $(val cp99 "$peer") us, relay $(val cus "$peer") us/conn;" \
+        "beside a download $(val bcps "$peer") conn/s, p99 $(val bp99 "$peer") us" \
         "$(printf '%s\n' "$out" | kv errors | awk '$1 > 0 { printf "(errors %s)", $1 }')"
     stop_pids "$pid"
     stop_pids "${LGPIDS[@]}"
     return 0
 }
 
-FIGS="up down cpuup cpudown p99 cps cp99 cus"
+FIGS="up down cpuup cpudown p99 cps cp99 cus bcps bp99"
 declare -A T    # T[MODE,W,FIG,PEER]
 for MODE in $MODES; do
     LGOPT=()
@@ -197,6 +220,7 @@ fig_name() {
     up) echo "up MiB/s" ;; down) echo "down MiB/s" ;; cpuup) echo "relay s/GiB up" ;;
     cpudown) echo "relay s/GiB down" ;; p99) echo "probe p99 us (bulk)" ;; cps) echo "conn/s" ;;
     cp99) echo "conn p99 us" ;; cus) echo "relay us/conn" ;;
+    bcps) echo "conn/s beside a download" ;; bp99) echo "conn p99 us beside a download" ;;
     esac
 }
 # speed-up of figure F at W from the first W, for peer P
@@ -208,6 +232,7 @@ for MODE in $MODES; do
     fmt_row "$MODE" wharf nginx haproxy w/nginx w/haproxy
     for W in $WS; do
         for f in $FIGS; do
+            [ "$W" -lt 2 ] && in_list "bcps bp99" "$f" && continue
             for peer in $ALL_PEERS; do R[$f,$peer]=${T[$MODE,$W,$f,$peer]:-}; done
             fmt_row "W=$W $(fig_name "$f")" "$(val "$f" wharf)" "$(val "$f" nginx)" "$(val "$f" haproxy)" \
                 "$(ratio "$f" nginx)" "$(ratio "$f" haproxy)"

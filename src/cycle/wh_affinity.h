@@ -4,9 +4,9 @@
  * connection accepted by the worker on the CPU it arrived on.
  *
  * A worker reads its own SO_REUSEPORT socket of each TCP listener
- * (wh_cycle.c). Without affinity the kernel picks the socket by a hash of
- * the connection, so a connection often lands on a worker that runs on
- * another CPU, or on a busy one while another idles. With accept_by_cpu,
+ * (wh_cycle.c). Without accept_by_cpu a connection goes to an idle worker
+ * (wh_steer.h), or by a hash of the connection, often to a worker that
+ * runs on another CPU than the one that took the SYN. With accept_by_cpu,
  * which needs every worker bound to one CPU of its own, the master attaches
  * a classic BPF program to each TCP listener's group that picks the socket
  * of the worker on the CPU that took the SYN (the NIC queue's, or on

@@ -576,6 +576,7 @@ wh_cycle_load(wh_conf_t *cf, const char *prefix, const char *conf_file)
     c->receive_coalesce = 0.001;
     c->upstream_fail_timeout = 10;
     c->stats_fd = -1;
+    c->steer.map_fd = -1;
 
     config_init(&c->cfg);
     if (wh_conf_read(cf, &c->cfg) != WH_OK) {
@@ -968,11 +969,16 @@ wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
     if (wh_access_logs_open(c->access_logs, geteuid() == 0 ? c->uid : (uid_t) -1, c->gid) != WH_OK) {
         goto failed;
     }
-    /* only now: a refused configuration leaves the running one's steering */
+    /* only now: a refused configuration leaves the running one's steering;
+     * accept_by_cpu's program, or else the idle workers' */
+    if (c->affinity.code == NULL) {
+        wh_steer_init(&c->steer, c->worker_processes);
+    }
     for (i = 0; i < c->nlisteners; i++) {
         wh_listener_t *ls = &c->listeners[i];
         if (ls->module->bind == NULL && ls->nfds > 0) {
             wh_affinity_steer(&c->affinity, ls);
+            wh_steer_attach(&c->steer, ls, c->worker_processes);
         }
     }
     return WH_OK;
@@ -1051,6 +1057,7 @@ wh_cycle_free(wh_cycle_t *c)
     free(c->listeners);
     wh_access_logs_free(c->access_logs);
     wh_affinity_free(&c->affinity);
+    wh_steer_free(&c->steer);
     config_destroy(&c->cfg);
     free(c->prefix);
     free(c->conf_file);

@@ -19,6 +19,7 @@
 #include "wh_fallback.h"
 #include "wh_access_log.h"
 #include "wh_affinity.h"
+#include "wh_steer.h"
 
 typedef struct {
     double handshake;       /* V2Ray policy names and defaults (spec 1.3), seconds */
@@ -73,6 +74,7 @@ typedef struct wh_cycle_s {
     gid_t gid;
     int worker_processes;
     wh_affinity_t affinity;     /* worker_cpu_affinity */
+    wh_steer_t steer;           /* connections to idle workers */
     int worker_connections;     /* clients per worker (wh_limit.h) */
     long worker_rlimit_nofile;  /* 0: as inherited */
     char *pid_path;             /* absolute */

@@ -330,6 +330,9 @@ reap(void)
             wh_log(WH_LOG_INFO, "worker process %d exited", (int) pid);
         }
         wh_stats_slot_retire(w->slot);
+        if (w->generation == generation && cycle->steer.idle != NULL && w->index < WH_STEER_MAX) {
+            wh_steer_idle(&cycle->steer, w->index, 0);  /* it died asleep */
+        }
         wh_udp_forget(w->serial);
         if (w->mailbox != -1) {
             close(w->mailbox);

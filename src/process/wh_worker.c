@@ -22,6 +22,7 @@
 #include "wh_log.h"
 #include "wh_limit.h"
 #include "wh_relay.h"
+#include "wh_handshake.h"
 #include "wh_udp.h"
 
 #include <grp.h>
@@ -156,6 +157,22 @@ usr1_cb(struct ev_loop *loop, ev_signal *w, int revents)
     wh_access_logs_reopen(cycle->access_logs, (uid_t) -1, (gid_t) -1);
 }
 
+/* Around the loop's poll: this worker sleeps, and takes a connection the
+ * steering program gives it (wh_steer.h), unless it is not accepting. */
+static void
+loop_release(struct ev_loop *loop)
+{
+    if (!draining && wh_accept_ready()) {
+        wh_steer_idle(&cycle->steer, worker.index, 1);
+    }
+}
+
+static void
+loop_acquire(struct ev_loop *loop)
+{
+    wh_steer_idle(&cycle->steer, worker.index, 0);
+}
+
 static void
 pause_udp(void)
 {
@@ -251,6 +268,9 @@ wh_worker_run(wh_cycle_t *c, int slot, const wh_worker_ctx_t *ctx)
     }
     wh_event_init(loop);
     worker.loop = loop;
+    if (c->steer.idle != NULL && ctx->index < WH_STEER_MAX) {
+        ev_set_loop_release_cb(loop, loop_release, loop_acquire);
+    }
     wh_access_logs_start(c->access_logs);
 
     ev_signal_init(&sig_quit, quit_cb, SIGQUIT);

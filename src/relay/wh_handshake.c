@@ -54,6 +54,7 @@ struct wh_acceptor_s {
 };
 
 static wh_acceptor_t *acceptors;
+static int acceptors_off;       /* of them, not watching their sockets */
 
 static void advance(wh_handshake_t *hs);
 
@@ -492,6 +493,9 @@ watch(wh_acceptor_t *a, int on)
 {
     int i;
 
+    if (a->nio > 0 && ev_is_active(&a->io[0]) != on) {
+        acceptors_off += on ? -1 : 1;
+    }
     for (i = 0; i < a->nio; i++) {
         if (on) {
             ev_io_start(wh_loop, &a->io[i]);
@@ -595,6 +599,7 @@ wh_accept_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
     }
     ev_timer_init(&a->resume, resume_cb, 0.5, 0);
     a->resume.data = a;
+    acceptors_off += a->nio > 0;
     if (!wh_limit_full()) {
         watch(a, 1);
     }
@@ -613,6 +618,7 @@ wh_accept_stop(wh_listener_t *ls)
         return;
     }
     watch(a, 0);
+    acceptors_off -= a->nio > 0;
     ev_timer_stop(wh_loop, &a->resume);
     /* the master holds every socket on: this worker's copies go, whoever's
      * they are, so that a listener the master closes is closed */
@@ -645,4 +651,10 @@ wh_accept_resume(void)
             watch(a, 1);
         }
     }
+}
+
+int
+wh_accept_ready(void)
+{
+    return acceptors != NULL && acceptors_off == 0;
 }

@@ -98,5 +98,7 @@ void wh_accept_stop(wh_listener_t *ls);
  * (worker_connections, wh_limit.c). */
 void wh_accept_pause(void);
 void wh_accept_resume(void);
+/* Every listener of this worker takes connections (none is paused). */
+int wh_accept_ready(void);
 
 #endif

@@ -1,0 +1,216 @@
+/*
+ * wh_steer.c -- the idle-worker steering program and its shared word (see
+ * wh_steer.h).
+ *
+ * The program is written here as eBPF instructions, not compiled from C:
+ * it is some forty of them, and a BPF compiler and loader library would be
+ * build dependencies for that. It reads the word, keeps its lowest set bit,
+ * finds that bit's index by halving (eBPF has no count-trailing-zeros) and
+ * asks bpf_sk_select_reuseport() for that worker's socket; with no bit set,
+ * or a worker without a socket in the array, it returns SK_PASS having
+ * chosen nothing, and the kernel hashes.
+ */
+#include "wh_steer.h"
+#include "wh_cycle.h"
+#include "wh_log.h"
+
+#include <linux/bpf.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SO_ATTACH_REUSEPORT_EBPF
+#define SO_ATTACH_REUSEPORT_EBPF 52
+#endif
+
+#define INSN(c, d, s, o, i) \
+    ((struct bpf_insn) { .code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i) })
+#define MOV_REG(d, s)       INSN(BPF_ALU64 | BPF_MOV | BPF_X, d, s, 0, 0)
+#define MOV_IMM(d, i)       INSN(BPF_ALU64 | BPF_MOV | BPF_K, d, 0, 0, i)
+#define ALU_IMM(op, d, i)   INSN(BPF_ALU64 | (op) | BPF_K, d, 0, 0, i)
+#define ALU_REG(op, d, s)   INSN(BPF_ALU64 | (op) | BPF_X, d, s, 0, 0)
+#define NEG(d)              INSN(BPF_ALU64 | BPF_NEG, d, 0, 0, 0)
+#define LDX(sz, d, s, o)    INSN(BPF_LDX | BPF_MEM | (sz), d, s, o, 0)
+#define STX(sz, d, s, o)    INSN(BPF_STX | BPF_MEM | (sz), d, s, o, 0)
+#define ST_IMM(sz, d, o, i) INSN(BPF_ST | BPF_MEM | (sz), d, 0, o, i)
+#define JEQ_IMM(d, i, o)    INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, o, i)
+#define CALL(f)             INSN(BPF_JMP | BPF_CALL, 0, 0, 0, f)
+#define EXIT()              INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
+/* a map's fd into a register: two instructions */
+#define LD_MAP(d, fd)       INSN(BPF_LD | BPF_DW | BPF_IMM, d, BPF_PSEUDO_MAP_FD, 0, fd), INSN(0, 0, 0, 0, 0)
+
+static long
+sys_bpf(int cmd, union bpf_attr *attr)
+{
+    return syscall(SYS_bpf, cmd, attr, sizeof(*attr));
+}
+
+static int
+map_create(uint32_t type, uint32_t value_size, uint32_t entries, uint32_t flags)
+{
+    union bpf_attr a;
+
+    memset(&a, 0, sizeof(a));
+    a.map_type = type;
+    a.key_size = sizeof(uint32_t);
+    a.value_size = value_size;
+    a.max_entries = entries;
+    a.map_flags = flags;
+    return (int) sys_bpf(BPF_MAP_CREATE, &a);
+}
+
+void
+wh_steer_init(wh_steer_t *s, int workers)
+{
+    void *p;
+
+    *s = (wh_steer_t) { .idle = NULL, .map_fd = -1 };
+    if (workers < 2 || workers > WH_STEER_MAX) {
+        return;     /* nothing to choose from; or more than the word holds */
+    }
+    s->map_fd = map_create(BPF_MAP_TYPE_ARRAY, sizeof(uint64_t), 1, BPF_F_MMAPABLE);
+    if (s->map_fd == -1) {
+        wh_log(WH_LOG_INFO, "no BPF map for steering connections to idle workers (%s): "
+               "connections go to workers by hash", strerror(errno));
+        return;
+    }
+    p = mmap(NULL, (size_t) sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_SHARED, s->map_fd, 0);
+    if (p == MAP_FAILED) {
+        wh_log(WH_LOG_INFO, "mmap() of the steering map failed (%s): connections go to "
+               "workers by hash", strerror(errno));
+        close(s->map_fd);
+        s->map_fd = -1;
+        return;
+    }
+    s->idle = p;
+}
+
+void
+wh_steer_free(wh_steer_t *s)
+{
+    if (s->idle != NULL) {
+        munmap((void *) s->idle, (size_t) sysconf(_SC_PAGESIZE));
+    }
+    if (s->map_fd != -1) {
+        close(s->map_fd);
+    }
+    *s = (wh_steer_t) { .idle = NULL, .map_fd = -1 };
+}
+
+static int
+prog_load(int idle_fd, int socks_fd)
+{
+    /* r6: ctx; the stack: the array key at -4, the socket index at -8;
+     * 54 instructions in all */
+    struct bpf_insn code[64] = {
+        MOV_REG(BPF_REG_6, BPF_REG_1),
+        ST_IMM(BPF_W, BPF_REG_10, -4, 0),
+        LD_MAP(BPF_REG_1, idle_fd),
+        MOV_REG(BPF_REG_2, BPF_REG_10),
+        ALU_IMM(BPF_ADD, BPF_REG_2, -4),
+        CALL(BPF_FUNC_map_lookup_elem),
+        JEQ_IMM(BPF_REG_0, 0, 0),               /* [7] patched: to pass */
+        LDX(BPF_DW, BPF_REG_1, BPF_REG_0, 0),
+        JEQ_IMM(BPF_REG_1, 0, 0),               /* [9] patched: none sleeps */
+        MOV_REG(BPF_REG_2, BPF_REG_1),
+        NEG(BPF_REG_2),
+        ALU_REG(BPF_AND, BPF_REG_1, BPF_REG_2), /* the lowest bit alone */
+        MOV_IMM(BPF_REG_3, 0),
+    };
+    int n = 14, jumps[2] = { 7, 9 }, shift, i;
+    union bpf_attr a;
+    char log[4096];
+
+    for (shift = 32; shift >= 1; shift /= 2) {
+        code[n++] = MOV_REG(BPF_REG_4, BPF_REG_1);
+        code[n++] = ALU_IMM(BPF_RSH, BPF_REG_4, shift);
+        code[n++] = JEQ_IMM(BPF_REG_4, 0, 2);
+        code[n++] = ALU_IMM(BPF_ADD, BPF_REG_3, shift);
+        code[n++] = MOV_REG(BPF_REG_1, BPF_REG_4);
+    }
+    code[n++] = STX(BPF_W, BPF_REG_10, BPF_REG_3, -8);
+    code[n++] = MOV_REG(BPF_REG_1, BPF_REG_6);
+    code[n++] = INSN(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_2, BPF_PSEUDO_MAP_FD, 0, socks_fd);
+    code[n++] = INSN(0, 0, 0, 0, 0);
+    code[n++] = MOV_REG(BPF_REG_3, BPF_REG_10);
+    code[n++] = ALU_IMM(BPF_ADD, BPF_REG_3, -8);
+    code[n++] = MOV_IMM(BPF_REG_4, 0);
+    code[n++] = CALL(BPF_FUNC_sk_select_reuseport);
+    for (i = 0; i < 2; i++) {
+        code[jumps[i]].off = (short) (n - jumps[i] - 1);
+    }
+    code[n++] = MOV_IMM(BPF_REG_0, SK_PASS);
+    code[n++] = EXIT();
+
+    memset(&a, 0, sizeof(a));
+    a.prog_type = BPF_PROG_TYPE_SK_REUSEPORT;
+    a.insns = (uint64_t) (uintptr_t) code;
+    a.insn_cnt = (uint32_t) n;
+    a.license = (uint64_t) (uintptr_t) "GPL";   /* it gates only helpers this does not call */
+    i = (int) sys_bpf(BPF_PROG_LOAD, &a);
+    if (i == -1 && errno != EPERM) {
+        /* again, for the verifier's reason (its last lines): not the first
+         * time, as its log of a success would not fit the buffer, and
+         * that alone fails a load */
+        int err = errno;
+        size_t len;
+
+        a.log_buf = (uint64_t) (uintptr_t) log;
+        a.log_size = sizeof(log);
+        a.log_level = 1;
+        log[0] = '\0';
+        if (sys_bpf(BPF_PROG_LOAD, &a) == -1 && (len = strlen(log)) > 0) {
+            wh_log(WH_LOG_WARN, "the steering program was refused: %s",
+                   log + (len > 300 ? len - 300 : 0));
+        }
+        errno = err;
+    }
+    return i;
+}
+
+void
+wh_steer_attach(wh_steer_t *s, wh_listener_t *ls, int workers)
+{
+    int socks, prog, k, n = ls->nfds < workers ? ls->nfds : workers;
+    union bpf_attr a;
+    uint64_t fd;
+
+    if (s->idle == NULL || n < 2) {
+        return;
+    }
+    socks = map_create(BPF_MAP_TYPE_REUSEPORT_SOCKARRAY, sizeof(uint64_t), (uint32_t) n, 0);
+    if (socks == -1) {
+        wh_log(WH_LOG_INFO, "no socket map for steering %s's connections to idle workers (%s): "
+               "they go to workers by hash", ls->addr_text, strerror(errno));
+        return;
+    }
+    for (k = 0; k < n; k++) {
+        uint32_t key = (uint32_t) k;
+
+        fd = (uint64_t) ls->fds[k];
+        memset(&a, 0, sizeof(a));
+        a.map_fd = (uint32_t) socks;
+        a.key = (uint64_t) (uintptr_t) &key;
+        a.value = (uint64_t) (uintptr_t) &fd;
+        a.flags = BPF_ANY;
+        if (sys_bpf(BPF_MAP_UPDATE_ELEM, &a) == -1) {
+            wh_log(WH_LOG_INFO, "steering %s's connections to idle workers failed at socket %d "
+                   "(%s): they go to workers by hash", ls->addr_text, k, strerror(errno));
+            close(socks);
+            return;
+        }
+    }
+    prog = prog_load(s->map_fd, socks);
+    close(socks);   /* the program holds it */
+    if (prog == -1) {
+        wh_log(WH_LOG_INFO, "no program for steering %s's connections to idle workers (%s): "
+               "they go to workers by hash", ls->addr_text, strerror(errno));
+        return;
+    }
+    if (setsockopt(ls->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog, sizeof(prog)) == -1) {
+        wh_log(WH_LOG_INFO, "attaching the idle-worker steering program to %s failed (%s): "
+               "connections go to workers by hash", ls->addr_text, strerror(errno));
+    }
+    close(prog);    /* the group holds it */
+}

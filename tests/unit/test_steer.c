@@ -1,0 +1,166 @@
+/*
+ * test_steer.c -- the idle-worker steering program (src/cycle/wh_steer.c)
+ * in the kernel: a real SO_REUSEPORT group of 40 loopback sockets, the
+ * program attached, and connections made with chosen bits in the shared
+ * word. Each lands on the socket of the lowest bit set, for every index
+ * (the program finds it by halving: each of its six steps is taken); with
+ * no bit set, or a bit past the sockets, the kernel's hash spreads them.
+ * Loading the program needs root: without it the tests are skipped.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "wh_cycle.h"
+#include "wh_steer.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#define SOCKS 40
+
+static wh_listener_t ls;
+static int fds[SOCKS];
+static wh_steer_t steer;
+static struct sockaddr_in addr;
+
+static int
+setup(void **state)
+{
+    socklen_t len = sizeof(addr);
+    int one = 1;
+
+    (void) state;
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int k = 0; k < SOCKS; k++) {
+        fds[k] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        assert_true(fds[k] >= 0);
+        assert_int_equal(setsockopt(fds[k], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0);
+        assert_int_equal(bind(fds[k], (struct sockaddr *) &addr, sizeof(addr)), 0);
+        assert_int_equal(listen(fds[k], 64), 0);
+        if (k == 0) {
+            assert_int_equal(getsockname(fds[0], (struct sockaddr *) &addr, &len), 0);
+        }
+    }
+    ls.fds = fds;
+    ls.nfds = SOCKS;
+    ls.fd = fds[0];
+    snprintf(ls.addr_text, sizeof(ls.addr_text), "127.0.0.1:%d", ntohs(addr.sin_port));
+
+    wh_steer_init(&steer, SOCKS);
+    if (steer.idle != NULL) {
+        wh_steer_attach(&steer, &ls, SOCKS);
+    }
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void) state;
+    wh_steer_free(&steer);
+    for (int k = 0; k < SOCKS; k++) {
+        close(fds[k]);
+    }
+    return 0;
+}
+
+/* One connection: the index of the socket it was queued on. */
+static int
+lands(void)
+{
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), k, a, found = -1;
+
+    assert_true(c >= 0);
+    assert_int_equal(connect(c, (struct sockaddr *) &addr, sizeof(addr)), 0);
+    for (k = 0; k < SOCKS; k++) {
+        a = accept4(fds[k], NULL, NULL, SOCK_CLOEXEC);
+        if (a >= 0) {
+            assert_int_equal(found, -1);    /* one socket, once */
+            found = k;
+            close(a);
+        } else {
+            assert_int_equal(errno, EAGAIN);
+        }
+    }
+    close(c);
+    assert_true(found >= 0);
+    return found;
+}
+
+static void
+need_program(void)
+{
+    if (steer.idle == NULL) {
+        skip();     /* not root, or no eBPF: wharf falls back to the hash */
+    }
+}
+
+static void
+test_lowest_sleeping_worker(void **state)
+{
+    (void) state;
+    need_program();
+    for (int k = 0; k < SOCKS; k++) {
+        /* bit k and a few above it: the lowest wins */
+        *steer.idle = ((uint64_t) 1 << k) | ((uint64_t) 0x5 << 59);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(lands(), k);
+        }
+    }
+    *steer.idle = 0;
+}
+
+static void
+test_bits_set_and_cleared(void **state)
+{
+    (void) state;
+    need_program();
+    *steer.idle = 0;
+    wh_steer_idle(&steer, 7, 1);
+    wh_steer_idle(&steer, 3, 1);
+    assert_int_equal(lands(), 3);
+    wh_steer_idle(&steer, 3, 0);
+    assert_int_equal(lands(), 7);
+    wh_steer_idle(&steer, 7, 0);
+    assert_int_equal(*steer.idle, 0);
+}
+
+/* With nobody asleep, or only a worker without a socket, the program
+ * chooses nothing and the hash spreads the connections (40 on one socket
+ * by chance: odds 40^-39). */
+static void
+test_hash_when_none_sleeps(void **state)
+{
+    uint64_t words[] = { 0, (uint64_t) 1 << 50 };
+    int first, spread;
+
+    (void) state;
+    need_program();
+    for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+        *steer.idle = words[w];
+        first = lands();
+        spread = 0;
+        for (int i = 0; i < 40; i++) {
+            spread |= lands() != first;
+        }
+        assert_true(spread);
+    }
+    *steer.idle = 0;
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lowest_sleeping_worker),
+        cmocka_unit_test(test_bits_set_and_cleared),
+        cmocka_unit_test(test_hash_when_none_sleeps),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
