@@ -176,8 +176,8 @@ run_case() {
 
     say "$(printf '%-4s W=%-2s %-8s' "$MODE" "$W" "$peer") up $(val up "$peer") down $(val down "$peer") MiB/s," \
         "relay s/GiB $(val cpuup "$peer")/$(val cpudown "$peer"), probe p99 $(val p99 "$peer") us;" \
-        "$(val cps "$peer") conn/s, p99 $(val cp99 "$peer") us, relay $(val cus "$peer") us/conn;" \
-        "beside a download $(val bcps "$peer") conn/s, p99 $(val bp99 "$peer") us" \
+        "$(val cps "$peer") conn/s, p99 $(val cp99 "$peer") us, relay $(val cus "$peer") us/conn" \
+        "$([ "$W" -ge 2 ] && echo "; beside a download $(val bcps "$peer") conn/s, p99 $(val bp99 "$peer") us")" \
         "$(printf '%s\n' "$out" | kv errors | awk '$1 > 0 { printf "(errors %s)", $1 }')"
     stop_pids "$pid"
     stop_pids "${LGPIDS[@]}"

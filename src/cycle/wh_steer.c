@@ -1,20 +1,24 @@
 /*
- * wh_steer.c -- the idle-worker steering program and its shared word (see
+ * wh_steer.c -- the idle-worker steering program and its shared words (see
  * wh_steer.h).
  *
  * The program is written here as eBPF instructions, not compiled from C:
- * it is some forty of them, and a BPF compiler and loader library would be
- * build dependencies for that. It reads the word, keeps its lowest set bit,
- * finds that bit's index by halving (eBPF has no count-trailing-zeros) and
- * asks bpf_sk_select_reuseport() for that worker's socket; with no bit set,
- * or a worker without a socket in the array, it returns SK_PASS having
- * chosen nothing, and the kernel hashes.
+ * it is some seventy of them, and a BPF compiler and loader library would be
+ * build dependencies for that. It reads the sleeping workers' word (the
+ * accepting workers' when none sleeps) and rotates it by the
+ * connection's hash modulo the number of sockets, so that the search starts
+ * at the worker the hash picks; keeps the first set bit from there (round
+ * to the first socket), finds that bit's index by halving (eBPF has no
+ * count-trailing-zeros), and asks bpf_sk_select_reuseport() for that
+ * worker's socket. With no bit set, or a worker without a socket in the
+ * array, it returns SK_PASS having chosen nothing, and the kernel hashes.
  */
 #include "wh_steer.h"
 #include "wh_cycle.h"
 #include "wh_log.h"
 
 #include <linux/bpf.h>
+#include <stddef.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -35,10 +39,13 @@
 #define STX(sz, d, s, o)    INSN(BPF_STX | BPF_MEM | (sz), d, s, o, 0)
 #define ST_IMM(sz, d, o, i) INSN(BPF_ST | BPF_MEM | (sz), d, 0, o, i)
 #define JEQ_IMM(d, i, o)    INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, o, i)
+#define JNE_IMM(d, i, o)    INSN(BPF_JMP | BPF_JNE | BPF_K, d, 0, o, i)
+#define JLT_IMM(d, i, o)    INSN(BPF_JMP | BPF_JLT | BPF_K, d, 0, o, i)
 #define CALL(f)             INSN(BPF_JMP | BPF_CALL, 0, 0, 0, f)
 #define EXIT()              INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
-/* a map's fd into a register: two instructions */
-#define LD_MAP(d, fd)       INSN(BPF_LD | BPF_DW | BPF_IMM, d, BPF_PSEUDO_MAP_FD, 0, fd), INSN(0, 0, 0, 0, 0)
+/* a map's fd into a register: one instruction in two slots */
+#define LD_MAP(d, fd)       INSN(BPF_LD | BPF_DW | BPF_IMM, d, BPF_PSEUDO_MAP_FD, 0, fd)
+#define LD_MAP_2ND          INSN(0, 0, 0, 0, 0)
 
 static long
 sys_bpf(int cmd, union bpf_attr *attr)
@@ -65,11 +72,11 @@ wh_steer_init(wh_steer_t *s, int workers)
 {
     void *p;
 
-    *s = (wh_steer_t) { .idle = NULL, .map_fd = -1 };
+    *s = (wh_steer_t) { .words = NULL, .map_fd = -1 };
     if (workers < 2 || workers > WH_STEER_MAX) {
         return;     /* nothing to choose from; or more than the word holds */
     }
-    s->map_fd = map_create(BPF_MAP_TYPE_ARRAY, sizeof(uint64_t), 1, BPF_F_MMAPABLE);
+    s->map_fd = map_create(BPF_MAP_TYPE_ARRAY, 2 * sizeof(uint64_t), 1, BPF_F_MMAPABLE);
     if (s->map_fd == -1) {
         wh_log(WH_LOG_INFO, "no BPF map for steering connections to idle workers (%s): "
                "connections go to workers by hash", strerror(errno));
@@ -83,45 +90,78 @@ wh_steer_init(wh_steer_t *s, int workers)
         s->map_fd = -1;
         return;
     }
-    s->idle = p;
+    s->words = p;
 }
 
 void
 wh_steer_free(wh_steer_t *s)
 {
-    if (s->idle != NULL) {
-        munmap((void *) s->idle, (size_t) sysconf(_SC_PAGESIZE));
+    if (s->words != NULL) {
+        munmap((void *) s->words, (size_t) sysconf(_SC_PAGESIZE));
     }
     if (s->map_fd != -1) {
         close(s->map_fd);
     }
-    *s = (wh_steer_t) { .idle = NULL, .map_fd = -1 };
+    *s = (wh_steer_t) { .words = NULL, .map_fd = -1 };
+}
+
+/* r1 &= the low nsocks bits: a bit of a worker without a socket is not
+ * one to search for */
+static int
+keep_bits(struct bpf_insn *code, int n, int nsocks)
+{
+    if (nsocks < WH_STEER_MAX) {
+        code[n++] = ALU_IMM(BPF_LSH, BPF_REG_1, WH_STEER_MAX - nsocks);
+        code[n++] = ALU_IMM(BPF_RSH, BPF_REG_1, WH_STEER_MAX - nsocks);
+    }
+    return n;
 }
 
 static int
-prog_load(int idle_fd, int socks_fd)
+prog_load(int words_fd, int socks_fd, int nsocks)
 {
-    /* r6: ctx; the stack: the array key at -4, the socket index at -8;
-     * 54 instructions in all */
-    struct bpf_insn code[64] = {
-        MOV_REG(BPF_REG_6, BPF_REG_1),
-        ST_IMM(BPF_W, BPF_REG_10, -4, 0),
-        LD_MAP(BPF_REG_1, idle_fd),
-        MOV_REG(BPF_REG_2, BPF_REG_10),
-        ALU_IMM(BPF_ADD, BPF_REG_2, -4),
-        CALL(BPF_FUNC_map_lookup_elem),
-        JEQ_IMM(BPF_REG_0, 0, 0),               /* [7] patched: to pass */
-        LDX(BPF_DW, BPF_REG_1, BPF_REG_0, 0),
-        JEQ_IMM(BPF_REG_1, 0, 0),               /* [9] patched: none sleeps */
-        MOV_REG(BPF_REG_2, BPF_REG_1),
-        NEG(BPF_REG_2),
-        ALU_REG(BPF_AND, BPF_REG_1, BPF_REG_2), /* the lowest bit alone */
-        MOV_IMM(BPF_REG_3, 0),
-    };
-    int n = 14, jumps[2] = { 7, 9 }, shift, i;
+    struct bpf_insn code[80];     /* 74 at most */
+    int n = 0, to_pass[2], asleep, shift, i;
     union bpf_attr a;
     char log[4096];
 
+    /* r6: ctx; the stack: the array key at -4, the socket index at -8 */
+    code[n++] = MOV_REG(BPF_REG_6, BPF_REG_1);
+    code[n++] = ST_IMM(BPF_W, BPF_REG_10, -4, 0);
+    code[n++] = LD_MAP(BPF_REG_1, words_fd);
+    code[n++] = LD_MAP_2ND;
+    code[n++] = MOV_REG(BPF_REG_2, BPF_REG_10);
+    code[n++] = ALU_IMM(BPF_ADD, BPF_REG_2, -4);
+    code[n++] = CALL(BPF_FUNC_map_lookup_elem);
+    to_pass[0] = n;
+    code[n++] = JEQ_IMM(BPF_REG_0, 0, 0);
+    code[n++] = LDX(BPF_DW, BPF_REG_1, BPF_REG_0, WH_STEER_ASLEEP * 8);
+    n = keep_bits(code, n, nsocks);
+    asleep = n;
+    code[n++] = JNE_IMM(BPF_REG_1, 0, 0);
+    code[n++] = LDX(BPF_DW, BPF_REG_1, BPF_REG_0, WH_STEER_ACCEPTING * 8);   /* none sleeps */
+    n = keep_bits(code, n, nsocks);
+    to_pass[1] = n;
+    code[n++] = JEQ_IMM(BPF_REG_1, 0, 0);               /* none accepts */
+    code[asleep].off = (short) (n - asleep - 1);
+
+    /* r5: the socket the search starts at, the hash's; r1: the word
+     * rotated right by r5 within its nsocks bits */
+    code[n++] = LDX(BPF_W, BPF_REG_5, BPF_REG_6, offsetof(struct sk_reuseport_md, hash));
+    code[n++] = ALU_IMM(BPF_MOD, BPF_REG_5, nsocks);
+    code[n++] = MOV_REG(BPF_REG_2, BPF_REG_1);
+    code[n++] = ALU_REG(BPF_RSH, BPF_REG_2, BPF_REG_5);
+    code[n++] = MOV_IMM(BPF_REG_3, nsocks);
+    code[n++] = ALU_REG(BPF_SUB, BPF_REG_3, BPF_REG_5);
+    code[n++] = ALU_REG(BPF_LSH, BPF_REG_1, BPF_REG_3);   /* by 64 is by 0 */
+    code[n++] = ALU_REG(BPF_OR, BPF_REG_1, BPF_REG_2);
+    n = keep_bits(code, n, nsocks);
+
+    /* r3: the index of its lowest set bit, by halving */
+    code[n++] = MOV_REG(BPF_REG_2, BPF_REG_1);
+    code[n++] = NEG(BPF_REG_2);
+    code[n++] = ALU_REG(BPF_AND, BPF_REG_1, BPF_REG_2);   /* that bit alone */
+    code[n++] = MOV_IMM(BPF_REG_3, 0);
     for (shift = 32; shift >= 1; shift /= 2) {
         code[n++] = MOV_REG(BPF_REG_4, BPF_REG_1);
         code[n++] = ALU_IMM(BPF_RSH, BPF_REG_4, shift);
@@ -129,16 +169,20 @@ prog_load(int idle_fd, int socks_fd)
         code[n++] = ALU_IMM(BPF_ADD, BPF_REG_3, shift);
         code[n++] = MOV_REG(BPF_REG_1, BPF_REG_4);
     }
+    code[n++] = ALU_REG(BPF_ADD, BPF_REG_3, BPF_REG_5);    /* unrotated */
+    code[n++] = JLT_IMM(BPF_REG_3, nsocks, 1);
+    code[n++] = ALU_IMM(BPF_SUB, BPF_REG_3, nsocks);
+
     code[n++] = STX(BPF_W, BPF_REG_10, BPF_REG_3, -8);
     code[n++] = MOV_REG(BPF_REG_1, BPF_REG_6);
-    code[n++] = INSN(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_2, BPF_PSEUDO_MAP_FD, 0, socks_fd);
-    code[n++] = INSN(0, 0, 0, 0, 0);
+    code[n++] = LD_MAP(BPF_REG_2, socks_fd);
+    code[n++] = LD_MAP_2ND;
     code[n++] = MOV_REG(BPF_REG_3, BPF_REG_10);
     code[n++] = ALU_IMM(BPF_ADD, BPF_REG_3, -8);
     code[n++] = MOV_IMM(BPF_REG_4, 0);
     code[n++] = CALL(BPF_FUNC_sk_select_reuseport);
     for (i = 0; i < 2; i++) {
-        code[jumps[i]].off = (short) (n - jumps[i] - 1);
+        code[to_pass[i]].off = (short) (n - to_pass[i] - 1);
     }
     code[n++] = MOV_IMM(BPF_REG_0, SK_PASS);
     code[n++] = EXIT();
@@ -176,7 +220,7 @@ wh_steer_attach(wh_steer_t *s, wh_listener_t *ls, int workers)
     union bpf_attr a;
     uint64_t fd;
 
-    if (s->idle == NULL || n < 2) {
+    if (s->words == NULL || n < 2) {
         return;
     }
     socks = map_create(BPF_MAP_TYPE_REUSEPORT_SOCKARRAY, sizeof(uint64_t), (uint32_t) n, 0);
@@ -201,7 +245,7 @@ wh_steer_attach(wh_steer_t *s, wh_listener_t *ls, int workers)
             return;
         }
     }
-    prog = prog_load(s->map_fd, socks);
+    prog = prog_load(s->map_fd, socks, n);
     close(socks);   /* the program holds it */
     if (prog == -1) {
         wh_log(WH_LOG_INFO, "no program for steering %s's connections to idle workers (%s): "

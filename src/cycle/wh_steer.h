@@ -6,14 +6,21 @@
  * connection: a connection often waits for a worker that is busy, or not
  * even on a CPU, while another sleeps with nothing to do. nginx's workers
  * share one socket and ask epoll for EPOLLEXCLUSIVE, which wakes one worker
- * that sleeps in epoll_wait(); libev cannot ask for that flag. So each
- * worker says itself whether it sleeps: a bit in a shared 64-bit word, set
- * just before its loop blocks and cleared as it wakes (libev's release and
- * acquire hooks). The master attaches a small eBPF program to each TCP
- * listener's group that gives a connection to the socket of the lowest
- * sleeping worker, and leaves it to the hash when none sleeps.
+ * that sleeps in epoll_wait(), and a worker at worker_connections takes
+ * the socket out of its epoll; libev cannot ask for that flag. So each
+ * worker says itself, in two 64-bit words the workers share, whether it
+ * accepts (not at worker_connections, not shutting down) and whether it
+ * sleeps: its bit in the first set just before its loop blocks, while it
+ * accepts, and cleared as it wakes (libev's release and acquire hooks).
+ * The master attaches a small eBPF program to each TCP listener's group
+ * that gives a connection to the socket of a sleeping worker; when none
+ * sleeps, of a worker that accepts; the hash only when none accepts.
+ * Which one of them, the connection's hash says (the first from where it
+ * points), not always the lowest as epoll's queue would: a proxy's
+ * connections live long, and those one worker took while it happened to
+ * be first would all be busy on it at once later.
  *
- * The word is an mmap(2)ed BPF array, so setting a bit is a store, not a
+ * The words are an mmap(2)ed BPF array, so setting a bit is a store, not a
  * system call. Loading the program needs root (CAP_BPF): a master that
  * cannot, or a kernel without it, leaves the hash and says so once. With
  * accept_by_cpu the CPU program (wh_affinity.h) steers instead.
@@ -25,15 +32,17 @@
 
 #define WH_STEER_MAX    64      /* workers a word has bits for */
 
+enum { WH_STEER_ASLEEP = 0, WH_STEER_ACCEPTING = 1 };
+
 typedef struct {
-    volatile uint64_t *idle;    /* bit k: worker k sleeps; NULL: no steering */
-    int map_fd;                 /* the word's BPF map, -1 without */
+    volatile uint64_t *words;   /* bit k of each: worker k; NULL: no steering */
+    int map_fd;                 /* their BPF map, -1 without */
 } wh_steer_t;
 
 struct wh_listener_s;
 
-/* In the master, for a configuration of workers workers: the shared word,
- * or none where steering cannot be had (logged once). */
+/* In the master, for a configuration of workers workers: the shared
+ * words, or none where steering cannot be had (logged once). */
 void wh_steer_init(wh_steer_t *s, int workers);
 void wh_steer_free(wh_steer_t *s);
 
@@ -42,16 +51,16 @@ void wh_steer_free(wh_steer_t *s);
  * hash still spreads the connections. */
 void wh_steer_attach(wh_steer_t *s, struct wh_listener_s *ls, int workers);
 
-/* Worker index sleeps, or does not: its bit. */
+/* Worker index's bit in word (WH_STEER_ASLEEP, WH_STEER_ACCEPTING). */
 static inline void
-wh_steer_idle(const wh_steer_t *s, int index, int idle)
+wh_steer_mark(const wh_steer_t *s, int word, int index, int on)
 {
     uint64_t bit = (uint64_t) 1 << index;
 
-    if (idle) {
-        __atomic_fetch_or(s->idle, bit, __ATOMIC_RELAXED);
-    } else {
-        __atomic_fetch_and(s->idle, ~bit, __ATOMIC_RELAXED);
+    if (on && !(s->words[word] & bit)) {
+        __atomic_fetch_or(&s->words[word], bit, __ATOMIC_RELAXED);
+    } else if (!on && (s->words[word] & bit)) {
+        __atomic_fetch_and(&s->words[word], ~bit, __ATOMIC_RELAXED);
     }
 }
 

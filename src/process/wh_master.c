@@ -330,8 +330,10 @@ reap(void)
             wh_log(WH_LOG_INFO, "worker process %d exited", (int) pid);
         }
         wh_stats_slot_retire(w->slot);
-        if (w->generation == generation && cycle->steer.idle != NULL && w->index < WH_STEER_MAX) {
-            wh_steer_idle(&cycle->steer, w->index, 0);  /* it died asleep */
+        if (w->generation == generation && cycle->steer.words != NULL && w->index < WH_STEER_MAX) {
+            /* it died asleep, or accepting */
+            wh_steer_mark(&cycle->steer, WH_STEER_ASLEEP, w->index, 0);
+            wh_steer_mark(&cycle->steer, WH_STEER_ACCEPTING, w->index, 0);
         }
         wh_udp_forget(w->serial);
         if (w->mailbox != -1) {

@@ -158,19 +158,20 @@ usr1_cb(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /* Around the loop's poll: this worker sleeps, and takes a connection the
- * steering program gives it (wh_steer.h), unless it is not accepting. */
+ * steering program gives it (wh_steer.h), unless it is not accepting
+ * (which the acceptors tell it themselves). */
 static void
 loop_release(struct ev_loop *loop)
 {
-    if (!draining && wh_accept_ready()) {
-        wh_steer_idle(&cycle->steer, worker.index, 1);
+    if (wh_accept_ready()) {
+        wh_steer_mark(&cycle->steer, WH_STEER_ASLEEP, worker.index, 1);
     }
 }
 
 static void
 loop_acquire(struct ev_loop *loop)
 {
-    wh_steer_idle(&cycle->steer, worker.index, 0);
+    wh_steer_mark(&cycle->steer, WH_STEER_ASLEEP, worker.index, 0);
 }
 
 static void
@@ -268,7 +269,7 @@ wh_worker_run(wh_cycle_t *c, int slot, const wh_worker_ctx_t *ctx)
     }
     wh_event_init(loop);
     worker.loop = loop;
-    if (c->steer.idle != NULL && ctx->index < WH_STEER_MAX) {
+    if (c->steer.words != NULL && ctx->index < WH_STEER_MAX) {
         ev_set_loop_release_cb(loop, loop_release, loop_acquire);
     }
     wh_access_logs_start(c->access_logs);

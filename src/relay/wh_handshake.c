@@ -55,6 +55,8 @@ struct wh_acceptor_s {
 
 static wh_acceptor_t *acceptors;
 static int acceptors_off;       /* of them, not watching their sockets */
+static const wh_steer_t *steer; /* where this worker says it accepts */
+static int steer_index;
 
 static void advance(wh_handshake_t *hs);
 
@@ -488,6 +490,17 @@ wh_handshake_time_left(wh_handshake_t *hs)
     return ev_is_active(&hs->timer) ? ev_timer_remaining(wh_loop, &hs->timer) : 0;
 }
 
+/* The steering program (wh_steer.h) learns at once that this worker
+ * stopped or started accepting: a connection it gave a worker that no
+ * longer accepts would wait for it. */
+static void
+tell_steering(void)
+{
+    if (steer != NULL) {
+        wh_steer_mark(steer, WH_STEER_ACCEPTING, steer_index, wh_accept_ready());
+    }
+}
+
 static void
 watch(wh_acceptor_t *a, int on)
 {
@@ -503,6 +516,7 @@ watch(wh_acceptor_t *a, int on)
             ev_io_stop(wh_loop, &a->io[i]);
         }
     }
+    tell_steering();
 }
 
 /* Connections that come one at a time are taken one per wake-up (nginx's
@@ -600,11 +614,15 @@ wh_accept_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
     ev_timer_init(&a->resume, resume_cb, 0.5, 0);
     a->resume.data = a;
     acceptors_off += a->nio > 0;
-    if (!wh_limit_full()) {
-        watch(a, 1);
+    if (ls->cycle->steer.words != NULL && ctx->index < WH_STEER_MAX) {
+        steer = &ls->cycle->steer;
+        steer_index = ctx->index;
     }
     a->next = acceptors;
     acceptors = a;
+    if (!wh_limit_full()) {
+        watch(a, 1);
+    }
     ls->runtime = a;
     return WH_OK;
 }
@@ -629,6 +647,7 @@ wh_accept_stop(wh_listener_t *ls)
     *p = a->next;
     free(a);
     ls->runtime = NULL;
+    tell_steering();
 }
 
 void

@@ -2,9 +2,12 @@
  * test_steer.c -- the idle-worker steering program (src/cycle/wh_steer.c)
  * in the kernel: a real SO_REUSEPORT group of 40 loopback sockets, the
  * program attached, and connections made with chosen bits in the shared
- * word. Each lands on the socket of the lowest bit set, for every index
- * (the program finds it by halving: each of its six steps is taken); with
- * no bit set, or a bit past the sockets, the kernel's hash spreads them.
+ * words. Each lands on the socket of a sleeping worker: the one, for every
+ * index (the program finds it by halving: each of its six steps is taken),
+ * or one of two, both in turn (the connection's hash picks where the
+ * search starts); with none asleep, on an accepting worker's; with none
+ * accepting either, or only a worker past the sockets, the kernel's hash
+ * spreads them.
  * Loading the program needs root: without it the tests are skipped.
  */
 #include <setjmp.h>
@@ -53,7 +56,7 @@ setup(void **state)
     snprintf(ls.addr_text, sizeof(ls.addr_text), "127.0.0.1:%d", ntohs(addr.sin_port));
 
     wh_steer_init(&steer, SOCKS);
-    if (steer.idle != NULL) {
+    if (steer.words != NULL) {
         wh_steer_attach(&steer, &ls, SOCKS);
     }
     return 0;
@@ -96,42 +99,81 @@ lands(void)
 static void
 need_program(void)
 {
-    if (steer.idle == NULL) {
+    if (steer.words == NULL) {
         skip();     /* not root, or no eBPF: wharf falls back to the hash */
     }
 }
 
 static void
-test_lowest_sleeping_worker(void **state)
+test_the_one_sleeping_worker(void **state)
 {
     (void) state;
     need_program();
     for (int k = 0; k < SOCKS; k++) {
-        /* bit k and a few above it: the lowest wins */
-        *steer.idle = ((uint64_t) 1 << k) | ((uint64_t) 0x5 << 59);
-        for (int i = 0; i < 3; i++) {
+        steer.words[WH_STEER_ASLEEP] = (uint64_t) 1 << k;
+        for (int i = 0; i < 5; i++) {
             assert_int_equal(lands(), k);
         }
     }
-    *steer.idle = 0;
+    steer.words[WH_STEER_ASLEEP] = 0;
 }
 
+/* Two asleep, 3 and 23: every connection goes to one of them, and each
+ * gets some (the search finds 23 from 20 of the 40 starts, 3 from the
+ * other 20: all 40 to one has odds 2^-39) */
 static void
-test_bits_set_and_cleared(void **state)
+test_one_of_those_sleeping(void **state)
 {
+    int got[2] = { 0, 0 }, k;
+
     (void) state;
     need_program();
-    *steer.idle = 0;
-    wh_steer_idle(&steer, 7, 1);
-    wh_steer_idle(&steer, 3, 1);
-    assert_int_equal(lands(), 3);
-    wh_steer_idle(&steer, 3, 0);
-    assert_int_equal(lands(), 7);
-    wh_steer_idle(&steer, 7, 0);
-    assert_int_equal(*steer.idle, 0);
+    steer.words[WH_STEER_ASLEEP] = 0;
+    wh_steer_mark(&steer, WH_STEER_ASLEEP, 23, 1);
+    wh_steer_mark(&steer, WH_STEER_ASLEEP, 3, 1);
+    for (int i = 0; i < 40; i++) {
+        k = lands();
+        assert_true(k == 3 || k == 23);
+        got[k == 23]++;
+    }
+    assert_true(got[0] > 0 && got[1] > 0);
+    wh_steer_mark(&steer, WH_STEER_ASLEEP, 3, 0);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(lands(), 23);
+    }
+    wh_steer_mark(&steer, WH_STEER_ASLEEP, 23, 0);
+    assert_int_equal(steer.words[WH_STEER_ASLEEP], 0);
 }
 
-/* With nobody asleep, or only a worker without a socket, the program
+/* Nobody asleep: a worker that accepts, the one or one of two, whichever
+ * sleeps being preferred to them all. */
+static void
+test_accepting_when_none_sleeps(void **state)
+{
+    int got[2] = { 0, 0 }, k;
+
+    (void) state;
+    need_program();
+    steer.words[WH_STEER_ASLEEP] = 0;
+    steer.words[WH_STEER_ACCEPTING] = (uint64_t) 1 << 11;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(lands(), 11);
+    }
+    wh_steer_mark(&steer, WH_STEER_ACCEPTING, 31, 1);
+    for (int i = 0; i < 40; i++) {
+        k = lands();
+        assert_true(k == 11 || k == 31);
+        got[k == 31]++;
+    }
+    assert_true(got[0] > 0 && got[1] > 0);
+    wh_steer_mark(&steer, WH_STEER_ASLEEP, 2, 1);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(lands(), 2);
+    }
+    steer.words[WH_STEER_ASLEEP] = steer.words[WH_STEER_ACCEPTING] = 0;
+}
+
+/* With nobody asleep or accepting, or only a worker without a socket, the program
  * chooses nothing and the hash spreads the connections (40 on one socket
  * by chance: odds 40^-39). */
 static void
@@ -143,7 +185,7 @@ test_hash_when_none_sleeps(void **state)
     (void) state;
     need_program();
     for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
-        *steer.idle = words[w];
+        steer.words[WH_STEER_ASLEEP] = words[w];
         first = lands();
         spread = 0;
         for (int i = 0; i < 40; i++) {
@@ -151,15 +193,16 @@ test_hash_when_none_sleeps(void **state)
         }
         assert_true(spread);
     }
-    *steer.idle = 0;
+    steer.words[WH_STEER_ASLEEP] = 0;
 }
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lowest_sleeping_worker),
-        cmocka_unit_test(test_bits_set_and_cleared),
+        cmocka_unit_test(test_the_one_sleeping_worker),
+        cmocka_unit_test(test_one_of_those_sleeping),
+        cmocka_unit_test(test_accepting_when_none_sleeps),
         cmocka_unit_test(test_hash_when_none_sleeps),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
