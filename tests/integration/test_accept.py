@@ -72,10 +72,14 @@ def test_one_socket_per_worker_kept_across_reloads(wharf, upstream):
 
 def needs_steering(w):
     """The steering program needs root (CAP_BPF): without it the kernel's
-    hash picks the worker, and the master says so."""
+    hash picks the worker, and the master says so. Any other reason for the
+    hash is a failure."""
     if os.geteuid() != 0:
         pytest.skip("steering connections to idle workers needs root")
-    assert "by hash" not in w.log(), w.log()
+    hashed = [l for l in w.log().splitlines() if "by hash" in l]
+    if hashed and all("Operation not permitted" in l for l in hashed):
+        pytest.skip("this kernel lets no one load eBPF: %s" % hashed[0])
+    assert not hashed, hashed
 
 
 def owners(addr, workers, held):
