@@ -35,7 +35,8 @@
 enum { WH_STEER_ASLEEP = 0, WH_STEER_ACCEPTING = 1 };
 
 typedef struct {
-    volatile uint64_t *words;   /* bit k of each: worker k; NULL: no steering */
+    volatile uint64_t *words;   /* bit k of each: worker k; NULL: no steering,
+                                 * as with more workers than bits */
     int map_fd;                 /* their BPF map, -1 without */
 } wh_steer_t;
 

@@ -330,7 +330,7 @@ reap(void)
             wh_log(WH_LOG_INFO, "worker process %d exited", (int) pid);
         }
         wh_stats_slot_retire(w->slot);
-        if (w->generation == generation && cycle->steer.words != NULL && w->index < WH_STEER_MAX) {
+        if (w->generation == generation && cycle->steer.words != NULL) {
             /* it died asleep, or accepting */
             wh_steer_mark(&cycle->steer, WH_STEER_ASLEEP, w->index, 0);
             wh_steer_mark(&cycle->steer, WH_STEER_ACCEPTING, w->index, 0);

@@ -269,7 +269,7 @@ wh_worker_run(wh_cycle_t *c, int slot, const wh_worker_ctx_t *ctx)
     }
     wh_event_init(loop);
     worker.loop = loop;
-    if (c->steer.words != NULL && ctx->index < WH_STEER_MAX) {
+    if (c->steer.words != NULL) {
         ev_set_loop_release_cb(loop, loop_release, loop_acquire);
     }
     wh_access_logs_start(c->access_logs);

@@ -614,7 +614,7 @@ wh_accept_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
     ev_timer_init(&a->resume, resume_cb, 0.5, 0);
     a->resume.data = a;
     acceptors_off += a->nio > 0;
-    if (ls->cycle->steer.words != NULL && ctx->index < WH_STEER_MAX) {
+    if (ls->cycle->steer.words != NULL) {
         steer = &ls->cycle->steer;
         steer_index = ctx->index;
     }

@@ -96,6 +96,30 @@ lands(void)
     return found;
 }
 
+/* n connections in a row, each to socket k */
+static void
+lands_always(int k, int n)
+{
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(lands(), k);
+    }
+}
+
+/* 40 connections, each to socket a or b, and each of them gets some
+ * (40 to one by chance: odds 2^-39 where the hash's starts split evenly) */
+static void
+lands_on_both(int a, int b)
+{
+    int got[2] = { 0, 0 }, k;
+
+    for (int i = 0; i < 40; i++) {
+        k = lands();
+        assert_true(k == a || k == b);
+        got[k == b]++;
+    }
+    assert_true(got[0] > 0 && got[1] > 0);
+}
+
 static void
 need_program(void)
 {
@@ -111,36 +135,25 @@ test_the_one_sleeping_worker(void **state)
     need_program();
     for (int k = 0; k < SOCKS; k++) {
         steer.words[WH_STEER_ASLEEP] = (uint64_t) 1 << k;
-        for (int i = 0; i < 5; i++) {
-            assert_int_equal(lands(), k);
-        }
+        lands_always(k, 5);
     }
     steer.words[WH_STEER_ASLEEP] = 0;
 }
 
 /* Two asleep, 3 and 23: every connection goes to one of them, and each
  * gets some (the search finds 23 from 20 of the 40 starts, 3 from the
- * other 20: all 40 to one has odds 2^-39) */
+ * other 20) */
 static void
 test_one_of_those_sleeping(void **state)
 {
-    int got[2] = { 0, 0 }, k;
-
     (void) state;
     need_program();
     steer.words[WH_STEER_ASLEEP] = 0;
     wh_steer_mark(&steer, WH_STEER_ASLEEP, 23, 1);
     wh_steer_mark(&steer, WH_STEER_ASLEEP, 3, 1);
-    for (int i = 0; i < 40; i++) {
-        k = lands();
-        assert_true(k == 3 || k == 23);
-        got[k == 23]++;
-    }
-    assert_true(got[0] > 0 && got[1] > 0);
+    lands_on_both(3, 23);
     wh_steer_mark(&steer, WH_STEER_ASLEEP, 3, 0);
-    for (int i = 0; i < 5; i++) {
-        assert_int_equal(lands(), 23);
-    }
+    lands_always(23, 5);
     wh_steer_mark(&steer, WH_STEER_ASLEEP, 23, 0);
     assert_int_equal(steer.words[WH_STEER_ASLEEP], 0);
 }
@@ -150,26 +163,15 @@ test_one_of_those_sleeping(void **state)
 static void
 test_accepting_when_none_sleeps(void **state)
 {
-    int got[2] = { 0, 0 }, k;
-
     (void) state;
     need_program();
     steer.words[WH_STEER_ASLEEP] = 0;
     steer.words[WH_STEER_ACCEPTING] = (uint64_t) 1 << 11;
-    for (int i = 0; i < 5; i++) {
-        assert_int_equal(lands(), 11);
-    }
+    lands_always(11, 5);
     wh_steer_mark(&steer, WH_STEER_ACCEPTING, 31, 1);
-    for (int i = 0; i < 40; i++) {
-        k = lands();
-        assert_true(k == 11 || k == 31);
-        got[k == 31]++;
-    }
-    assert_true(got[0] > 0 && got[1] > 0);
+    lands_on_both(11, 31);
     wh_steer_mark(&steer, WH_STEER_ASLEEP, 2, 1);
-    for (int i = 0; i < 5; i++) {
-        assert_int_equal(lands(), 2);
-    }
+    lands_always(2, 5);
     steer.words[WH_STEER_ASLEEP] = steer.words[WH_STEER_ACCEPTING] = 0;
 }
 
