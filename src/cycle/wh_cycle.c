@@ -972,13 +972,13 @@ wh_cycle_bind(wh_cycle_t *c, wh_cycle_t *old)
     /* only now: a refused configuration leaves the running one's steering;
      * accept_by_cpu's program, or else the idle workers' */
     if (c->affinity.code == NULL) {
-        wh_steer_init(&c->steer, c->worker_processes);
+        wh_steer_init(&c->steer, c->worker_processes, c->nlisteners);
     }
     for (i = 0; i < c->nlisteners; i++) {
         wh_listener_t *ls = &c->listeners[i];
         if (ls->module->bind == NULL && ls->nfds > 0) {
             wh_affinity_steer(&c->affinity, ls);
-            wh_steer_attach(&c->steer, ls, c->worker_processes);
+            wh_steer_attach(&c->steer, ls, i, c->worker_processes);
         }
     }
     return WH_OK;

@@ -3,15 +3,18 @@
  * wh_steer.h).
  *
  * The program is written here as eBPF instructions, not compiled from C:
- * it is some seventy of them, and a BPF compiler and loader library would be
+ * it is some eighty of them, and a BPF compiler and loader library would be
  * build dependencies for that. It reads the sleeping workers' word (the
  * accepting workers' when none sleeps) and rotates it by the
  * connection's hash modulo the number of sockets, so that the search starts
  * at the worker the hash picks; keeps the first set bit from there (round
  * to the first socket), finds that bit's index by halving (eBPF has no
  * count-trailing-zeros), and asks bpf_sk_select_reuseport() for that
- * worker's socket. With no bit set, or a worker without a socket in the
- * array, it returns SK_PASS having chosen nothing, and the kernel hashes.
+ * worker's socket; where the word was the accepting one, it first marks
+ * that socket in the listener's row of bytes after the words, for another
+ * worker to take the connection (wh_steer_marked). With no bit set, or a
+ * worker without a socket in the array, it returns SK_PASS having chosen
+ * nothing, and the kernel hashes.
  */
 #include "wh_steer.h"
 #include "wh_cycle.h"
@@ -47,6 +50,9 @@
 #define LD_MAP(d, fd)       INSN(BPF_LD | BPF_DW | BPF_IMM, d, BPF_PSEUDO_MAP_FD, 0, fd)
 #define LD_MAP_2ND          INSN(0, 0, 0, 0, 0)
 
+#define MARKS_AT            (2 * sizeof(uint64_t))  /* in the map's value */
+#define ROWS_MAX            500     /* (32767 - MARKS_AT) / WH_STEER_MAX */
+
 static long
 sys_bpf(int cmd, union bpf_attr *attr)
 {
@@ -68,21 +74,26 @@ map_create(uint32_t type, uint32_t value_size, uint32_t entries, uint32_t flags)
 }
 
 void
-wh_steer_init(wh_steer_t *s, int workers)
+wh_steer_init(wh_steer_t *s, int workers, int listeners)
 {
+    size_t page = (size_t) sysconf(_SC_PAGESIZE), value;
     void *p;
 
     *s = (wh_steer_t) { .words = NULL, .map_fd = -1 };
     if (workers < 2 || workers > WH_STEER_MAX) {
         return;     /* nothing to choose from; or more than the word holds */
     }
-    s->map_fd = map_create(BPF_MAP_TYPE_ARRAY, 2 * sizeof(uint64_t), 1, BPF_F_MMAPABLE);
+    /* a row's offset is an instruction's 16-bit one */
+    s->rows = listeners < ROWS_MAX ? listeners : ROWS_MAX;
+    value = MARKS_AT + (size_t) s->rows * WH_STEER_MAX;
+    s->map_fd = map_create(BPF_MAP_TYPE_ARRAY, (uint32_t) value, 1, BPF_F_MMAPABLE);
     if (s->map_fd == -1) {
         wh_log(WH_LOG_INFO, "no BPF map for steering connections to idle workers (%s): "
                "connections go to workers by hash", strerror(errno));
         return;
     }
-    p = mmap(NULL, (size_t) sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_SHARED, s->map_fd, 0);
+    s->size = (value + page - 1) / page * page;
+    p = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED, s->map_fd, 0);
     if (p == MAP_FAILED) {
         wh_log(WH_LOG_INFO, "mmap() of the steering map failed (%s): connections go to "
                "workers by hash", strerror(errno));
@@ -91,13 +102,14 @@ wh_steer_init(wh_steer_t *s, int workers)
         return;
     }
     s->words = p;
+    s->marks = (volatile uint8_t *) p + MARKS_AT;
 }
 
 void
 wh_steer_free(wh_steer_t *s)
 {
     if (s->words != NULL) {
-        munmap((void *) s->words, (size_t) sysconf(_SC_PAGESIZE));
+        munmap((void *) s->words, s->size);
     }
     if (s->map_fd != -1) {
         close(s->map_fd);
@@ -117,16 +129,19 @@ keep_bits(struct bpf_insn *code, int n, int nsocks)
     return n;
 }
 
+/* row: the listener's row of marks, -1 for none */
 static int
-prog_load(int words_fd, int socks_fd, int nsocks)
+prog_load(int words_fd, int socks_fd, int nsocks, int row)
 {
-    struct bpf_insn code[80];     /* 74 at most */
+    struct bpf_insn code[88];     /* 80 at most */
     int n = 0, to_pass[2], asleep, shift, i;
     union bpf_attr a;
     char log[4096];
 
-    /* r6: ctx; the stack: the array key at -4, the socket index at -8 */
+    /* r6: ctx; r7: 1 once the accepting word is read; the stack: the
+     * array key at -4, the socket index at -8 */
     code[n++] = MOV_REG(BPF_REG_6, BPF_REG_1);
+    code[n++] = MOV_IMM(BPF_REG_7, 0);
     code[n++] = ST_IMM(BPF_W, BPF_REG_10, -4, 0);
     code[n++] = LD_MAP(BPF_REG_1, words_fd);
     code[n++] = LD_MAP_2ND;
@@ -140,6 +155,7 @@ prog_load(int words_fd, int socks_fd, int nsocks)
     asleep = n;
     code[n++] = JNE_IMM(BPF_REG_1, 0, 0);
     code[n++] = LDX(BPF_DW, BPF_REG_1, BPF_REG_0, WH_STEER_ACCEPTING * 8);   /* none sleeps */
+    code[n++] = MOV_IMM(BPF_REG_7, 1);
     n = keep_bits(code, n, nsocks);
     to_pass[1] = n;
     code[n++] = JEQ_IMM(BPF_REG_1, 0, 0);               /* none accepts */
@@ -172,6 +188,16 @@ prog_load(int words_fd, int socks_fd, int nsocks)
     code[n++] = ALU_REG(BPF_ADD, BPF_REG_3, BPF_REG_5);    /* unrotated */
     code[n++] = JLT_IMM(BPF_REG_3, nsocks, 1);
     code[n++] = ALU_IMM(BPF_SUB, BPF_REG_3, nsocks);
+
+    /* an awake worker's connection may wait behind its work: the mark
+     * lets another take it (wh_handshake.c); r0 is still the value */
+    if (row >= 0) {
+        code[n++] = JEQ_IMM(BPF_REG_7, 0, 4);
+        code[n++] = ALU_IMM(BPF_AND, BPF_REG_3, WH_STEER_MAX - 1);   /* for the verifier */
+        code[n++] = MOV_REG(BPF_REG_2, BPF_REG_0);
+        code[n++] = ALU_REG(BPF_ADD, BPF_REG_2, BPF_REG_3);
+        code[n++] = ST_IMM(BPF_B, BPF_REG_2, (short) (MARKS_AT + row * WH_STEER_MAX), 1);
+    }
 
     code[n++] = STX(BPF_W, BPF_REG_10, BPF_REG_3, -8);
     code[n++] = MOV_REG(BPF_REG_1, BPF_REG_6);
@@ -214,7 +240,7 @@ prog_load(int words_fd, int socks_fd, int nsocks)
 }
 
 void
-wh_steer_attach(wh_steer_t *s, wh_listener_t *ls, int workers)
+wh_steer_attach(wh_steer_t *s, wh_listener_t *ls, int row, int workers)
 {
     int socks, prog, k, n = ls->nfds < workers ? ls->nfds : workers;
     union bpf_attr a;
@@ -245,7 +271,7 @@ wh_steer_attach(wh_steer_t *s, wh_listener_t *ls, int workers)
             return;
         }
     }
-    prog = prog_load(s->map_fd, socks, n);
+    prog = prog_load(s->map_fd, socks, n, row < s->rows ? row : -1);
     close(socks);   /* the program holds it */
     if (prog == -1) {
         wh_log(WH_LOG_INFO, "no program for steering %s's connections to idle workers (%s): "
@@ -257,4 +283,33 @@ wh_steer_attach(wh_steer_t *s, wh_listener_t *ls, int workers)
                "connections go to workers by hash", ls->addr_text, strerror(errno));
     }
     close(prog);    /* the group holds it */
+}
+
+int
+wh_steer_marked(const wh_steer_t *s, int row, int self, int nsocks)
+{
+    volatile uint8_t *m;
+    uint64_t asleep, chunk;
+    int k;
+
+    if (row >= s->rows) {
+        return -1;
+    }
+    m = &s->marks[row * WH_STEER_MAX];
+    asleep = s->words[WH_STEER_ASLEEP];
+    for (k = 0; k < nsocks && k < WH_STEER_MAX; k++) {
+        if (k % 8 == 0) {
+            memcpy(&chunk, (const uint8_t *) m + k, sizeof(chunk));
+            if (chunk == 0) {
+                k += 7;     /* none in these eight */
+                continue;
+            }
+        }
+        /* a sleeping worker is woken for its own by the kernel */
+        if (m[k] && k != self && !(asleep & ((uint64_t) 1 << k))) {
+            m[k] = 0;
+            return k;
+        }
+    }
+    return -1;
 }

@@ -20,14 +20,26 @@
  * connections live long, and those one worker took while it happened to
  * be first would all be busy on it at once later.
  *
- * The words are an mmap(2)ed BPF array, so setting a bit is a store, not a
- * system call. Loading the program needs root (CAP_BPF): a master that
- * cannot, or a kernel without it, leaves the hash and says so once. With
- * accept_by_cpu the CPU program (wh_affinity.h) steers instead.
+ * A connection the program gives a worker that is awake may wait there
+ * behind that worker's work while another worker has none: with one shared
+ * socket, as nginx's, whichever worker polls first would take it. So the
+ * program marks that worker's socket, and a worker about to poll takes a
+ * connection from a marked socket of a worker still awake (wh_handshake.c).
+ * The mark is made when the SYN arrives: on loopback or a LAN the
+ * connection is queued a few microseconds later; over a longer path it is
+ * not there yet when the others look, they find nothing and the mark goes,
+ * and that connection waits for its own worker as before.
+ *
+ * The words and marks are an mmap(2)ed BPF array, so setting a bit is a
+ * store, not a system call. Loading the program needs root (CAP_BPF): a
+ * master that cannot, or a kernel without it, leaves the hash and says so
+ * once. With accept_by_cpu the CPU program (wh_affinity.h) steers
+ * instead.
  */
 #ifndef WH_STEER_H
 #define WH_STEER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define WH_STEER_MAX    64      /* workers a word has bits for */
@@ -37,6 +49,12 @@ enum { WH_STEER_ASLEEP = 0, WH_STEER_ACCEPTING = 1 };
 typedef struct {
     volatile uint64_t *words;   /* bit k of each: worker k; NULL: no steering,
                                  * as with more workers than bits */
+    volatile uint8_t *marks;    /* [row * WH_STEER_MAX + k]: the program gave
+                                 * socket k of listener row a connection while
+                                 * its worker was awake, and none has looked
+                                 * since */
+    int rows;                   /* listeners with marks */
+    size_t size;                /* of the mapping */
     int map_fd;                 /* their BPF map, -1 without */
 } wh_steer_t;
 
@@ -44,13 +62,28 @@ struct wh_listener_s;
 
 /* In the master, for a configuration of workers workers: the shared
  * words, or none where steering cannot be had (logged once). */
-void wh_steer_init(wh_steer_t *s, int workers);
+void wh_steer_init(wh_steer_t *s, int workers, int listeners);
 void wh_steer_free(wh_steer_t *s);
 
 /* In the master, once ls (a TCP listener) has a socket per worker:
- * attaches the program to its group. A failure is logged: the kernel's
- * hash still spreads the connections. */
-void wh_steer_attach(wh_steer_t *s, struct wh_listener_s *ls, int workers);
+ * attaches the program to its group; row is ls's index in its cycle, where
+ * its marks go. A failure is logged: the kernel's hash still spreads the
+ * connections. */
+void wh_steer_attach(wh_steer_t *s, struct wh_listener_s *ls, int row, int workers);
+
+/* In worker self before it polls: a socket of listener row's first nsocks,
+ * not its own, that has a mark while its worker is awake, or -1. The mark
+ * is taken: the caller accepts from that socket once. */
+int wh_steer_marked(const wh_steer_t *s, int row, int self, int nsocks);
+
+/* The worker owning socket k of listener row is about to accept from it. */
+static inline void
+wh_steer_unmark(const wh_steer_t *s, int row, int k)
+{
+    if (row < s->rows && s->marks[row * WH_STEER_MAX + k]) {
+        s->marks[row * WH_STEER_MAX + k] = 0;
+    }
+}
 
 /* Worker index's bit in word (WH_STEER_ASLEEP, WH_STEER_ACCEPTING). */
 static inline void

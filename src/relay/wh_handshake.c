@@ -57,6 +57,7 @@ static wh_acceptor_t *acceptors;
 static int acceptors_off;       /* of them, not watching their sockets */
 static const wh_steer_t *steer; /* where this worker says it accepts */
 static int steer_index;
+static ev_prepare steal;        /* steal_cb, while steering */
 
 static void advance(wh_handshake_t *hs);
 
@@ -519,6 +520,44 @@ watch(wh_acceptor_t *a, int on)
     tell_steering();
 }
 
+/* A connection accepted from one of ls's sockets: to its handshake, or
+ * refused at a cap. */
+static void
+take(wh_listener_t *ls, int fd, struct sockaddr_storage *peer, socklen_t peerlen)
+{
+    wh_conn_slot_t slot;
+    wh_stream_t *s;
+    wh_live_t live;
+
+    if (wh_limit_admit(ls, (struct sockaddr *) peer, &slot) != WH_OK) {
+        close(fd);      /* at once: a cap is no reason to hold anything */
+        wh_live_refused(ls, WH_CLOSE_LIMIT);
+        wh_relay_log_refused(ls, (struct sockaddr *) peer, NULL, 0, WH_CLOSE_LIMIT);
+        return;
+    }
+    s = wh_sock_stream_create(fd, 0);
+    if (s == NULL) {
+        close(fd);
+        wh_limit_release(ls, &slot);
+        wh_live_refused(ls, WH_CLOSE_ERROR);
+        return;
+    }
+    /* a unix socket's poll knows no low-water mark */
+    if (ls->addr.sa.ss_family != AF_UNIX) {
+        wh_sock_stream_coalesce(s, ls->cycle->receive_coalesce);
+    }
+    wh_live_open(&live, ls, WH_LIVE_STREAM);
+    live.slot = slot;
+    wh_handshake_start(&live, s, (struct sockaddr *) peer, peerlen);
+}
+
+/* ls's row in the steering program's marks (wh_steer.h) */
+static int
+steer_row(wh_listener_t *ls)
+{
+    return (int) (ls - ls->cycle->listeners);
+}
+
 /* Connections that come one at a time are taken one per wake-up (nginx's
  * multi_accept off): a second accept4(2) would only hear EAGAIN, one call
  * per connection for nothing. A listener still ready in the next loop
@@ -532,12 +571,13 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     wh_listener_t *ls = a->ls;
     struct sockaddr_storage peer;
     socklen_t peerlen;
-    wh_conn_slot_t slot;
-    wh_stream_t *s;
-    wh_live_t live;
     int i, fd, batch;
     uint32_t iter = ev_iteration(loop);
 
+    /* its own socket is io[0]'s, the one of the steered ones */
+    if (steer != NULL && w == &a->io[0]) {
+        wh_steer_unmark(steer, steer_row(ls), steer_index);
+    }
     if (a->seen + 1 == iter) a->drain = 1;
     a->seen = iter;
     batch = a->drain ? WH_ACCEPT_BATCH : 1;
@@ -556,26 +596,35 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             }
             return;
         }
-        if (wh_limit_admit(ls, (struct sockaddr *) &peer, &slot) != WH_OK) {
-            close(fd);      /* at once: a cap is no reason to hold anything */
-            wh_live_refused(ls, WH_CLOSE_LIMIT);
-            wh_relay_log_refused(ls, (struct sockaddr *) &peer, NULL, 0, WH_CLOSE_LIMIT);
-            continue;
+        take(ls, fd, &peer, peerlen);
+    }
+}
+
+/* Before this worker polls: it takes a connection queued on the socket
+ * of a worker that is busy (wh_steer.h), as a worker that reaches
+ * epoll_wait() first takes it from nginx's shared socket. Only a marked
+ * socket is tried, so a loop with none makes no system call. */
+static void
+steal_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    wh_acceptor_t *a;
+    int k, fd;
+
+    if (!wh_accept_ready()) {
+        return;
+    }
+    for (a = acceptors; a != NULL; a = a->next) {
+        while (!wh_limit_full()
+               && (k = wh_steer_marked(steer, steer_row(a->ls), steer_index, a->ls->nfds)) != -1) {
+            peerlen = sizeof(peer);
+            fd = accept4(a->ls->fds[k], (struct sockaddr *) &peer, &peerlen,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd != -1) {
+                take(a->ls, fd, &peer, peerlen);
+            }
         }
-        s = wh_sock_stream_create(fd, 0);
-        if (s == NULL) {
-            close(fd);
-            wh_limit_release(ls, &slot);
-            wh_live_refused(ls, WH_CLOSE_ERROR);
-            continue;
-        }
-        /* a unix socket's poll knows no low-water mark */
-        if (ls->addr.sa.ss_family != AF_UNIX) {
-            wh_sock_stream_coalesce(s, ls->cycle->receive_coalesce);
-        }
-        wh_live_open(&live, ls, WH_LIVE_STREAM);
-        live.slot = slot;
-        wh_handshake_start(&live, s, (struct sockaddr *) &peer, peerlen);
     }
 }
 
@@ -614,9 +663,12 @@ wh_accept_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
     ev_timer_init(&a->resume, resume_cb, 0.5, 0);
     a->resume.data = a;
     acceptors_off += a->nio > 0;
-    if (ls->cycle->steer.words != NULL) {
+    if (ls->cycle->steer.words != NULL && !ev_is_active(&steal)) {
         steer = &ls->cycle->steer;
         steer_index = ctx->index;
+        ev_prepare_init(&steal, steal_cb);
+        ev_prepare_start(wh_loop, &steal);
+        ev_unref(wh_loop);  /* it keeps no loop running */
     }
     a->next = acceptors;
     acceptors = a;
@@ -647,6 +699,10 @@ wh_accept_stop(wh_listener_t *ls)
     *p = a->next;
     free(a);
     ls->runtime = NULL;
+    if (acceptors == NULL && ev_is_active(&steal)) {
+        ev_ref(wh_loop);
+        ev_prepare_stop(wh_loop, &steal);
+    }
     tell_steering();
 }
 

@@ -7,7 +7,9 @@
  * or one of two, both in turn (the connection's hash picks where the
  * search starts); with none asleep, on an accepting worker's; with none
  * accepting either, or only a worker past the sockets, the kernel's hash
- * spreads them.
+ * spreads them. A connection given to an awake worker marks its socket,
+ * for another worker to take it from there; one given to a sleeping
+ * worker does not.
  * Loading the program needs root: without it the tests are skipped.
  */
 #include <setjmp.h>
@@ -55,9 +57,9 @@ setup(void **state)
     ls.fd = fds[0];
     snprintf(ls.addr_text, sizeof(ls.addr_text), "127.0.0.1:%d", ntohs(addr.sin_port));
 
-    wh_steer_init(&steer, SOCKS);
+    wh_steer_init(&steer, SOCKS, 1);
     if (steer.words != NULL) {
-        wh_steer_attach(&steer, &ls, SOCKS);
+        wh_steer_attach(&steer, &ls, 0, SOCKS);
     }
     return 0;
 }
@@ -198,6 +200,73 @@ test_hash_when_none_sleeps(void **state)
     steer.words[WH_STEER_ASLEEP] = 0;
 }
 
+/* A connection made now, left queued */
+static int
+queue_one(void)
+{
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(c >= 0);
+    assert_int_equal(connect(c, (struct sockaddr *) &addr, sizeof(addr)), 0);
+    return c;
+}
+
+/* Socket k has a connection queued, and no other has */
+static void
+queued_on(int k)
+{
+    for (int i = 0; i < SOCKS; i++) {
+        int a = accept4(fds[i], NULL, NULL, SOCK_CLOEXEC);
+
+        assert_int_equal(a >= 0, i == k);
+        if (a >= 0) close(a);
+    }
+}
+
+static void
+test_marked_when_given_to_an_awake_worker(void **state)
+{
+    int c;
+
+    (void) state;
+    need_program();
+    memset((void *) steer.marks, 0, WH_STEER_MAX);
+    steer.words[WH_STEER_ASLEEP] = 0;
+
+    /* to awake 37 (past the first eight: the skip over unmarked ones);
+     * another takes it, once; 37 itself does not see its own */
+    steer.words[WH_STEER_ACCEPTING] = (uint64_t) 1 << 37;
+    c = queue_one();
+    assert_int_equal(wh_steer_marked(&steer, 0, 37, SOCKS), -1);
+    assert_int_equal(wh_steer_marked(&steer, 0, 5, 37), -1);   /* not among the first 37 */
+    assert_int_equal(wh_steer_marked(&steer, 0, 5, SOCKS), 37);
+    assert_int_equal(wh_steer_marked(&steer, 0, 5, SOCKS), -1);
+    queued_on(37);
+    close(c);
+
+    /* 11's mark: not while 11 sleeps (the kernel wakes it), gone once 11
+     * accepts itself */
+    steer.words[WH_STEER_ACCEPTING] = (uint64_t) 1 << 11;
+    c = queue_one();
+    wh_steer_mark(&steer, WH_STEER_ASLEEP, 11, 1);
+    assert_int_equal(wh_steer_marked(&steer, 0, 5, SOCKS), -1);
+    wh_steer_mark(&steer, WH_STEER_ASLEEP, 11, 0);
+    wh_steer_unmark(&steer, 0, 11);
+    assert_int_equal(wh_steer_marked(&steer, 0, 5, SOCKS), -1);
+    queued_on(11);
+    close(c);
+
+    /* to sleeping 4: no mark; rows past the map's: none */
+    wh_steer_mark(&steer, WH_STEER_ASLEEP, 4, 1);
+    c = queue_one();
+    wh_steer_mark(&steer, WH_STEER_ASLEEP, 4, 0);
+    assert_int_equal(wh_steer_marked(&steer, 0, 5, SOCKS), -1);
+    assert_int_equal(wh_steer_marked(&steer, 1, 5, SOCKS), -1);
+    queued_on(4);
+    close(c);
+    steer.words[WH_STEER_ACCEPTING] = 0;
+}
+
 int
 main(void)
 {
@@ -206,6 +275,7 @@ main(void)
         cmocka_unit_test(test_one_of_those_sleeping),
         cmocka_unit_test(test_accepting_when_none_sleeps),
         cmocka_unit_test(test_hash_when_none_sleeps),
+        cmocka_unit_test(test_marked_when_given_to_an_awake_worker),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
