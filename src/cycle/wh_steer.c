@@ -10,9 +10,9 @@
  * at the worker the hash picks; keeps the first set bit from there (round
  * to the first socket), finds that bit's index by halving (eBPF has no
  * count-trailing-zeros), and asks bpf_sk_select_reuseport() for that
- * worker's socket; where the word was the accepting one, it first marks
- * that socket in the listener's row of bytes after the words, for another
- * worker to take the connection (wh_steer_marked). With no bit set, or a
+ * worker's socket; where the word was the accepting one, it first counts
+ * the connection against that socket in the listener's row of counts after
+ * the words, for another worker to take it (wh_steer_marked). With no bit set, or a
  * worker without a socket in the array, it returns SK_PASS having chosen
  * nothing, and the kernel hashes.
  */
@@ -50,8 +50,11 @@
 #define LD_MAP(d, fd)       INSN(BPF_LD | BPF_DW | BPF_IMM, d, BPF_PSEUDO_MAP_FD, 0, fd)
 #define LD_MAP_2ND          INSN(0, 0, 0, 0, 0)
 
+#define XADD(sz, d, s, o)   INSN(BPF_STX | BPF_ATOMIC | (sz), d, s, o, BPF_ADD)
+
 #define MARKS_AT            (2 * sizeof(uint64_t))  /* in the map's value */
-#define ROWS_MAX            500     /* (32767 - MARKS_AT) / WH_STEER_MAX */
+#define ROW_SIZE            (WH_STEER_MAX * sizeof(uint32_t))
+#define ROWS_MAX            126     /* an instruction's offset is 16 bits */
 
 static long
 sys_bpf(int cmd, union bpf_attr *attr)
@@ -83,9 +86,8 @@ wh_steer_init(wh_steer_t *s, int workers, int listeners)
     if (workers < 2 || workers > WH_STEER_MAX) {
         return;     /* nothing to choose from; or more than the word holds */
     }
-    /* a row's offset is an instruction's 16-bit one */
     s->rows = listeners < ROWS_MAX ? listeners : ROWS_MAX;
-    value = MARKS_AT + (size_t) s->rows * WH_STEER_MAX;
+    value = MARKS_AT + (size_t) s->rows * ROW_SIZE;
     s->map_fd = map_create(BPF_MAP_TYPE_ARRAY, (uint32_t) value, 1, BPF_F_MMAPABLE);
     if (s->map_fd == -1) {
         wh_log(WH_LOG_INFO, "no BPF map for steering connections to idle workers (%s): "
@@ -102,7 +104,7 @@ wh_steer_init(wh_steer_t *s, int workers, int listeners)
         return;
     }
     s->words = p;
-    s->marks = (volatile uint8_t *) p + MARKS_AT;
+    s->marks = (volatile uint32_t *) ((char *) p + MARKS_AT);
 }
 
 void
@@ -133,7 +135,7 @@ keep_bits(struct bpf_insn *code, int n, int nsocks)
 static int
 prog_load(int words_fd, int socks_fd, int nsocks, int row)
 {
-    struct bpf_insn code[88];     /* 80 at most */
+    struct bpf_insn code[88];     /* 82 at most */
     int n = 0, to_pass[2], asleep, shift, i;
     union bpf_attr a;
     char log[4096];
@@ -189,14 +191,16 @@ prog_load(int words_fd, int socks_fd, int nsocks, int row)
     code[n++] = JLT_IMM(BPF_REG_3, nsocks, 1);
     code[n++] = ALU_IMM(BPF_SUB, BPF_REG_3, nsocks);
 
-    /* an awake worker's connection may wait behind its work: the mark
+    /* an awake worker's connection may wait behind its work: the count
      * lets another take it (wh_handshake.c); r0 is still the value */
     if (row >= 0) {
-        code[n++] = JEQ_IMM(BPF_REG_7, 0, 4);
+        code[n++] = JEQ_IMM(BPF_REG_7, 0, 6);
         code[n++] = ALU_IMM(BPF_AND, BPF_REG_3, WH_STEER_MAX - 1);   /* for the verifier */
-        code[n++] = MOV_REG(BPF_REG_2, BPF_REG_0);
-        code[n++] = ALU_REG(BPF_ADD, BPF_REG_2, BPF_REG_3);
-        code[n++] = ST_IMM(BPF_B, BPF_REG_2, (short) (MARKS_AT + row * WH_STEER_MAX), 1);
+        code[n++] = MOV_REG(BPF_REG_2, BPF_REG_3);
+        code[n++] = ALU_IMM(BPF_LSH, BPF_REG_2, 2);
+        code[n++] = ALU_REG(BPF_ADD, BPF_REG_2, BPF_REG_0);
+        code[n++] = MOV_IMM(BPF_REG_1, 1);
+        code[n++] = XADD(BPF_W, BPF_REG_2, BPF_REG_1, (short) (MARKS_AT + row * ROW_SIZE));
     }
 
     code[n++] = STX(BPF_W, BPF_REG_10, BPF_REG_3, -8);
@@ -286,10 +290,10 @@ wh_steer_attach(wh_steer_t *s, wh_listener_t *ls, int row, int workers)
 }
 
 int
-wh_steer_marked(const wh_steer_t *s, int row, int self, int nsocks)
+wh_steer_marked(const wh_steer_t *s, int row, int self, int nsocks, uint32_t *count)
 {
-    volatile uint8_t *m;
-    uint64_t asleep, chunk;
+    volatile uint32_t *m;
+    uint64_t asleep, pair;
     int k;
 
     if (row >= s->rows) {
@@ -298,16 +302,17 @@ wh_steer_marked(const wh_steer_t *s, int row, int self, int nsocks)
     m = &s->marks[row * WH_STEER_MAX];
     asleep = s->words[WH_STEER_ASLEEP];
     for (k = 0; k < nsocks && k < WH_STEER_MAX; k++) {
-        if (k % 8 == 0) {
-            memcpy(&chunk, (const uint8_t *) m + k, sizeof(chunk));
-            if (chunk == 0) {
-                k += 7;     /* none in these eight */
+        if (k % 2 == 0) {
+            memcpy(&pair, (const uint32_t *) m + k, sizeof(pair));
+            if (pair == 0) {
+                k++;        /* neither of these two */
                 continue;
             }
         }
         /* a sleeping worker is woken for its own by the kernel */
-        if (m[k] && k != self && !(asleep & ((uint64_t) 1 << k))) {
-            m[k] = 0;
+        if (m[k] != 0 && k != self && !(asleep & ((uint64_t) 1 << k))
+            && (*count = __atomic_exchange_n(&m[k], 0, __ATOMIC_RELAXED)) != 0)
+        {
             return k;
         }
     }

@@ -23,8 +23,9 @@
  * A connection the program gives a worker that is awake may wait there
  * behind that worker's work while another worker has none: with one shared
  * socket, as nginx's, whichever worker polls first would take it. So the
- * program marks that worker's socket, and a worker about to poll takes a
- * connection from a marked socket of a worker still awake (wh_handshake.c).
+ * program counts the connection against that worker's socket, and a worker
+ * about to poll takes as many from a marked socket of a worker still awake
+ * (wh_handshake.c).
  * The mark is made when the SYN arrives: on loopback or a LAN the
  * connection is queued a few microseconds later; over a longer path it is
  * not there yet when the others look, they find nothing and the mark goes,
@@ -49,10 +50,9 @@ enum { WH_STEER_ASLEEP = 0, WH_STEER_ACCEPTING = 1 };
 typedef struct {
     volatile uint64_t *words;   /* bit k of each: worker k; NULL: no steering,
                                  * as with more workers than bits */
-    volatile uint8_t *marks;    /* [row * WH_STEER_MAX + k]: the program gave
-                                 * socket k of listener row a connection while
-                                 * its worker was awake, and none has looked
-                                 * since */
+    volatile uint32_t *marks;   /* [row * WH_STEER_MAX + k]: connections the
+                                 * program gave socket k of listener row while
+                                 * its worker was awake, since one last looked */
     int rows;                   /* listeners with marks */
     size_t size;                /* of the mapping */
     int map_fd;                 /* their BPF map, -1 without */
@@ -73,8 +73,9 @@ void wh_steer_attach(wh_steer_t *s, struct wh_listener_s *ls, int row, int worke
 
 /* In worker self before it polls: a socket of listener row's first nsocks,
  * not its own, that has a mark while its worker is awake, or -1. The mark
- * is taken: the caller accepts from that socket once. */
-int wh_steer_marked(const wh_steer_t *s, int row, int self, int nsocks);
+ * is taken, and *count says how many connections it stood for: the caller
+ * accepts from that socket up to that many times. */
+int wh_steer_marked(const wh_steer_t *s, int row, int self, int nsocks, uint32_t *count);
 
 /* The worker owning socket k of listener row is about to accept from it. */
 static inline void

@@ -610,6 +610,7 @@ steal_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     struct sockaddr_storage peer;
     socklen_t peerlen;
     wh_acceptor_t *a;
+    uint32_t count;
     int k, fd;
 
     if (!wh_accept_ready()) {
@@ -617,11 +618,16 @@ steal_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     }
     for (a = acceptors; a != NULL; a = a->next) {
         while (!wh_limit_full()
-               && (k = wh_steer_marked(steer, steer_row(a->ls), steer_index, a->ls->nfds)) != -1) {
-            peerlen = sizeof(peer);
-            fd = accept4(a->ls->fds[k], (struct sockaddr *) &peer, &peerlen,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd != -1) {
+               && (k = wh_steer_marked(steer, steer_row(a->ls), steer_index, a->ls->nfds,
+                                       &count)) != -1)
+        {
+            for (; count > 0 && !wh_limit_full(); count--) {
+                peerlen = sizeof(peer);
+                fd = accept4(a->ls->fds[k], (struct sockaddr *) &peer, &peerlen,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (fd == -1) {
+                    break;      /* its worker took them, or they are not here yet */
+                }
                 take(a->ls, fd, &peer, peerlen);
             }
         }

@@ -2,12 +2,16 @@
 connection wakes one worker), the sockets outlive reloads that change
 worker_processes (none is closed while workers come and go: what is queued
 on it would be reset), and every socket keeps a reader. A connection goes
-to a worker asleep in its poll, never to one that is not accepting. With
+to a worker asleep in its poll, never to one that is not accepting; one
+given to a busy worker is taken by another that is free. With
 worker_cpu_affinity each worker is bound to its CPU, and with
 accept_by_cpu as well a connection goes to the worker on the CPU it
 arrived on."""
 import os
+import signal
 import socket
+import threading
+import time
 
 import pytest
 
@@ -116,6 +120,121 @@ def test_connections_go_to_an_idle_worker(wharf, upstream):
     finally:
         for s in held:
             s.close()
+
+
+# by machine, the system calls a worker may be in while it is marked asleep:
+# its poll (poll, epoll_wait, epoll_pwait, epoll_pwait2), and the
+# epoll_ctl() libev makes inside it for an event nobody wants
+POLLS = {"x86_64": {7, 232, 233, 281, 441}, "aarch64": {21, 22, 73, 441}}
+
+
+def stop_awake(pid):
+    """SIGSTOP pid inside a system call other than those of its poll
+    (retrying until it is): it is then marked awake in the steering words,
+    as a worker in the middle of its events is. Stopped in its poll, or in
+    its own code just before it, it could be marked asleep."""
+    polls = POLLS.get(os.uname().machine)
+    if polls is None:
+        pytest.skip("no poll system call numbers for %s" % os.uname().machine)
+    for _ in range(3000):
+        os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] == "T",
+                 5, what="worker %d stopped" % pid)
+        with open("/proc/%d/syscall" % pid) as f:
+            nr = f.read().split()[0]
+        if nr not in ("running", "-1") and int(nr) not in polls:
+            return
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.001)
+    pytest.fail("worker %d was never stopped outside its poll" % pid)
+
+
+def accept_queues(port):
+    """Connections queued on each socket listening on port."""
+    queued = []
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            p = line.split()
+            if p[3] == "0A" and int(p[1].rsplit(":", 1)[1], 16) == port:
+                queued.append(int(p[4].split(":")[1], 16))
+    return queued
+
+
+def discard(conn, rec):
+    while conn.recv(1 << 18):
+        pass
+
+
+@pytest.mark.deadline(90)
+def test_a_busy_workers_connections_are_taken_by_another(wharf, upstream):
+    """Both workers are stopped in the middle of their work (each moving
+    an upload), so the steering program finds nobody asleep and gives the
+    connections that come to either by hash, counting those of each. One
+    worker resumes: it serves its own and, from the other's socket, the
+    other's, while that one stays stopped. Without that every connection
+    the hash gave the stopped worker would wait for it; with only one
+    taken per mark, all but one of them would."""
+    up, sink = upstream("echo"), upstream(handler=discard)
+    w = wharf({"worker_processes": 2,
+               "listeners": [listener("t", up.spec, port=free_port()),
+                             listener("bulk", sink.spec, port=free_port())]})
+    needs_steering(w)
+    workers = w.workers()
+    assert len(workers) == 2
+    addr = w.addr("t")
+    running, uploads, threads, probes, stopped = [True], [], [], [], []
+
+    def upload(s):
+        chunk = bytes(1 << 16)
+        try:
+            while running[0]:
+                s.sendall(chunk)
+        except OSError:
+            pass
+
+    try:
+        # an upload on each worker keeps it in its system calls
+        for _ in range(20):
+            s = connect(w.addr("bulk"), timeout=60)
+            uploads.append(s)
+            t = threading.Thread(target=upload, args=(s,), daemon=True)
+            t.start()
+            threads.append(t)
+            time.sleep(0.05)
+            if set(owners(w.addr("bulk"), workers, uploads)) == set(workers):
+                break
+        assert set(owners(w.addr("bulk"), workers, uploads)) == set(workers)
+
+        for pid in workers:
+            stop_awake(pid)
+            stopped.append(pid)
+        while len(probes) < 64 and (len(probes) < 16 or 0 in accept_queues(addr[1])):
+            s = connect(addr, timeout=5)
+            s.sendall(b"probe %d" % len(probes))
+            probes.append(s)
+        assert 0 not in accept_queues(addr[1]), accept_queues(addr[1])
+
+        os.kill(workers[0], signal.SIGCONT)
+        stopped.remove(workers[0])
+        for i, s in enumerate(probes):
+            s.settimeout(10)
+            want = b"probe %d" % i
+            got = b""
+            while len(got) < len(want):
+                d = s.recv(64)
+                assert d, i
+                got += d
+            assert got == want, i
+        assert accept_queues(addr[1]) == [0, 0]
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        running[0] = False
+        for s in uploads + probes:
+            s.close()
+        for t in threads:
+            t.join(5)
 
 
 @pytest.mark.deadline(30)

@@ -7,9 +7,9 @@
  * or one of two, both in turn (the connection's hash picks where the
  * search starts); with none asleep, on an accepting worker's; with none
  * accepting either, or only a worker past the sockets, the kernel's hash
- * spreads them. A connection given to an awake worker marks its socket,
- * for another worker to take it from there; one given to a sleeping
- * worker does not.
+ * spreads them. A connection given to an awake worker is counted against
+ * its socket, for another worker to take it from there; one given to a
+ * sleeping worker is not.
  * Loading the program needs root: without it the tests are skipped.
  */
 #include <setjmp.h>
@@ -211,7 +211,7 @@ queue_one(void)
     return c;
 }
 
-/* Socket k has a connection queued, and no other has */
+/* Socket k has a connection queued, and no other has; it is taken */
 static void
 queued_on(int k)
 {
@@ -226,44 +226,51 @@ queued_on(int k)
 static void
 test_marked_when_given_to_an_awake_worker(void **state)
 {
-    int c;
+    uint32_t count;
+    int c[3];
 
     (void) state;
     need_program();
-    memset((void *) steer.marks, 0, WH_STEER_MAX);
+    memset((void *) steer.marks, 0, WH_STEER_MAX * sizeof(*steer.marks));
     steer.words[WH_STEER_ASLEEP] = 0;
 
-    /* to awake 37 (past the first eight: the skip over unmarked ones);
-     * another takes it, once; 37 itself does not see its own */
+    /* three to awake 37 (past the first pairs: the skip over unmarked
+     * ones); another takes the mark, once, and learns of all three; 37
+     * itself does not see its own */
     steer.words[WH_STEER_ACCEPTING] = (uint64_t) 1 << 37;
-    c = queue_one();
-    assert_int_equal(wh_steer_marked(&steer, 0, 37, SOCKS), -1);
-    assert_int_equal(wh_steer_marked(&steer, 0, 5, 37), -1);   /* not among the first 37 */
-    assert_int_equal(wh_steer_marked(&steer, 0, 5, SOCKS), 37);
-    assert_int_equal(wh_steer_marked(&steer, 0, 5, SOCKS), -1);
-    queued_on(37);
-    close(c);
+    for (int i = 0; i < 3; i++) {
+        c[i] = queue_one();
+    }
+    assert_int_equal(wh_steer_marked(&steer, 0, 37, SOCKS, &count), -1);
+    assert_int_equal(wh_steer_marked(&steer, 0, 5, 37, &count), -1);  /* not among the first 37 */
+    assert_int_equal(wh_steer_marked(&steer, 0, 5, SOCKS, &count), 37);
+    assert_int_equal(count, 3);
+    assert_int_equal(wh_steer_marked(&steer, 0, 5, SOCKS, &count), -1);
+    for (int i = 0; i < 3; i++) {
+        queued_on(37);
+        close(c[i]);
+    }
 
     /* 11's mark: not while 11 sleeps (the kernel wakes it), gone once 11
      * accepts itself */
     steer.words[WH_STEER_ACCEPTING] = (uint64_t) 1 << 11;
-    c = queue_one();
+    c[0] = queue_one();
     wh_steer_mark(&steer, WH_STEER_ASLEEP, 11, 1);
-    assert_int_equal(wh_steer_marked(&steer, 0, 5, SOCKS), -1);
+    assert_int_equal(wh_steer_marked(&steer, 0, 5, SOCKS, &count), -1);
     wh_steer_mark(&steer, WH_STEER_ASLEEP, 11, 0);
     wh_steer_unmark(&steer, 0, 11);
-    assert_int_equal(wh_steer_marked(&steer, 0, 5, SOCKS), -1);
+    assert_int_equal(wh_steer_marked(&steer, 0, 5, SOCKS, &count), -1);
     queued_on(11);
-    close(c);
+    close(c[0]);
 
     /* to sleeping 4: no mark; rows past the map's: none */
     wh_steer_mark(&steer, WH_STEER_ASLEEP, 4, 1);
-    c = queue_one();
+    c[0] = queue_one();
     wh_steer_mark(&steer, WH_STEER_ASLEEP, 4, 0);
-    assert_int_equal(wh_steer_marked(&steer, 0, 5, SOCKS), -1);
-    assert_int_equal(wh_steer_marked(&steer, 1, 5, SOCKS), -1);
+    assert_int_equal(wh_steer_marked(&steer, 0, 5, SOCKS, &count), -1);
+    assert_int_equal(wh_steer_marked(&steer, 1, 5, SOCKS, &count), -1);
     queued_on(4);
-    close(c);
+    close(c[0]);
     steer.words[WH_STEER_ACCEPTING] = 0;
 }
 
