@@ -19,17 +19,20 @@ from conftest import (connect, echo_roundtrip, free_port, listener, server_side_
                       socket_inode_owner, wait_for)
 
 
-def listening_sockets(port):
-    """Inodes of the TCP sockets listening on port."""
-    inodes = set()
+def listening(port):
+    """The /proc/net/tcp{,6} lines (split) of the sockets listening on port."""
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(name) as f:
             next(f)
             for line in f:
                 p = line.split()
                 if p[3] == "0A" and int(p[1].rsplit(":", 1)[1], 16) == port:
-                    inodes.add(int(p[9]))
-    return inodes
+                    yield p
+
+
+def listening_sockets(port):
+    """Inodes of the TCP sockets listening on port."""
+    return {int(p[9]) for p in listening(port)}
 
 
 def all_echo(addr, n):
@@ -151,14 +154,7 @@ def stop_awake(pid):
 
 def accept_queues(port):
     """Connections queued on each socket listening on port."""
-    queued = []
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            p = line.split()
-            if p[3] == "0A" and int(p[1].rsplit(":", 1)[1], 16) == port:
-                queued.append(int(p[4].split(":")[1], 16))
-    return queued
+    return [int(p[4].split(":")[1], 16) for p in listening(port)]
 
 
 def discard(conn, rec):
