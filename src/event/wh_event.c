@@ -9,6 +9,11 @@
  * save that poll, made h2 small requests cost 12 % more). Events
  * posted while the queue runs go to the next round (the list is detached
  * first), so a stream that keeps re-posting itself cannot starve the others.
+ *
+ * Ready events are run by the loop's own hook for running callbacks
+ * (ev_set_invoke_pending_cb), right after libev's: that is the one place that
+ * sees every callback of a poll done. They are kept in an array in the order
+ * libev ran their callbacks, the poll's reversed, and taken from its end.
  */
 #include "wh_event.h"
 
@@ -17,6 +22,15 @@ struct ev_loop *wh_loop;
 static wh_posted_t *posted;
 static wh_posted_t **posted_tail = &posted;
 static ev_idle posted_idle;
+
+typedef struct {
+    wh_ready_pt handler;        /* NULL: cancelled */
+    void *data;
+    int revents;
+} wh_ready_ev_t;
+
+static wh_ready_ev_t *ready;
+static size_t nready, ready_size;
 
 static void
 run_posted(struct ev_loop *loop, ev_idle *w, int revents)
@@ -42,11 +56,48 @@ run_posted(struct ev_loop *loop, ev_idle *w, int revents)
     }
 }
 
+static void
+invoke_pending(struct ev_loop *loop)
+{
+    do {
+        ev_invoke_pending(loop);
+        while (nready > 0) {
+            wh_ready_ev_t r = ready[--nready];
+            if (r.handler != NULL) r.handler(r.data, r.revents);
+        }
+    } while (ev_pending_count(loop) > 0);
+}
+
 void
 wh_event_init(struct ev_loop *loop)
 {
     wh_loop = loop;
     ev_idle_init(&posted_idle, run_posted);
+    ev_set_invoke_pending_cb(loop, invoke_pending);
+}
+
+void
+wh_ready(wh_ready_pt handler, void *data, int revents)
+{
+    if (nready == ready_size) {
+        size_t size = ready_size ? 2 * ready_size : 64;
+        wh_ready_ev_t *r = realloc(ready, size * sizeof(*r));
+        if (r == NULL) {
+            handler(data, revents);     /* served now, out of turn */
+            return;
+        }
+        ready = r;
+        ready_size = size;
+    }
+    ready[nready++] = (wh_ready_ev_t) { handler, data, revents };
+}
+
+void
+wh_ready_cancel(void *data)
+{
+    for (size_t i = 0; i < nready; i++) {
+        if (ready[i].data == data) ready[i].handler = NULL;
+    }
 }
 
 void

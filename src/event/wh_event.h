@@ -27,4 +27,19 @@ void wh_event_init(struct ev_loop *loop);
 void wh_post(wh_posted_t *ev);          /* no-op if already posted */
 void wh_post_cancel(wh_posted_t *ev);   /* no-op if not posted */
 
+/*
+ * Ready events. libev runs the callbacks of one poll last reported first:
+ * of sockets that became ready one after another, the newest is served
+ * first and the oldest waits behind all the others, which under load is the
+ * tail of the latency. An io callback that hands its work to wh_ready()
+ * instead of doing it has it run once the loop's callbacks have run, in the
+ * order the poll reported (oldest ready first, as nginx serves epoll's
+ * events). Before data it hands over is freed, wh_ready_cancel(data): a
+ * look through the events still to run, none outside a poll's dispatch.
+ */
+typedef void (*wh_ready_pt)(void *data, int revents);
+
+void wh_ready(wh_ready_pt handler, void *data, int revents);
+void wh_ready_cancel(void *data);
+
 #endif

@@ -600,6 +600,23 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+/* In the poll's order with the streams' events (wh_ready()); a socket no
+ * longer watched by then (paused at a cap, stopped) is left, as libev
+ * drops the pending event of a watcher it stops. */
+static void
+accept_ready(void *data, int revents)
+{
+    ev_io *w = data;
+
+    if (ev_is_active(w)) accept_cb(wh_loop, w, revents);
+}
+
+static void
+accept_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    wh_ready(accept_ready, w, revents);
+}
+
 /* Before this worker polls: it takes a connection queued on the socket
  * of a worker that is busy (wh_steer.h), as a worker that reaches
  * epoll_wait() first takes it from nginx's shared socket. Only a marked
@@ -662,7 +679,7 @@ wh_accept_start(wh_listener_t *ls, wh_worker_ctx_t *ctx)
     a->nio = 0;
     for (k = 0; k < n; k++) {
         if (ls->nfds == 0 || k % ctx->count == ctx->index) {
-            ev_io_init(&a->io[a->nio], accept_cb, ls->nfds ? ls->fds[k] : ls->fd, EV_READ);
+            ev_io_init(&a->io[a->nio], accept_io_cb, ls->nfds ? ls->fds[k] : ls->fd, EV_READ);
             a->io[a->nio++].data = a;
         }
     }
@@ -703,6 +720,7 @@ wh_accept_stop(wh_listener_t *ls)
     ls->fd = -1;
     for (p = &acceptors; *p != a; p = &(*p)->next) { /* void */ }
     *p = a->next;
+    for (int i = 0; i < a->nio; i++) wh_ready_cancel(&a->io[i]);
     free(a);
     ls->runtime = NULL;
     if (acceptors == NULL && ev_is_active(&steal)) {

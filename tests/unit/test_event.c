@@ -5,7 +5,9 @@
  * same flush (an h2 connection's write of several streams' frames); what a
  * posted handler posts runs in the next round, after a poll; a cancelled
  * event never runs; and a posted event keeps ev_run() going only until it
- * has run.
+ * has run. Ready events (wh_ready()) run after the poll's callbacks, in the
+ * order the poll reported their sockets, oldest first, where libev itself
+ * runs the newest first; a cancelled one never runs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -156,6 +158,74 @@ test_queue_does_not_keep_loop(void **state)
     assert_int_equal(a_runs, 1);
 }
 
+#define NREADY 4
+
+static int ready_fd[NREADY][2];
+static ev_io ready_io[NREADY];
+static int ready_order[NREADY], nready_run, ready_in_callbacks, cancel_from;
+
+static void
+ready_handler(void *data, int revents)
+{
+    int i = (int) ((ev_io *) data - ready_io);
+    char c;
+
+    assert_int_equal(revents, EV_READ);
+    assert_int_equal(read(ready_fd[i][0], &c, 1), 1);
+    ready_order[nready_run++] = i;
+    if (i == cancel_from) wh_ready_cancel(&ready_io[i + 1]);
+}
+
+static void
+ready_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    if (nready_run > 0) ready_in_callbacks = 1;
+    wh_ready(ready_handler, w, revents);
+}
+
+/* The pipes are watched in reverse order and written in order, so only the
+ * order in which they became readable puts pipe 0 first. */
+static void
+ready_run(int cancel)
+{
+    int i;
+
+    nready_run = ready_in_callbacks = 0;
+    cancel_from = cancel;
+    for (i = NREADY - 1; i >= 0; i--) {
+        assert_int_equal(pipe(ready_fd[i]), 0);
+        ev_io_init(&ready_io[i], ready_cb, ready_fd[i][0], EV_READ);
+        ev_io_start(wh_loop, &ready_io[i]);
+    }
+    ev_run(wh_loop, EVRUN_NOWAIT);          /* registered while nothing is ready */
+    for (i = 0; i < NREADY; i++) assert_int_equal(write(ready_fd[i][1], "r", 1), 1);
+    ev_run(wh_loop, EVRUN_ONCE);
+    for (i = 0; i < NREADY; i++) {
+        ev_io_stop(wh_loop, &ready_io[i]);
+        close(ready_fd[i][0]);
+        close(ready_fd[i][1]);
+    }
+    assert_false(ready_in_callbacks);       /* every callback ran before any handler */
+}
+
+static void
+test_ready_runs_in_poll_order(void **state)
+{
+    ready_run(-1);
+    assert_int_equal(nready_run, NREADY);
+    for (int i = 0; i < NREADY; i++) assert_int_equal(ready_order[i], i);
+}
+
+static void
+test_ready_cancelled_never_runs(void **state)
+{
+    ready_run(1);                           /* 1 cancels 2 */
+    assert_int_equal(nready_run, NREADY - 1);
+    assert_int_equal(ready_order[0], 0);
+    assert_int_equal(ready_order[1], 1);
+    assert_int_equal(ready_order[2], 3);
+}
+
 int
 main(void)
 {
@@ -164,6 +234,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_repost_goes_to_next_round, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancelled_never_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_does_not_keep_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ready_runs_in_poll_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ready_cancelled_never_runs, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
