@@ -10,9 +10,9 @@
  * at the worker the hash picks; keeps the first set bit from there (round
  * to the first socket), finds that bit's index by halving (eBPF has no
  * count-trailing-zeros), and asks bpf_sk_select_reuseport() for that
- * worker's socket; where the word was the accepting one, it first counts
- * the connection against that socket in the listener's row of counts after
- * the words, for another worker to take it (wh_steer_marked). With no bit
+ * worker's socket, having first counted the connection against that socket
+ * in the listener's row of counts after the words, for another worker to
+ * take it (wh_steer_marked). With no bit
  * set, or a worker without a socket in the array, it returns SK_PASS having
  * chosen nothing, and the kernel hashes.
  */
@@ -135,15 +135,13 @@ keep_bits(struct bpf_insn *code, int n, int nsocks)
 static int
 prog_load(int words_fd, int socks_fd, int nsocks, int row)
 {
-    struct bpf_insn code[88];     /* 82 at most */
+    struct bpf_insn code[88];     /* 79 at most */
     int n = 0, to_pass[2], asleep, shift, i;
     union bpf_attr a;
     char log[4096];
 
-    /* r6: ctx; r7: 1 once the accepting word is read; the stack: the
-     * array key at -4, the socket index at -8 */
+    /* r6: ctx; the stack: the array key at -4, the socket index at -8 */
     code[n++] = MOV_REG(BPF_REG_6, BPF_REG_1);
-    code[n++] = MOV_IMM(BPF_REG_7, 0);
     code[n++] = ST_IMM(BPF_W, BPF_REG_10, -4, 0);
     code[n++] = LD_MAP(BPF_REG_1, words_fd);
     code[n++] = LD_MAP_2ND;
@@ -157,7 +155,6 @@ prog_load(int words_fd, int socks_fd, int nsocks, int row)
     asleep = n;
     code[n++] = JNE_IMM(BPF_REG_1, 0, 0);
     code[n++] = LDX(BPF_DW, BPF_REG_1, BPF_REG_0, WH_STEER_ACCEPTING * 8);   /* none sleeps */
-    code[n++] = MOV_IMM(BPF_REG_7, 1);
     n = keep_bits(code, n, nsocks);
     to_pass[1] = n;
     code[n++] = JEQ_IMM(BPF_REG_1, 0, 0);               /* none accepts */
@@ -191,10 +188,10 @@ prog_load(int words_fd, int socks_fd, int nsocks, int row)
     code[n++] = JLT_IMM(BPF_REG_3, nsocks, 1);
     code[n++] = ALU_IMM(BPF_SUB, BPF_REG_3, nsocks);
 
-    /* an awake worker's connection may wait behind its work: the count
-     * lets another take it (wh_handshake.c); r0 is still the value */
+    /* the connection may wait behind its worker's work, or for a CPU for
+     * its worker being woken: the count lets another take it
+     * (wh_handshake.c); r0 is still the value */
     if (row >= 0) {
-        code[n++] = JEQ_IMM(BPF_REG_7, 0, 6);
         code[n++] = ALU_IMM(BPF_AND, BPF_REG_3, WH_STEER_MAX - 1);   /* for the verifier */
         code[n++] = MOV_REG(BPF_REG_2, BPF_REG_3);
         code[n++] = ALU_IMM(BPF_LSH, BPF_REG_2, 2);
@@ -293,14 +290,13 @@ int
 wh_steer_marked(const wh_steer_t *s, int row, int self, int nsocks, uint32_t *count)
 {
     volatile uint32_t *m;
-    uint64_t asleep, pair;
+    uint64_t pair;
     int k;
 
     if (row >= s->rows) {
         return -1;
     }
     m = &s->marks[row * WH_STEER_MAX];
-    asleep = s->words[WH_STEER_ASLEEP];
     for (k = 0; k < nsocks && k < WH_STEER_MAX; k++) {
         if (k % 2 == 0) {
             memcpy(&pair, (const uint32_t *) m + k, sizeof(pair));
@@ -309,8 +305,7 @@ wh_steer_marked(const wh_steer_t *s, int row, int self, int nsocks, uint32_t *co
                 continue;
             }
         }
-        /* a sleeping worker is woken for its own by the kernel */
-        if (m[k] != 0 && k != self && !(asleep & ((uint64_t) 1 << k))
+        if (m[k] != 0 && k != self
             && (*count = __atomic_exchange_n(&m[k], 0, __ATOMIC_RELAXED)) != 0)
         {
             return k;

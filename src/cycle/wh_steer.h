@@ -21,11 +21,15 @@
  * be first would all be busy on it at once later.
  *
  * A connection the program gives a worker that is awake may wait there
- * behind that worker's work while another worker has none: with one shared
- * socket, as nginx's, whichever worker polls first would take it. So the
- * program counts the connection against that worker's socket, and a worker
- * about to poll takes as many from a marked socket of a worker still awake
- * (wh_handshake.c).
+ * behind that worker's work while another worker has none; one given a
+ * sleeping worker waits until the worker the kernel wakes gets a CPU,
+ * which on a busy machine can be a while after another worker has finished
+ * its events. With one shared socket, as nginx's, whichever worker polls
+ * first would take it (EPOLLEXCLUSIVE wakes one sleeper, and a busy worker
+ * finds the socket ready too). So the program counts every connection
+ * against the socket it picks, and a worker about to poll takes as many
+ * from another's marked socket (wh_handshake.c); a woken worker that finds
+ * its connection taken has had one wake-up for nothing, as nginx's can.
  * The mark is made when the SYN arrives: on loopback or a LAN the
  * connection is queued a few microseconds later; over a longer path it is
  * not there yet when the others look, they find nothing and the mark goes,
@@ -51,8 +55,8 @@ typedef struct {
     volatile uint64_t *words;   /* bit k of each: worker k; NULL: no steering,
                                  * as with more workers than bits */
     volatile uint32_t *marks;   /* [row * WH_STEER_MAX + k]: connections the
-                                 * program gave socket k of listener row while
-                                 * its worker was awake, since one last looked */
+                                 * program gave socket k of listener row since
+                                 * one last looked */
     int rows;                   /* listeners with marks */
     size_t size;                /* of the mapping */
     int map_fd;                 /* their BPF map, -1 without */
@@ -72,7 +76,7 @@ void wh_steer_free(wh_steer_t *s);
 void wh_steer_attach(wh_steer_t *s, struct wh_listener_s *ls, int row, int workers);
 
 /* In worker self before it polls: a socket of listener row's first nsocks,
- * not its own, that has a mark while its worker is awake, or -1. The mark
+ * not its own, that has a mark, or -1. The mark
  * is taken, and *count says how many connections it stood for: the caller
  * accepts from that socket up to that many times. */
 int wh_steer_marked(const wh_steer_t *s, int row, int self, int nsocks, uint32_t *count);

@@ -618,9 +618,10 @@ accept_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /* Before this worker polls: it takes a connection queued on the socket
- * of a worker that is busy (wh_steer.h), as a worker that reaches
- * epoll_wait() first takes it from nginx's shared socket. Only a marked
- * socket is tried, so a loop with none makes no system call. */
+ * of a worker that is busy, or being woken and not yet running
+ * (wh_steer.h), as a worker that reaches epoll_wait() first takes it from
+ * nginx's shared socket. Only a marked socket is tried, so a loop with
+ * none makes no system call. */
 static void
 steal_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
