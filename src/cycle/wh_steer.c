@@ -12,9 +12,9 @@
  * count-trailing-zeros), and asks bpf_sk_select_reuseport() for that
  * worker's socket, having first counted the connection against that socket
  * in the listener's row of counts after the words, for another worker to
- * take it (wh_steer_marked). With no bit
- * set, or a worker without a socket in the array, it returns SK_PASS having
- * chosen nothing, and the kernel hashes.
+ * take it (wh_steer_marked). With no bit set, or a worker without a socket
+ * in the array, it returns SK_PASS having chosen nothing, and the kernel
+ * hashes.
  */
 #include "wh_steer.h"
 #include "wh_cycle.h"

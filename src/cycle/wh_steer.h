@@ -76,9 +76,9 @@ void wh_steer_free(wh_steer_t *s);
 void wh_steer_attach(wh_steer_t *s, struct wh_listener_s *ls, int row, int workers);
 
 /* In worker self before it polls: a socket of listener row's first nsocks,
- * not its own, that has a mark, or -1. The mark
- * is taken, and *count says how many connections it stood for: the caller
- * accepts from that socket up to that many times. */
+ * not its own, that has a mark, or -1. The mark is taken, and *count says
+ * how many connections it stood for: the caller accepts from that socket
+ * up to that many times. */
 int wh_steer_marked(const wh_steer_t *s, int row, int self, int nsocks, uint32_t *count);
 
 /* The worker owning socket k of listener row is about to accept from it. */

@@ -25,7 +25,7 @@ static ev_idle posted_idle;
 
 typedef struct {
     wh_ready_pt handler;        /* NULL: cancelled */
-    void *data;
+    ev_io *w;
     int revents;
 } wh_ready_ev_t;
 
@@ -63,7 +63,7 @@ invoke_pending(struct ev_loop *loop)
         ev_invoke_pending(loop);
         while (nready > 0) {
             wh_ready_ev_t r = ready[--nready];
-            if (r.handler != NULL) r.handler(r.data, r.revents);
+            if (r.handler != NULL && ev_is_active(r.w)) r.handler(loop, r.w, r.revents);
         }
     } while (ev_pending_count(loop) > 0);
 }
@@ -77,26 +77,26 @@ wh_event_init(struct ev_loop *loop)
 }
 
 void
-wh_ready(wh_ready_pt handler, void *data, int revents)
+wh_ready(ev_io *w, int revents, wh_ready_pt handler)
 {
     if (nready == ready_size) {
         size_t size = ready_size ? 2 * ready_size : 64;
         wh_ready_ev_t *r = realloc(ready, size * sizeof(*r));
         if (r == NULL) {
-            handler(data, revents);     /* served now, out of turn */
+            handler(wh_loop, w, revents);   /* served now, out of turn */
             return;
         }
         ready = r;
         ready_size = size;
     }
-    ready[nready++] = (wh_ready_ev_t) { handler, data, revents };
+    ready[nready++] = (wh_ready_ev_t) { handler, w, revents };
 }
 
 void
-wh_ready_cancel(void *data)
+wh_ready_cancel(ev_io *w)
 {
     for (size_t i = 0; i < nready; i++) {
-        if (ready[i].data == data) ready[i].handler = NULL;
+        if (ready[i].w == w) ready[i].handler = NULL;
     }
 }
 

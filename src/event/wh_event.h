@@ -34,12 +34,15 @@ void wh_post_cancel(wh_posted_t *ev);   /* no-op if not posted */
  * tail of the latency. An io callback that hands its work to wh_ready()
  * instead of doing it has it run once the loop's callbacks have run, in the
  * order the poll reported (oldest ready first, as nginx serves epoll's
- * events). Before data it hands over is freed, wh_ready_cancel(data): a
- * look through the events still to run, none outside a poll's dispatch.
+ * events): the handler is called as libev would have called it then, and
+ * not at all if the watcher was stopped meanwhile, as libev drops the
+ * pending event of a watcher it stops. Before a watcher handed over is
+ * freed, wh_ready_cancel(w): a look through the events still to run, none
+ * outside a poll's dispatch.
  */
-typedef void (*wh_ready_pt)(void *data, int revents);
+typedef void (*wh_ready_pt)(struct ev_loop *loop, ev_io *w, int revents);
 
-void wh_ready(wh_ready_pt handler, void *data, int revents);
-void wh_ready_cancel(void *data);
+void wh_ready(ev_io *w, int revents, wh_ready_pt handler);
+void wh_ready_cancel(ev_io *w);
 
 #endif

@@ -600,21 +600,11 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-/* In the poll's order with the streams' events (wh_ready()); a socket no
- * longer watched by then (paused at a cap, stopped) is left, as libev
- * drops the pending event of a watcher it stops. */
-static void
-accept_ready(void *data, int revents)
-{
-    ev_io *w = data;
-
-    if (ev_is_active(w)) accept_cb(wh_loop, w, revents);
-}
-
+/* served in the poll's order with the streams' events (wh_ready()) */
 static void
 accept_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    wh_ready(accept_ready, w, revents);
+    wh_ready(w, revents, accept_cb);
 }
 
 /* Before this worker polls: it takes a connection queued on the socket

@@ -105,20 +105,17 @@ sync_watcher(wh_sock_stream_t *ss)
     if (!ev_is_active(&ss->io)) ev_io_start(wh_loop, &ss->io);
 }
 
-/* in the poll's order (wh_ready()); a watcher stopped meanwhile has no
- * event, as libev would have dropped it */
 static void
-ready_cb(void *data, int revents)
+ready_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    wh_sock_stream_t *ss = data;
-
-    if (ev_is_active(&ss->io)) deliver(ss, revents, 1);
+    deliver(w->data, revents, 1);
 }
 
+/* served in the poll's order (wh_ready()) */
 static void
 io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    wh_ready(ready_cb, w->data, revents);
+    wh_ready(w, revents, ready_cb);
 }
 
 /* revents for the relay; polled: the poll reported them (not the timer) */
@@ -272,7 +269,7 @@ sock_destroy(wh_stream_t *s)
     wh_sock_stream_t *ss = wh_stream_impl(s, wh_sock_stream_t);
 
     if (ev_is_active(&ss->io)) ev_io_stop(wh_loop, &ss->io);
-    wh_ready_cancel(ss);
+    wh_ready_cancel(&ss->io);
     wh_coalesce_stop(&ss->co);
     close(ss->fd);
     free(ss);

@@ -165,9 +165,9 @@ static ev_io ready_io[NREADY];
 static int ready_order[NREADY], nready_run, ready_in_callbacks, cancel_from;
 
 static void
-ready_handler(void *data, int revents)
+ready_handler(struct ev_loop *loop, ev_io *w, int revents)
 {
-    int i = (int) ((ev_io *) data - ready_io);
+    int i = (int) (w - ready_io);
     char c;
 
     assert_int_equal(revents, EV_READ);
@@ -180,7 +180,7 @@ static void
 ready_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     if (nready_run > 0) ready_in_callbacks = 1;
-    wh_ready(ready_handler, w, revents);
+    wh_ready(w, revents, ready_handler);
 }
 
 /* The pipes are watched in reverse order and written in order, so only the
