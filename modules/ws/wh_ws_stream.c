@@ -34,9 +34,12 @@
 
 /* header (4) + payload = 16384: one full TLS record */
 #define WH_WS_FRAME 16380
-/* frames a write below carries: a relay chunk of 64 KiB, which a TLS
- * stream below seals as four records in one write */
-#define WH_WS_BATCH 4
+/* payload a write below carries: a whole relay chunk, so that 64 KiB read
+ * from the upstream leave in one write (four full frames and a short one,
+ * which a TLS stream below seals as five records in one write), not in a
+ * second write for the 16 bytes that do not fit four frames */
+#define WH_WS_UNIT  65536
+#define WH_WS_BATCH ((WH_WS_UNIT + WH_WS_FRAME - 1) / WH_WS_FRAME)
 /* seconds a ping of ws_lacks is owed an answer */
 #define WH_WS_PONG_WAIT 10
 
@@ -53,7 +56,7 @@ typedef struct {
 
 #define ws_of(s) wh_container_of(s, wh_ws_stream_t, f.s)
 
-static uint8_t frame_buf[WH_WS_BATCH * (10 + WH_WS_FRAME)];
+static uint8_t frame_buf[WH_WS_BATCH * 4 + WH_WS_UNIT];
 
 /* Acts on what the decoder saw: pong, close reply, violation. */
 static int
@@ -127,9 +130,9 @@ static size_t
 ws_encode(wh_filter_t *f, const uint8_t *p, size_t n, const uint8_t **unit, size_t *len)
 {
     size_t taken = 0, at = 0, m;
-    int i;
 
-    for (i = 0; i < WH_WS_BATCH && taken < n; i++) {
+    n = wh_min(n, (size_t) WH_WS_UNIT);
+    while (taken < n) {
         m = wh_min(n - taken, (size_t) WH_WS_FRAME);
         at += wh_ws_frame_header(frame_buf + at, 2, m);
         memcpy(frame_buf + at, p + taken, m);

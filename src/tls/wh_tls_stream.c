@@ -16,9 +16,10 @@
  * stalled SSL call waits for (lower_event).
  *
  * The records of a write leave together: tls_write encrypts up to
- * WH_TLS_BATCH_RECORDS full records into one buffer shared by the worker
- * and writes them below in one call, as a socket takes 64 KiB as cheaply
- * as 16. What the lower stream does not take waits in the filter's out
+ * WH_TLS_BATCH_RECORDS full records, and a short one after them, into one
+ * buffer shared by the worker and writes them below in one call, as a
+ * socket takes 64 KiB as cheaply as 16 (a relay chunk in websocket frames
+ * is four full records and a short one). What the lower stream does not take waits in the filter's out
  * (the base writes it first when the lower stream is writable again), and
  * tls_write takes nothing more until it is out, so a stream holds at most
  * one batch beyond what OpenSSL holds. Outside a batch (a write of one
@@ -67,6 +68,8 @@ typedef struct {
 /* the largest record OpenSSL writes, and how many a batch holds: a relay
  * chunk of 64 KiB is four */
 #define WH_TLS_RECORD_MAX       (SSL3_RT_HEADER_LENGTH + SSL3_RT_MAX_ENCRYPTED_LENGTH)
+/* what OpenSSL may add to a record's content */
+#define WH_TLS_RECORD_OVER      (WH_TLS_RECORD_MAX - SSL3_RT_MAX_PLAIN_LENGTH)
 #define WH_TLS_BATCH_RECORDS    4
 /* what one read below asks room for: two of the longest records */
 #define WH_TLS_READ_ROOM        (2 * WH_TLS13_MAX_RECORD)
@@ -460,16 +463,16 @@ rec_write(wh_tls_stream_t *ts, const uint8_t *buf, size_t size)
 {
     size_t total = 0, len = 0, n, r;
 
-    while (total < size
-           && len + WH_TLS13_KEY_UPDATE_LEN + WH_TLS13_MAX_PLAIN + WH_TLS13_OVERHEAD
-              <= sizeof(batch.data))
-    {
+    while (total < size) {
+        n = wh_min(size - total, (size_t) WH_TLS13_MAX_PLAIN);
+        /* a short last record still fits after four full ones: a relay
+         * chunk in websocket frames leaves in one write */
+        if (len + WH_TLS13_KEY_UPDATE_LEN + n + WH_TLS13_OVERHEAD > sizeof(batch.data)) break;
         if (wh_tls13_tx_due(&ts->rec)) {
             r = wh_tls13_key_update(&ts->rec, batch.data + len);
             if (r == 0) break;
             len += r;
         }
-        n = wh_min(size - total, (size_t) WH_TLS13_MAX_PLAIN);
         r = wh_tls13_seal(&ts->rec, WH_TLS13_DATA, buf + total, n, batch.data + len);
         if (r == 0) break;
         len += r;
@@ -544,7 +547,10 @@ tls_write(wh_stream_t *s, const void *buf, size_t size)
     size = wh_min(size, (size_t) INT32_MAX);
     /* one record goes straight below: in a batch it would only be copied */
     if (size > SSL3_RT_MAX_PLAIN_LENGTH) batch.ts = ts;
-    while (total < size && batch.len + WH_TLS_RECORD_MAX <= sizeof(batch.data)) {
+    while (total < size
+           && batch.len + WH_TLS_RECORD_OVER + wh_min(size - total, (size_t) SSL3_RT_MAX_PLAIN_LENGTH)
+              <= sizeof(batch.data))
+    {
         rc = ssl_result(ts, SSL_write(ts->ssl, (const uint8_t *) buf + total,
                                       (int) (size - total)), &on);
         if (rc <= 0) break;
