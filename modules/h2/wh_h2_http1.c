@@ -18,7 +18,8 @@
 #include "wh_log.h"
 #include "wh_filter.h"
 
-#define WH_H1_CHUNK_MAX 16384
+/* a relay chunk a chunk */
+#define WH_H1_CHUNK_MAX 65536
 
 enum { BODY_LENGTH, BODY_CHUNK_SIZE, BODY_CHUNK_DATA, BODY_CHUNK_CRLF, BODY_TRAILER, BODY_DONE };
 
@@ -33,8 +34,6 @@ typedef struct {
 } wh_h1_stream_t;
 
 #define h1_of(s) wh_container_of(s, wh_h1_stream_t, f.s)
-
-static uint8_t chunk_buf[WH_H1_CHUNK_MAX + 32];
 
 /* Decodes body bytes in place: what is payload moves to the front of buf. */
 static ssize_t
@@ -111,18 +110,21 @@ h1_read(wh_stream_t *s, void *buf, size_t size)
     }
 }
 
-/* One chunk, size line, payload and CRLF in one buffer: one write below. */
+/* One chunk, size line, payload (where the relay has it) and CRLF: one
+ * write below. */
 static size_t
-h1_encode(wh_filter_t *f, const uint8_t *p, size_t n, const uint8_t **unit, size_t *len)
+h1_encode(wh_filter_t *f, const uint8_t *p, size_t n, struct iovec *iov, int *iovcnt)
 {
-    size_t hlen;
+    static char size_line[32];
 
     n = wh_min(n, (size_t) WH_H1_CHUNK_MAX);
-    hlen = snprintf((char *) chunk_buf, 32, "%zx\r\n", n);
-    memcpy(chunk_buf + hlen, p, n);
-    memcpy(chunk_buf + hlen + n, "\r\n", 2);
-    *unit = chunk_buf;
-    *len = hlen + n + 2;
+    iov[0].iov_base = size_line;
+    iov[0].iov_len = (size_t) snprintf(size_line, sizeof(size_line), "%zx\r\n", n);
+    iov[1].iov_base = (void *) p;
+    iov[1].iov_len = n;
+    iov[2].iov_base = (void *) "\r\n";
+    iov[2].iov_len = 2;
+    *iovcnt = 3;
     return n;
 }
 

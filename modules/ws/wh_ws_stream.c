@@ -11,11 +11,12 @@
  * a pong at once; a close is answered with the same code and ends the
  * stream; a violation sends close 1002 and fails the stream as bad input.
  *
- * Writing: each write becomes binary frames of at most WH_WS_FRAME bytes,
- * header and payload built in one per-worker buffer so they go below in one
- * write (one TLS record); what the layer below does not take waits in the
- * base's pending output, sized to the remainder, so an idle WebSocket holds
- * no buffer: its whole state is this struct.
+ * Writing: each write becomes binary frames of at most WH_WS_FRAME bytes
+ * that go below in one write (a TLS stream seals a frame a record), the
+ * headers from a per-worker array and the payloads from the relay's
+ * buffer, never copied; what the layer below does not take waits in the
+ * base's pending output, sized to the remainder, so an idle WebSocket
+ * holds no buffer: its whole state is this struct.
  *
  * Ending (spec 1.2, 4.4): there is no half-close. shutdown_write sends
  * nothing; close 1000 goes out when the whole stream is destroyed, which
@@ -56,7 +57,8 @@ typedef struct {
 
 #define ws_of(s) wh_container_of(s, wh_ws_stream_t, f.s)
 
-static uint8_t frame_buf[WH_WS_BATCH * 4 + WH_WS_UNIT];
+static uint8_t headers[WH_WS_BATCH][10];
+_Static_assert(2 * WH_WS_BATCH <= WH_FILTER_IOV, "a unit's pieces");
 
 /* Acts on what the decoder saw: pong, close reply, violation. */
 static int
@@ -125,22 +127,24 @@ ws_read(wh_stream_t *s, void *buf, size_t size)
     }
 }
 
-/* Binary frames, headers and payloads in one buffer: one write below. */
+/* Binary frames: each header, then its payload where the relay has it,
+ * one write below (one TLS record a frame). */
 static size_t
-ws_encode(wh_filter_t *f, const uint8_t *p, size_t n, const uint8_t **unit, size_t *len)
+ws_encode(wh_filter_t *f, const uint8_t *p, size_t n, struct iovec *iov, int *iovcnt)
 {
-    size_t taken = 0, at = 0, m;
+    size_t taken = 0, m;
+    int i;
 
     n = wh_min(n, (size_t) WH_WS_UNIT);
-    while (taken < n) {
+    for (i = 0; taken < n; i++) {
         m = wh_min(n - taken, (size_t) WH_WS_FRAME);
-        at += wh_ws_frame_header(frame_buf + at, 2, m);
-        memcpy(frame_buf + at, p + taken, m);
-        at += m;
+        iov[2 * i].iov_base = headers[i];
+        iov[2 * i].iov_len = wh_ws_frame_header(headers[i], 2, m);
+        iov[2 * i + 1].iov_base = (void *) (p + taken);
+        iov[2 * i + 1].iov_len = m;
         taken += m;
     }
-    *unit = frame_buf;
-    *len = at;
+    *iovcnt = 2 * i;
     return taken;
 }
 

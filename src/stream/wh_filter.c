@@ -154,18 +154,19 @@ wh_filter_write(wh_stream_t *s, const void *buf, size_t size)
     wh_filter_t *f = wh_filter_of(s);
     const wh_filter_ops_t *ops = filter_ops(f);
     wh_outbuf_t *out = filter_out(f);
-    const uint8_t *unit;
-    size_t taken = 0, n, len;
-    int rc;
+    struct iovec iov[WH_FILTER_IOV];
+    size_t taken = 0, n;
+    int rc, iovcnt;
 
     rc = wh_filter_flush(f);
     if (rc != WH_OK) {
         return rc;
     }
     while (taken < size && wh_outbuf_empty(out)) {
-        n = ops->encode(f, (const uint8_t *) buf + taken, size - taken, &unit, &len);
+        n = ops->encode(f, (const uint8_t *) buf + taken, size - taken, iov, &iovcnt);
         /* a unit is promised whole: its tail waits if it must */
-        if (wh_filter_send(f, unit, len) != WH_OK) {
+        if (wh_outbuf_sendv(out, f->lower, iov, iovcnt) != WH_OK) {
+            f->s.err = f->lower->err;
             return taken > 0 ? (ssize_t) taken : WH_ERROR;
         }
         taken += n;

@@ -12,6 +12,8 @@
 
 typedef struct wh_filter_s wh_filter_t;
 
+#define WH_FILTER_IOV 16
+
 /* The codec's table: its stream ops first, so s->ops is this table too. */
 typedef struct {
     /* read, write and shutdown_write are the codec's; wait, flow and
@@ -23,9 +25,11 @@ typedef struct {
      * (filled by wh_filter_new, freed with the filter); 0: none */
     size_t ahead;
     /* for wh_filter_write: frames up to n bytes of p as one unit to go
-     * below whole; returns the bytes of p it carries */
-    size_t (*encode)(wh_filter_t *f, const uint8_t *p, size_t n, const uint8_t **unit,
-                     size_t *len);
+     * below whole, in at most WH_FILTER_IOV pieces (its own bytes and
+     * p's, so that p's need not be copied); returns the bytes of p it
+     * carries */
+    size_t (*encode)(wh_filter_t *f, const uint8_t *p, size_t n, struct iovec *iov,
+                     int *iovcnt);
     /* the upper events that lower events fulfil; NULL: the same ones */
     int (*lower_event)(wh_filter_t *f, int events);
     /* for wh_filter_splice_fd: whether the codec holds bytes of its own;

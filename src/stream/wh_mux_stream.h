@@ -48,9 +48,10 @@ typedef struct {
 } wh_mux_ops_t;
 
 /* A carrier's ops: its own write and flow, the shared rest. */
-#define WH_MUX_OPS(name, write, flow, consumed, writable, resume, abandon, free)            \
-    { { name, wh_mux_read, write, wh_mux_shutdown_write, wh_mux_wait, NULL, flow,          \
-        wh_mux_destroy }, consumed, writable, resume, abandon, free }
+#define WH_MUX_OPS(nm, wr, fl, consumed, writable, resume, abandon, release)              \
+    { { .name = nm, .read = wh_mux_read, .write = wr,                                     \
+        .shutdown_write = wh_mux_shutdown_write, .wait = wh_mux_wait, .flow = fl,          \
+        .destroy = wh_mux_destroy }, consumed, writable, resume, abandon, release }
 
 struct wh_mux_stream_s {
     wh_posted_stream_t ps;

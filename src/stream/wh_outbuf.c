@@ -28,13 +28,14 @@ wh_outbuf_flush(wh_outbuf_t *ob, wh_stream_t *lower)
 }
 
 int
-wh_outbuf_send(wh_outbuf_t *ob, wh_stream_t *lower, const void *p, size_t n)
+wh_outbuf_sendv(wh_outbuf_t *ob, wh_stream_t *lower, const struct iovec *iov, int iovcnt)
 {
+    size_t n = wh_iov_len(iov, iovcnt);
     ssize_t w = 0;
     uint8_t *d;
 
     if (wh_outbuf_empty(ob)) {
-        w = wh_stream_write(lower, p, n);
+        w = wh_stream_writev(lower, iov, iovcnt);
         if (w == WH_AGAIN) w = 0;
         if (w < 0) return WH_ERROR;
         if ((size_t) w == n) return WH_OK;
@@ -47,8 +48,16 @@ wh_outbuf_send(wh_outbuf_t *ob, wh_stream_t *lower, const void *p, size_t n)
         lower->err = wh_err_io;
         return WH_ERROR;
     }
-    memcpy(d + ob->len, (const uint8_t *) p + w, n - w);
+    wh_iov_copy(d + ob->len, iov, iovcnt, w, n - w);
     ob->data = d;
     ob->len += n - w;
     return WH_OK;
+}
+
+int
+wh_outbuf_send(wh_outbuf_t *ob, wh_stream_t *lower, const void *p, size_t n)
+{
+    struct iovec v = { (void *) p, n };
+
+    return wh_outbuf_sendv(ob, lower, &v, 1);
 }

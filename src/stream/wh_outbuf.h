@@ -27,6 +27,8 @@ wh_outbuf_empty(const wh_outbuf_t *ob)
 /* Writes p[0..n) below after what waits, keeping what is not taken (lower
  * then promised on_writable). WH_OK, or WH_ERROR with lower->err set. */
 int wh_outbuf_send(wh_outbuf_t *ob, wh_stream_t *lower, const void *p, size_t n);
+/* The same for iov's pieces, one after another. */
+int wh_outbuf_sendv(wh_outbuf_t *ob, wh_stream_t *lower, const struct iovec *iov, int iovcnt);
 
 /* Writes what waits: WH_OK when nothing is left, WH_AGAIN (lower promised
  * on_writable), WH_ERROR. */

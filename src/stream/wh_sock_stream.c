@@ -194,6 +194,22 @@ sock_read(wh_stream_t *s, void *buf, size_t size)
     return WH_ERROR;
 }
 
+/* What a send says, for write and writev: the count, WH_AGAIN, WH_ERROR. */
+static ssize_t
+sock_sent(wh_stream_t *s, ssize_t n, size_t size)
+{
+    if (n >= 0) {
+        if ((size_t) n < size) sock_wait(s, WH_EV_WRITE);
+        return n;
+    }
+    if (errno == EAGAIN) {
+        sock_wait(s, WH_EV_WRITE);
+        return WH_AGAIN;
+    }
+    s->err = (errno == ECONNRESET || errno == EPIPE) ? wh_err_closed : wh_err_io;
+    return WH_ERROR;
+}
+
 static ssize_t
 sock_write(wh_stream_t *s, const void *buf, size_t size)
 {
@@ -208,16 +224,22 @@ sock_write(wh_stream_t *s, const void *buf, size_t size)
     do {
         n = send(ss->fd, buf, size, MSG_NOSIGNAL);
     } while (n == -1 && errno == EINTR);
-    if (n >= 0) {
-        if ((size_t) n < size) sock_wait(s, WH_EV_WRITE);
-        return n;
-    }
-    if (errno == EAGAIN) {
-        sock_wait(s, WH_EV_WRITE);
-        return WH_AGAIN;
-    }
-    s->err = (errno == ECONNRESET || errno == EPIPE) ? wh_err_closed : wh_err_io;
-    return WH_ERROR;
+    return sock_sent(s, n, size);
+}
+
+/* a framing layer's headers and the relay's bytes in one sendmsg(2) */
+static ssize_t
+sock_writev(wh_stream_t *s, const struct iovec *iov, int iovcnt)
+{
+    wh_sock_stream_t *ss = wh_stream_impl(s, wh_sock_stream_t);
+    struct msghdr msg = { .msg_iov = (struct iovec *) iov, .msg_iovlen = (size_t) iovcnt };
+    ssize_t n;
+
+    if (s->err || ss->connecting) return sock_write(s, NULL, 0);   /* a write's answer */
+    do {
+        n = sendmsg(ss->fd, &msg, MSG_NOSIGNAL);
+    } while (n == -1 && errno == EINTR);
+    return sock_sent(s, n, wh_iov_len(iov, iovcnt));
 }
 
 static int
@@ -279,6 +301,7 @@ static const wh_stream_ops_t sock_ops = {
     .name = "socket",
     .read = sock_read,
     .write = sock_write,
+    .writev = sock_writev,
     .shutdown_write = sock_shutdown_write,
     .wait = sock_wait,
     .splice_fd = sock_splice_fd,

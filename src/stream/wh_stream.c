@@ -74,3 +74,58 @@ wh_posted_stream_cancel(wh_posted_stream_t *ps)
     ps->ready = 0;
     wh_post_cancel(&ps->posted);
 }
+
+size_t
+wh_iov_len(const struct iovec *iov, int iovcnt)
+{
+    size_t len = 0;
+    int i;
+
+    for (i = 0; i < iovcnt; i++) len += iov[i].iov_len;
+    return len;
+}
+
+size_t
+wh_iov_copy(uint8_t *dst, const struct iovec *iov, int iovcnt, size_t skip, size_t max)
+{
+    size_t len = 0, k;
+    int i;
+
+    for (i = 0; i < iovcnt && len < max; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        k = wh_min(iov[i].iov_len - skip, max - len);
+        memcpy(dst + len, (const uint8_t *) iov[i].iov_base + skip, k);
+        len += k;
+        skip = 0;
+    }
+    return len;
+}
+
+ssize_t
+wh_stream_write_joined(wh_stream_t *s, const struct iovec *iov, int iovcnt)
+{
+    /* a relay chunk with its frames' headers fits in one */
+    static uint8_t joined[65536 + 1024];
+    size_t total = 0, len;
+    ssize_t n;
+
+    for (;;) {
+        len = wh_iov_copy(joined, iov, iovcnt, total, sizeof(joined));
+        if (len == 0) return (ssize_t) total;
+        n = wh_stream_write(s, joined, len);
+        /* what stopped a write after the first is seen again next time */
+        if (n < 0) return total > 0 ? (ssize_t) total : n;
+        total += (size_t) n;
+        if ((size_t) n < len) return (ssize_t) total;
+    }
+}
+
+ssize_t
+wh_stream_writev(wh_stream_t *s, const struct iovec *iov, int iovcnt)
+{
+    return s->ops->writev != NULL ? s->ops->writev(s, iov, iovcnt)
+                                  : wh_stream_write_joined(s, iov, iovcnt);
+}

@@ -41,6 +41,11 @@
  *    mKCP stream, the echo) embeds a wh_posted_stream_t and fulfils it with
  *    wh_stream_ready_later(), from the posted queue, never from inside the
  *    caller's read or write.
+ *  - writev() is write() of its pieces one after another, as one write:
+ *    a stream that sends or seals straight from the pieces (a socket, a
+ *    TLS 1.3 session) has one, so that a framing layer above need not join
+ *    its headers and the relay's bytes in a buffer first. Without one,
+ *    wh_stream_writev() joins them.
  *  - splice_fd() returns a plain kernel socket that holds no bytes in user
  *    space, or -1; when both sides have one, the relay moves bytes with
  *    splice(2) and never copies them through user space.
@@ -50,6 +55,8 @@
 
 #include "wh_core.h"
 #include "wh_event.h"
+
+#include <sys/uio.h>
 
 #define WH_EV_READ  1
 #define WH_EV_WRITE 2
@@ -65,6 +72,7 @@ typedef struct {
     const char *name;
     ssize_t (*read)(wh_stream_t *s, void *buf, size_t size);
     ssize_t (*write)(wh_stream_t *s, const void *buf, size_t size);
+    ssize_t (*writev)(wh_stream_t *s, const struct iovec *iov, int iovcnt);   /* may be NULL */
     int (*shutdown_write)(wh_stream_t *s);
     void (*wait)(wh_stream_t *s, int events);
     int (*splice_fd)(wh_stream_t *s);           /* may be NULL: never */
@@ -105,6 +113,17 @@ wh_stream_write(wh_stream_t *s, const void *buf, size_t size)
 {
     return s->ops->write(s, buf, size);
 }
+
+/* write() of iov's pieces, through the stream's writev when it has one */
+ssize_t wh_stream_writev(wh_stream_t *s, const struct iovec *iov, int iovcnt);
+/* ...and without: the pieces joined in a buffer of the worker, written
+ * (a buffer at a time where they are longer) */
+ssize_t wh_stream_write_joined(wh_stream_t *s, const struct iovec *iov, int iovcnt);
+
+/* Copies the bytes of iov[0..iovcnt) that come after the first skip, at
+ * most max of them, to dst; returns how many. */
+size_t wh_iov_copy(uint8_t *dst, const struct iovec *iov, int iovcnt, size_t skip, size_t max);
+size_t wh_iov_len(const struct iovec *iov, int iovcnt);
 
 static inline int
 wh_stream_shutdown_write(wh_stream_t *s)

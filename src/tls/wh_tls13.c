@@ -200,13 +200,15 @@ wh_tls13_record_len(wh_tls13_t *t, const uint8_t *p, size_t n)
 }
 
 size_t
-wh_tls13_seal(wh_tls13_t *t, uint8_t type, const uint8_t *in, size_t n, uint8_t *out)
+wh_tls13_sealv(wh_tls13_t *t, uint8_t type, const struct iovec *iov, int iovcnt, uint8_t *out)
 {
     wh_tls13_dir_t *d = &t->tx;
-    size_t len = n + 1 + WH_TLS13_TAG;
+    size_t n = 0, len;
     uint8_t iv[12];
-    int l, ok;
+    int i, l, ok;
 
+    for (i = 0; i < iovcnt; i++) n += iov[i].iov_len;
+    len = n + 1 + WH_TLS13_TAG;
     out[0] = WH_TLS13_DATA;
     out[1] = 3;
     out[2] = 3;
@@ -214,14 +216,27 @@ wh_tls13_seal(wh_tls13_t *t, uint8_t type, const uint8_t *in, size_t n, uint8_t 
     out[4] = (uint8_t) len;
     nonce(d, iv);
     ok = EVP_EncryptInit_ex(d->ctx, NULL, NULL, NULL, iv)
-         && EVP_EncryptUpdate(d->ctx, NULL, &l, out, WH_TLS13_HEADER)
-         && (n == 0 || (EVP_EncryptUpdate(d->ctx, out + WH_TLS13_HEADER, &l, in, (int) n)
-                        && (size_t) l == n))
-         && EVP_EncryptUpdate(d->ctx, out + WH_TLS13_HEADER + n, &l, &type, 1) && l == 1
-         && EVP_EncryptFinal_ex(d->ctx, out + WH_TLS13_HEADER + n + 1, &l) && l == 0
-         && tag_param(d->ctx, out + WH_TLS13_HEADER + n + 1, 1);
+         && EVP_EncryptUpdate(d->ctx, NULL, &l, out, WH_TLS13_HEADER);
+    out += WH_TLS13_HEADER;
+    for (i = 0; ok && i < iovcnt; i++) {
+        if (iov[i].iov_len == 0) continue;
+        ok = EVP_EncryptUpdate(d->ctx, out, &l, iov[i].iov_base, (int) iov[i].iov_len)
+             && (size_t) l == iov[i].iov_len;
+        out += iov[i].iov_len;
+    }
+    ok = ok && EVP_EncryptUpdate(d->ctx, out, &l, &type, 1) && l == 1
+         && EVP_EncryptFinal_ex(d->ctx, out + 1, &l) && l == 0
+         && tag_param(d->ctx, out + 1, 1);
     d->seq++;
     return ok ? WH_TLS13_HEADER + len : 0;
+}
+
+size_t
+wh_tls13_seal(wh_tls13_t *t, uint8_t type, const uint8_t *in, size_t n, uint8_t *out)
+{
+    struct iovec v = { (void *) in, n };
+
+    return wh_tls13_sealv(t, type, &v, 1, out);
 }
 
 ssize_t

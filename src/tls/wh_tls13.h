@@ -24,6 +24,8 @@
 
 #include "wh_core.h"
 
+#include <sys/uio.h>
+
 #define WH_TLS13_HEADER         5
 #define WH_TLS13_MAX_PLAIN      16384
 #define WH_TLS13_TAG            16
@@ -74,6 +76,10 @@ ssize_t wh_tls13_record_len(wh_tls13_t *t, const uint8_t *p, size_t n);
  * at out (n + WH_TLS13_OVERHEAD bytes); returns that length, 0 when the
  * cipher failed. */
 size_t wh_tls13_seal(wh_tls13_t *t, uint8_t type, const uint8_t *in, size_t n, uint8_t *out);
+/* The same for the content in iov's pieces, one after another (a
+ * websocket frame's header and its payload where the relay has it). */
+size_t wh_tls13_sealv(wh_tls13_t *t, uint8_t type, const struct iovec *iov, int iovcnt,
+                      uint8_t *out);
 
 /* Opens the record rec[0..len) (len from wh_tls13_record_len) into out,
  * which has room for len - WH_TLS13_HEADER - WH_TLS13_TAG bytes and may be

@@ -456,12 +456,39 @@ rec_read(wh_tls_stream_t *ts, uint8_t *buf, size_t size)
     }
 }
 
-/* Seals buf into the batch, records of 16 KiB, and writes it below in one
- * call; what the lower stream does not take waits in out. */
-static ssize_t
-rec_write(wh_tls_stream_t *ts, const uint8_t *buf, size_t size)
+/* The content of the next record: up to n bytes of iov from piece *i,
+ * offset *off on, as slices in rec (at most WH_FILTER_IOV: fewer bytes
+ * where the pieces are more); their count, the bytes in *n. */
+static int
+rec_slices(const struct iovec *iov, int iovcnt, int *i, size_t *off, struct iovec *rec, size_t *n)
 {
-    size_t total = 0, len = 0, n, r;
+    size_t got = 0, m;
+    int k;
+
+    for (k = 0; *i < iovcnt && got < *n && k < WH_FILTER_IOV; k++) {
+        m = wh_min(iov[*i].iov_len - *off, *n - got);
+        rec[k].iov_base = (uint8_t *) iov[*i].iov_base + *off;
+        rec[k].iov_len = m;
+        got += m;
+        *off += m;
+        if (*off == iov[*i].iov_len) {
+            (*i)++;
+            *off = 0;
+        }
+    }
+    *n = got;
+    return k;
+}
+
+/* Seals iov's bytes into the batch, records of 16 KiB sealed from where
+ * the pieces lie, and writes it below in one call; what the lower stream
+ * does not take waits in out. */
+static ssize_t
+rec_writev(wh_tls_stream_t *ts, const struct iovec *iov, int iovcnt)
+{
+    size_t size = wh_iov_len(iov, iovcnt), total = 0, len = 0, off = 0, n, r;
+    struct iovec rec[WH_FILTER_IOV];
+    int i = 0, k;
 
     while (total < size) {
         n = wh_min(size - total, (size_t) WH_TLS13_MAX_PLAIN);
@@ -473,7 +500,8 @@ rec_write(wh_tls_stream_t *ts, const uint8_t *buf, size_t size)
             if (r == 0) break;
             len += r;
         }
-        r = wh_tls13_seal(&ts->rec, WH_TLS13_DATA, buf + total, n, batch.data + len);
+        k = rec_slices(iov, iovcnt, &i, &off, rec, &n);
+        r = wh_tls13_sealv(&ts->rec, WH_TLS13_DATA, rec, k, batch.data + len);
         if (r == 0) break;
         len += r;
         total += n;
@@ -528,10 +556,11 @@ tls_read(wh_stream_t *s, void *buf, size_t size)
  * record goes below as OpenSSL makes it. With SSL_MODE_ENABLE_PARTIAL_WRITE
  * one SSL_write makes one record. */
 static ssize_t
-tls_write(wh_stream_t *s, const void *buf, size_t size)
+tls_writev(wh_stream_t *s, const struct iovec *iov, int iovcnt)
 {
     wh_tls_stream_t *ts = tls_of(s);
-    size_t total = 0;
+    const uint8_t *buf = iov[0].iov_base;
+    size_t total = 0, size = iov[0].iov_len;
     ssize_t rc = 1;         /* positive: nothing stopped the loop */
     uint8_t on = 0;
 
@@ -543,7 +572,9 @@ tls_write(wh_stream_t *s, const void *buf, size_t size)
     case WH_ERROR:
         return WH_ERROR;
     }
-    if (ts->ssl == NULL) return rec_write(ts, buf, size);
+    if (ts->ssl == NULL) return rec_writev(ts, iov, iovcnt);
+    /* OpenSSL seals one buffer a record */
+    if (iovcnt > 1) return wh_stream_write_joined(s, iov, iovcnt);
     size = wh_min(size, (size_t) INT32_MAX);
     /* one record goes straight below: in a batch it would only be copied */
     if (size > SSL3_RT_MAX_PLAIN_LENGTH) batch.ts = ts;
@@ -571,6 +602,14 @@ tls_write(wh_stream_t *s, const void *buf, size_t size)
     /* what stopped us is seen again on the next call */
     if (rc == WH_ERROR) s->err = NULL;
     return total;
+}
+
+static ssize_t
+tls_write(wh_stream_t *s, const void *buf, size_t size)
+{
+    struct iovec v = { (void *) buf, size };
+
+    return tls_writev(s, &v, 1);
 }
 
 static int
@@ -623,6 +662,7 @@ static const wh_filter_ops_t tls_ops = {
         .name = "tls",
         .read = tls_read,
         .write = tls_write,
+        .writev = tls_writev,
         .shutdown_write = tls_shutdown_write,
         .wait = tls_wait,
         .splice_fd = NULL,

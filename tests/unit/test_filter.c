@@ -105,7 +105,7 @@ typedef struct {
     wh_outbuf_t out;
 } codec_t;
 
-static uint8_t unit_buf[1 + FRAME];
+static uint8_t unit_buf[1];
 static int released;
 
 static ssize_t
@@ -118,14 +118,17 @@ codec_read(wh_stream_t *s, void *buf, size_t size)
     return n;
 }
 
+/* the length byte, then the payload where the caller has it */
 static size_t
-codec_encode(wh_filter_t *f, const uint8_t *p, size_t n, const uint8_t **unit, size_t *len)
+codec_encode(wh_filter_t *f, const uint8_t *p, size_t n, struct iovec *iov, int *iovcnt)
 {
     n = wh_min(n, (size_t) FRAME);
     unit_buf[0] = (uint8_t) n;
-    memcpy(unit_buf + 1, p, n);
-    *unit = unit_buf;
-    *len = n + 1;
+    iov[0].iov_base = unit_buf;
+    iov[0].iov_len = 1;
+    iov[1].iov_base = (void *) p;
+    iov[1].iov_len = n;
+    *iovcnt = 2;
     return n;
 }
 

@@ -4,7 +4,7 @@
  * memory BIOs, the server's traffic secrets taken from its key log as the
  * stream takes them, and then records both ways through wh_tls13 and the
  * client's SSL object, for each of the three cipher suites: data of every
- * size up to a full record, padded records, a KeyUpdate the client asks an
+ * size up to a full record, a record sealed from pieces, padded records, a KeyUpdate the client asks an
  * answer for, our own KeyUpdate at the sequence limit, close_notify, and
  * records that must be refused (a flipped bit, a bad header, an empty
  * content type).
@@ -260,6 +260,34 @@ test_sequence_limit(void **state)
     finish(&s);
 }
 
+/* A record sealed from pieces (a websocket header, its payload, empty
+ * and one-byte pieces between) reads as their concatenation. */
+static void
+test_sealed_from_pieces(void **state)
+{
+    static uint8_t data[WH_TLS13_MAX_PLAIN], rec[WH_TLS13_MAX_RECORD];
+    size_t cuts[][6] = { { 4, 0, 1, 7, 100, WH_TLS13_MAX_PLAIN - 112 },
+                         { 2, 3, 0, 0, 0, 0 } };
+    struct iovec iov[6];
+    session_t s;
+    size_t i, k, at, len;
+
+    for (i = 0; i < sizeof(data); i++) data[i] = (uint8_t) (i * 13 + 1);
+    start(&s, "TLS_AES_128_GCM_SHA256", 0);
+    for (k = 0; k < 2; k++) {
+        for (i = 0, at = 0; i < 6; i++) {
+            iov[i].iov_base = data + at;
+            iov[i].iov_len = cuts[k][i];
+            at += cuts[k][i];
+        }
+        len = wh_tls13_sealv(&s.t, WH_TLS13_DATA, iov, 6, rec);
+        assert_int_equal(len, at + WH_TLS13_OVERHEAD);
+        assert_int_equal(BIO_write(s.c_in, rec, (int) len), (int) len);
+        client_reads(&s, data, at);
+    }
+    finish(&s);
+}
+
 static void
 test_close_and_alerts(void **state)
 {
@@ -354,6 +382,7 @@ main(void)
         cmocka_unit_test(test_padded),
         cmocka_unit_test(test_key_update),
         cmocka_unit_test(test_sequence_limit),
+        cmocka_unit_test(test_sealed_from_pieces),
         cmocka_unit_test(test_close_and_alerts),
         cmocka_unit_test(test_refused),
     };
