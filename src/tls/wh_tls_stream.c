@@ -481,40 +481,47 @@ rec_slices(const struct iovec *iov, int iovcnt, int *i, size_t *off, struct iove
 }
 
 /* Seals iov's bytes into the batch, records of 16 KiB sealed from where
- * the pieces lie, and writes it below in one call; what the lower stream
- * does not take waits in out. */
+ * the pieces lie, and writes it below in one call, a batch at a time until
+ * the lower stream keeps some back; what it does not take waits in out. */
 static ssize_t
 rec_writev(wh_tls_stream_t *ts, const struct iovec *iov, int iovcnt)
 {
-    size_t size = wh_iov_len(iov, iovcnt), total = 0, len = 0, off = 0, n, r;
+    size_t size = wh_iov_len(iov, iovcnt), total = 0, len, off = 0, n, r;
     struct iovec rec[WH_FILTER_IOV];
     int i = 0, k;
 
-    while (total < size) {
-        n = wh_min(size - total, (size_t) WH_TLS13_MAX_PLAIN);
-        /* a short last record still fits after four full ones: a relay
-         * chunk in websocket frames leaves in one write */
-        if (len + WH_TLS13_KEY_UPDATE_LEN + n + WH_TLS13_OVERHEAD > sizeof(batch.data)) break;
-        if (wh_tls13_tx_due(&ts->rec)) {
-            r = wh_tls13_key_update(&ts->rec, batch.data + len);
-            if (r == 0) break;
+    if (size == 0) return 0;
+    do {
+        for (len = 0; total < size; total += n) {
+            n = wh_min(size - total, (size_t) WH_TLS13_MAX_PLAIN);
+            /* a short last record still fits after four full ones: a relay
+             * chunk in websocket frames leaves in one write */
+            if (len + WH_TLS13_KEY_UPDATE_LEN + n + WH_TLS13_OVERHEAD > sizeof(batch.data)) break;
+            if (wh_tls13_tx_due(&ts->rec)) {
+                r = wh_tls13_key_update(&ts->rec, batch.data + len);
+                if (r == 0) goto failed;
+                len += r;
+            }
+            k = rec_slices(iov, iovcnt, &i, &off, rec, &n);
+            r = wh_tls13_sealv(&ts->rec, WH_TLS13_DATA, rec, k, batch.data + len);
+            if (r == 0) goto failed;
             len += r;
         }
-        k = rec_slices(iov, iovcnt, &i, &off, rec, &n);
-        r = wh_tls13_sealv(&ts->rec, WH_TLS13_DATA, rec, k, batch.data + len);
-        if (r == 0) break;
-        len += r;
-        total += n;
-    }
-    if (total == 0 || wh_outbuf_send(&ts->out, ts->f.lower, batch.data, len) != WH_OK) {
-        ts->f.s.err = total == 0 ? wh_err_io : ts->f.lower->err;
-        return WH_ERROR;
-    }
+        if (wh_outbuf_send(&ts->out, ts->f.lower, batch.data, len) != WH_OK) {
+            ts->f.s.err = ts->f.lower->err;
+            return WH_ERROR;
+        }
+    } while (total < size && wh_outbuf_empty(&ts->out));
     if (!wh_outbuf_empty(&ts->out)) {
         ts->write_on = WH_EV_WRITE;
         wh_filter_await(&ts->f, WH_EV_WRITE, WH_EV_WRITE);
     }
     return (ssize_t) total;
+
+failed:
+    /* the cipher: nothing more can be sealed on this session */
+    ts->f.s.err = wh_err_io;
+    return WH_ERROR;
 }
 
 /* Fills buf with as many records as are there: one SSL_read gives one
@@ -576,23 +583,26 @@ tls_writev(wh_stream_t *s, const struct iovec *iov, int iovcnt)
     /* OpenSSL seals one buffer a record */
     if (iovcnt > 1) return wh_stream_write_joined(s, iov, iovcnt);
     size = wh_min(size, (size_t) INT32_MAX);
-    /* one record goes straight below: in a batch it would only be copied */
-    if (size > SSL3_RT_MAX_PLAIN_LENGTH) batch.ts = ts;
-    while (total < size
-           && batch.len + WH_TLS_RECORD_OVER + wh_min(size - total, (size_t) SSL3_RT_MAX_PLAIN_LENGTH)
-              <= sizeof(batch.data))
-    {
-        rc = ssl_result(ts, SSL_write(ts->ssl, (const uint8_t *) buf + total,
-                                      (int) (size - total)), &on);
-        if (rc <= 0) break;
-        total += rc;
-    }
-    if (batch.ts != NULL && batch_end() != WH_OK) {
-        rc = WH_ERROR;
-    } else if (rc == 0) {
-        s->err = wh_err_closed;
-        rc = WH_ERROR;
-    }
+    /* a batch at a time, until the lower stream keeps some back */
+    do {
+        /* one record goes straight below: in a batch it would only be copied */
+        if (size - total > SSL3_RT_MAX_PLAIN_LENGTH) batch.ts = ts;
+        while (total < size
+               && batch.len + WH_TLS_RECORD_OVER
+                  + wh_min(size - total, (size_t) SSL3_RT_MAX_PLAIN_LENGTH) <= sizeof(batch.data))
+        {
+            rc = ssl_result(ts, SSL_write(ts->ssl, (const uint8_t *) buf + total,
+                                          (int) (size - total)), &on);
+            if (rc <= 0) break;
+            total += rc;
+        }
+        if (batch.ts != NULL && batch_end() != WH_OK) {
+            rc = WH_ERROR;
+        } else if (rc == 0) {
+            s->err = wh_err_closed;
+            rc = WH_ERROR;
+        }
+    } while (rc > 0 && total < size && wh_outbuf_empty(&ts->out));
     if (rc == WH_AGAIN || !wh_outbuf_empty(&ts->out)) {
         /* the lower stream promised on_writable */
         ts->write_on = (rc == WH_AGAIN ? on : 0) | (wh_outbuf_empty(&ts->out) ? 0 : WH_EV_WRITE);
