@@ -9,12 +9,20 @@
  * on at once; only what the destination does not take is copied into a
  * per-direction stash, sized to the remainder and freed as soon as it is
  * written. While a stash exists its source is not read, so each direction
- * holds at most one read's worth (WH_RELAY_CHUNK) and an idle relay holds
- * no buffer at all. Between two plain sockets a direction turns to
- * splice(2) once one of its reads fills the scratch buffer (bulk), through
- * a pipe taken from a per-worker pool for as long as bytes are in it, so
- * an idle relay holds no pipe either; below that, a request and its
- * answer cost the same two calls copied, without the pipe's page work.
+ * holds at most one read's worth and an idle relay holds no buffer at all.
+ * A read asks for WH_RELAY_CHUNK, or four times that (big) while the last
+ * full chunk went on whole: a bulk transfer through a layer that cannot
+ * splice (TLS, a websocket) then costs a quarter of the reads, and of the
+ * window updates whose acknowledgement makes the sender's queued segments
+ * travel in the reader's system call; a destination that falls behind
+ * leaves at most one big read's worth in the stash, and reads are one
+ * chunk again until it keeps up.
+ *
+ * Between two plain sockets a direction turns to splice(2) once one of
+ * its reads fills a chunk (bulk), through a pipe taken from a per-worker
+ * pool for as long as bytes are in it, so an idle relay holds no pipe
+ * either; below that, a request and its answer cost the same two calls
+ * copied, without the pipe's page work.
  *
  * The upstream is a member of a group (wh_upstream.h): a connect that
  * fails or times out marks its member down and the stream dials the next
@@ -47,6 +55,7 @@
 #include <unistd.h>
 
 #define WH_RELAY_CHUNK      65536
+#define WH_RELAY_BIG        (4 * WH_RELAY_CHUNK)    /* a read while the destination keeps up */
 #define WH_RELAY_BUDGET     16          /* chunks per direction per event */
 #define WH_PIPE_POOL        64
 #define WH_LINGER_POLL      0.1         /* s between looks at a lingering client */
@@ -66,7 +75,8 @@ typedef struct {
     uint32_t in_pipe;
     unsigned eof:1;             /* the source ended */
     unsigned shut:1;            /* the destination was told */
-    unsigned bulk:1;            /* a read filled the scratch buffer: splice from now on */
+    unsigned bulk:1;            /* a read filled a chunk: splice from now on */
+    unsigned big:1;             /* the last read filled a chunk and went on whole */
 } wh_relay_dir_t;
 
 /* Only a stream whose upstream ended pays for this. */
@@ -123,7 +133,7 @@ relay_ctx(wh_relay_t *r, wh_log_ctx_t *ctx, int upstream)
 
 static void connect_failed(wh_relay_t *r);
 
-static uint8_t scratch[WH_RELAY_CHUNK];
+static uint8_t scratch[WH_RELAY_BIG];
 static wh_relay_t *relays;
 static int pipe_pool[WH_PIPE_POOL][2];
 static int pipe_pool_n;
@@ -462,7 +472,7 @@ pump_copy(wh_relay_t *r, int d, wh_stream_t *src, wh_stream_t *dst)
         return KEEP_GOING;
     }
 
-    n = wh_stream_read(src, scratch, sizeof(scratch));
+    n = wh_stream_read(src, scratch, dir->big ? WH_RELAY_BIG : WH_RELAY_CHUNK);
     if (n == WH_AGAIN) return WH_AGAIN;
     if (n < 0) return side_error(r, src);
     if (n == 0) {
@@ -470,11 +480,12 @@ pump_copy(wh_relay_t *r, int d, wh_stream_t *src, wh_stream_t *dst)
         return KEEP_GOING;
     }
     count_bytes(r, d, n);
-    if ((size_t) n == sizeof(scratch)) dir->bulk = 1;
+    if (n >= WH_RELAY_CHUNK) dir->bulk = 1;
 
     w = wh_stream_write(dst, scratch, n);
     if (w == WH_AGAIN) w = 0;
     if (w < 0) return side_error(r, dst);
+    dir->big = n >= WH_RELAY_CHUNK && w == n;
     if (w < n) {
         dir->stash = malloc(n - w);
         if (dir->stash == NULL) {
@@ -521,11 +532,12 @@ pump(wh_relay_t *r, int d)
             }
             return direction_done(r, d);
         }
-        if (budget-- == 0) {
+        if (budget <= 0) {
             r->posted_dirs |= 1 << d;
             wh_post(&r->posted);
             return KEEP_GOING;
         }
+        budget -= dir->big ? WH_RELAY_BIG / WH_RELAY_CHUNK : 1;
 #ifdef WH_HAVE_SPLICE
         if (dir->bulk && dir->stash_len == 0 && (sfd = wh_stream_splice_fd(src)) != -1
             && (dfd = wh_stream_splice_fd(dst)) != -1)
