@@ -19,7 +19,8 @@
  * WH_TLS_BATCH_RECORDS full records, and a short one after them, into one
  * buffer shared by the worker and writes them below in one call, as a
  * socket takes 64 KiB as cheaply as 16 (a relay chunk in websocket frames
- * is four full records and a short one). What the lower stream does not take waits in the filter's out
+ * is four full records and a short one), then the next batch of a longer
+ * write. What the lower stream does not take waits in the filter's out
  * (the base writes it first when the lower stream is writable again), and
  * tls_write takes nothing more until it is out, so a stream holds at most
  * one batch beyond what OpenSSL holds. Outside a batch (a write of one
@@ -558,10 +559,11 @@ tls_read(wh_stream_t *s, void *buf, size_t size)
     }
 }
 
-/* Encrypts into the batch until buf is in or the batch is full, and writes
- * the batch below in one call (see the top of the file); a write of one
- * record goes below as OpenSSL makes it. With SSL_MODE_ENABLE_PARTIAL_WRITE
- * one SSL_write makes one record. */
+/* Encrypts into the batch until the batch is full, writes it below in one
+ * call (see the top of the file), and so on until iov is in or the lower
+ * stream keeps some back; a write of one record goes below as OpenSSL
+ * makes it. With SSL_MODE_ENABLE_PARTIAL_WRITE one SSL_write makes one
+ * record. */
 static ssize_t
 tls_writev(wh_stream_t *s, const struct iovec *iov, int iovcnt)
 {
