@@ -104,14 +104,22 @@ wh_filter_new(size_t size, const wh_filter_ops_t *ops, wh_stream_t *lower, const
     return f;
 }
 
-int
-wh_filter_send(wh_filter_t *f, const void *p, size_t n)
+static int
+filter_sendv(wh_filter_t *f, const struct iovec *iov, int iovcnt)
 {
-    if (wh_outbuf_send(filter_out(f), f->lower, p, n) != WH_OK) {
+    if (wh_outbuf_sendv(filter_out(f), f->lower, iov, iovcnt) != WH_OK) {
         f->s.err = f->lower->err;
         return WH_ERROR;
     }
     return WH_OK;
+}
+
+int
+wh_filter_send(wh_filter_t *f, const void *p, size_t n)
+{
+    struct iovec v = { (void *) p, n };
+
+    return filter_sendv(f, &v, 1);
 }
 
 int
@@ -165,8 +173,7 @@ wh_filter_write(wh_stream_t *s, const void *buf, size_t size)
     while (taken < size && wh_outbuf_empty(out)) {
         n = ops->encode(f, (const uint8_t *) buf + taken, size - taken, iov, &iovcnt);
         /* a unit is promised whole: its tail waits if it must */
-        if (wh_outbuf_sendv(out, f->lower, iov, iovcnt) != WH_OK) {
-            f->s.err = f->lower->err;
+        if (filter_sendv(f, iov, iovcnt) != WH_OK) {
             return taken > 0 ? (ssize_t) taken : WH_ERROR;
         }
         taken += n;
