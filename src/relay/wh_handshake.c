@@ -551,6 +551,22 @@ take(wh_listener_t *ls, int fd, struct sockaddr_storage *peer, socklen_t peerlen
     wh_handshake_start(&live, s, (struct sockaddr *) peer, peerlen);
 }
 
+/* One connection from listening socket fd, taken; -1 with errno as
+ * accept4(2) left it when there was none. */
+static int
+accept_one(wh_listener_t *ls, int fd)
+{
+    struct sockaddr_storage peer;
+    socklen_t peerlen = sizeof(peer);
+    int c;
+
+    c = accept4(fd, (struct sockaddr *) &peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c != -1) {
+        take(ls, c, &peer, peerlen);
+    }
+    return c;
+}
+
 /* ls's row in the steering program's marks (wh_steer.h) */
 static int
 steer_row(wh_listener_t *ls)
@@ -569,9 +585,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     wh_acceptor_t *a = w->data;
     wh_listener_t *ls = a->ls;
-    struct sockaddr_storage peer;
-    socklen_t peerlen;
-    int i, fd, batch;
+    int i, batch;
     uint32_t iter = ev_iteration(loop);
 
     /* its own socket is io[0]'s, the one of the steered ones */
@@ -582,9 +596,7 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     a->seen = iter;
     batch = a->drain ? WH_ACCEPT_BATCH : 1;
     for (i = 0; i < batch && !wh_limit_full(); i++) {
-        peerlen = sizeof(peer);
-        fd = accept4(w->fd, (struct sockaddr *) &peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd == -1) {
+        if (accept_one(ls, w->fd) == -1) {
             if (errno == EAGAIN && i <= 1) a->drain = 0;
             if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
             wh_log_listener(WH_LOG_ERROR, ls->tag, "accept() on %s failed (%s)", ls->addr_text,
@@ -596,7 +608,6 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             }
             return;
         }
-        take(ls, fd, &peer, peerlen);
     }
 }
 
@@ -615,11 +626,9 @@ accept_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void
 steal_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-    struct sockaddr_storage peer;
-    socklen_t peerlen;
     wh_acceptor_t *a;
     uint32_t count;
-    int k, fd;
+    int k;
 
     if (!wh_accept_ready()) {
         return;
@@ -630,13 +639,9 @@ steal_cb(struct ev_loop *loop, ev_prepare *w, int revents)
                                        &count)) != -1)
         {
             for (; count > 0 && !wh_limit_full(); count--) {
-                peerlen = sizeof(peer);
-                fd = accept4(a->ls->fds[k], (struct sockaddr *) &peer, &peerlen,
-                             SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (fd == -1) {
+                if (accept_one(a->ls, a->ls->fds[k]) == -1) {
                     break;      /* its worker took them, or they are not here yet */
                 }
-                take(a->ls, fd, &peer, peerlen);
             }
         }
     }
