@@ -27,6 +27,10 @@
 #define WH_COALESCE_READ      1024    /* a read this big says the peer streams */
 #define WH_COALESCE_RUN       4       /* such reads in a row before a stream is held */
 #define WH_COALESCE_BYTES     65536   /* the batch a held stream waits for */
+/* a socket's batch: the kernel keeps it, in the buffer the window gives
+ * the client anyway, so it may be larger than what a multiplexed stream
+ * keeps in its own: four relay chunks, one wake-up where there were four */
+#define WH_COALESCE_LOWAT     (4 * WH_COALESCE_BYTES)
 #define WH_COALESCE_STREAMING 16384   /* a hold that ran out finding less: a pause */
 #define WH_COALESCE_BACKOFF   6       /* a pause doubles the run, up to 4 << 6 */
 

@@ -61,7 +61,7 @@ set_lowat(wh_sock_stream_t *ss, int on)
     /* under a quarter of the buffer, the kernel neither grows the buffer
      * for the mark nor clamps the advertised window to it */
     if (on && getsockopt(ss->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len) == 0) {
-        v = wh_min(WH_COALESCE_BYTES, rcvbuf / 4);
+        v = wh_min(WH_COALESCE_LOWAT, rcvbuf / 4);
     }
     if (setsockopt(ss->fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == -1) {
         wh_coalesce_delay(&ss->co, 0);

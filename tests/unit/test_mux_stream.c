@@ -16,6 +16,7 @@
 #include "wh_event.h"
 #include "wh_mux_stream.h"
 
+#define BATCH   WH_COALESCE_BYTES
 #include "stream_wait.h"
 
 #define PACKET  4096        /* what one arrival of a streaming client brings */

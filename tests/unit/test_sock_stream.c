@@ -4,18 +4,20 @@
  * real libev loop.
  *
  * The policy's scenarios (stream_wait.h) with client writes of 32 KiB,
- * each read at once as one read (the fourth sets the mark, which may be as
- * large as two of them), and end of stream, which is reported at once
- * whatever the mark.
+ * each read at once as one read (the fourth sets the mark), and end of
+ * stream, which is reported at once whatever the mark. The server socket's
+ * buffer is fixed, large enough for the whole batch to be the mark.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "wh_coalesce.h"
 #include "wh_event.h"
 #include "wh_sock_stream.h"
 
+#define BATCH   WH_COALESCE_LOWAT
 #include "stream_wait.h"
 
 #include <arpa/inet.h>
@@ -60,11 +62,12 @@ open_stream(double delay)
     struct sockaddr_in sa = { .sin_family = AF_INET };
     socklen_t len = sizeof(sa);
     wh_stream_t *st;
-    int ls, fd, one = 1;
+    int ls, fd, one = 1, rcvbuf = 2 * BATCH;     /* the kernel doubles it */
 
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ls = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(ls >= 0);
+    assert_int_equal(setsockopt(ls, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
     assert_int_equal(bind(ls, (struct sockaddr *) &sa, sizeof(sa)), 0);
     assert_int_equal(listen(ls, 1), 0);
     assert_int_equal(getsockname(ls, (struct sockaddr *) &sa, &len), 0);
