@@ -46,6 +46,7 @@ typedef struct {
     wh_evp_ctx_t *ctx;          /* the cipher, keyed */
     uint64_t seq;
     uint8_t iv[12];
+    uint8_t fixed;              /* rx, AES-GCM: the IV's first 4 bytes are the cipher's */
     uint8_t secret[WH_TLS13_SECRET_MAX];   /* for the next key update */
 } wh_tls13_dir_t;
 
