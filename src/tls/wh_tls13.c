@@ -8,6 +8,7 @@
  * section 5.2-5.3; the key schedule for a KeyUpdate, section 7.2.
  */
 #include "wh_tls13.h"
+#include "wh_stream.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -214,11 +215,10 @@ size_t
 wh_tls13_sealv(wh_tls13_t *t, uint8_t type, const struct iovec *iov, int iovcnt, uint8_t *out)
 {
     wh_tls13_dir_t *d = &t->tx;
-    size_t n = 0, len;
+    size_t n = wh_iov_len(iov, iovcnt), len;
     uint8_t iv[12];
     int i, l, ok;
 
-    for (i = 0; i < iovcnt; i++) n += iov[i].iov_len;
     len = n + 1 + WH_TLS13_TAG;
     out[0] = WH_TLS13_DATA;
     out[1] = 3;
